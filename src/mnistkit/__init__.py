@@ -1,0 +1,53 @@
+"""mnistkit: the MNIST family as NumPy arrays, verified, cached and fast.
+
+>>> from mnistkit import load_mnist                                  # doctest: +SKIP
+>>> (x_train, t_train), (x_test, t_test) = load_mnist()              # doctest: +SKIP
+
+The public surface is small; everything else lives in modules by concern:
+``idx`` (the file format), ``registry`` (datasets as data), ``sources``
+(mirrors and downloads), ``store`` (data folder, locks, cache), ``api``
+(loading with options), ``render`` (pictures), ``cli`` (the command line).
+"""
+
+
+__version__ = "0.1.0"
+
+from .api import load, load_mnist
+from .errors import (
+    ArgumentError,
+    ChecksumError,
+    DataFolderError,
+    DownloadError,
+    IdxFormatError,
+    LockTimeout,
+    MissingDependencyError,
+    MissingFilesError,
+    MnistkitError,
+)
+from .idx import read_idx, write_idx
+from .registry import get_dataset
+from .render import img_show
+
+__all__ = [
+    "__version__",
+    "load_mnist",
+    "load",
+    "img_show",
+    "get_dataset",
+    "read_idx",
+    "write_idx",
+    "MnistkitError",
+    "ArgumentError",
+    "ChecksumError",
+    "DataFolderError",
+    "DownloadError",
+    "IdxFormatError",
+    "LockTimeout",
+    "MissingDependencyError",
+    "MissingFilesError",
+]
+
+import logging as _logging
+
+# The application decides where log records go; a library only adds a NullHandler.
+_logging.getLogger("mnistkit").addHandler(_logging.NullHandler())

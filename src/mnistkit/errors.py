@@ -1,0 +1,183 @@
+"""One exception tree for everything mnistkit raises.
+
+::
+
+    MnistkitError                      base of every mnistkit error
+    ├── IdxFormatError (ValueError)    bytes that are not a valid IDX file
+    ├── ChecksumError (ValueError)     right format, wrong content
+    ├── DataFolderError (OSError)      the data folder cannot be created or written
+    ├── MissingFilesError (FileNotFoundError)
+    │                                  files absent and not allowed or able to fetch them
+    ├── DownloadError (OSError)        every source failed; lists each with its reason
+    ├── LockTimeout (TimeoutError)     another process held a lock for too long
+    ├── ArgumentError (ValueError)     a bad argument to a public function
+    └── MissingDependencyError (ImportError)
+                                       an optional package is not installed
+
+Each leaf also inherits a builtin so that callers who know nothing of mnistkit
+can still catch it sensibly, and each message says what went wrong, with which
+file, and what to do next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+
+class MnistkitError(Exception):
+    """Base class of every error raised by mnistkit."""
+
+
+class IdxFormatError(MnistkitError, ValueError):
+    """The bytes are not a valid IDX file (or a compressed one).
+
+    Parameters
+    ----------
+    source : str
+        The file (or description of the bytes) that was read.
+    reason : str
+        What is wrong, in words.
+    offset : int, optional
+        Byte offset in the decoded stream where the problem was found.
+    """
+
+    def __init__(self, source: str, reason: str, offset: int | None = None) -> None:
+        self.source = str(source)
+        self.reason = reason
+        self.offset = offset
+        where = f" at byte {offset}" if offset is not None else ""
+        super().__init__(f"{self.source}: not a valid IDX file{where}: {reason}")
+
+    def __reduce__(self):  # keep pickling (multiprocessing) working
+        return (type(self), (self.source, self.reason, self.offset))
+
+
+class ChecksumError(MnistkitError, ValueError):
+    """A file decoded fine but its content is not the published one."""
+
+    def __init__(self, source: str, algorithm: str, expected: str, actual: str, hint: str = "") -> None:
+        self.source = str(source)
+        self.algorithm = algorithm
+        self.expected = expected
+        self.actual = actual
+        self.hint = hint
+        msg = (
+            f"{self.source}: decoded content has {algorithm} {actual[:16]}..., "
+            f"expected {expected[:16]}...; the file is not the published data"
+        )
+        if hint:
+            msg += f". {hint}"
+        super().__init__(msg)
+
+    def __reduce__(self):
+        return (type(self), (self.source, self.algorithm, self.expected, self.actual, self.hint))
+
+
+class DataFolderError(MnistkitError, OSError):
+    """The data folder cannot be created or written."""
+
+
+class MissingFilesError(MnistkitError, FileNotFoundError):
+    """Dataset files are absent and may not (or could not) be downloaded.
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset name.
+    missing : sequence of str
+        Published file names that are missing.
+    folder : pathlib.Path
+        The folder where they should be placed.
+    urls : sequence of str
+        Where each can be fetched by hand.
+    reason : str
+        Why nothing was downloaded.
+    """
+
+    def __init__(
+        self,
+        dataset: str,
+        missing: Sequence[str],
+        folder: Path,
+        urls: Sequence[str] = (),
+        reason: str = "",
+    ) -> None:
+        self.dataset = dataset
+        self.missing = list(missing)
+        self.folder = Path(folder)
+        self.urls = list(urls)
+        self.reason = reason
+        lines = [f"{dataset}: {len(self.missing)} file(s) missing: {', '.join(self.missing)}"]
+        if reason:
+            lines[0] += f" ({reason})"
+        lines.append(f"Put them (compressed or not) in {self.folder}")
+        if self.urls:
+            lines.append("They can be downloaded by hand from:")
+            lines.extend(f"  {u}" for u in self.urls)
+        lines.append("or set MNISTKIT_MIRROR to a folder or URL that holds <dataset>/<file name>.")
+        super().__init__("\n".join(lines))
+
+    def __reduce__(self):
+        return (type(self), (self.dataset, self.missing, self.folder, self.urls, self.reason))
+
+
+class DownloadError(MnistkitError, OSError):
+    """Every source of a file failed.
+
+    Parameters
+    ----------
+    file_name : str
+        The published file name.
+    attempts : iterable of (str, str)
+        Each source tried, with the reason it failed.
+    folder : pathlib.Path
+        Where the file would have been stored.
+    """
+
+    def __init__(self, file_name: str, attempts: Iterable[tuple[str, str]], folder: Path) -> None:
+        self.file_name = file_name
+        self.attempts = list(attempts)
+        self.folder = Path(folder)
+        lines = [f"could not get {file_name} from any of {len(self.attempts)} source(s):"]
+        lines.extend(f"  {src}: {why}" for src, why in self.attempts)
+        lines.append(
+            f"What to do: set MNISTKIT_MIRROR to a working mirror (URL or folder), or download "
+            f"{file_name} by hand and put it in {self.folder}"
+        )
+        super().__init__("\n".join(lines))
+
+    def __reduce__(self):
+        return (type(self), (self.file_name, self.attempts, self.folder))
+
+
+class LockTimeout(MnistkitError, TimeoutError):
+    """Another process held the lock on a dataset file for too long."""
+
+
+class ArgumentError(MnistkitError, ValueError):
+    """A public function got an argument it cannot use."""
+
+
+class MissingDependencyError(MnistkitError, ImportError):
+    """An optional dependency is needed for this feature."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"this feature needs {package}, which is not installed; "
+            f"install it with: pip install 'mnistkit[{extra}]'"
+        )
+
+    def __reduce__(self):
+        return (type(self), (self.package, self.extra))
+
+
+def check_choice(value: object, name: str, valid: Iterable[object]) -> None:
+    """Raise ArgumentError unless ``value`` is one of ``valid``."""
+    valid = list(valid)
+    if value not in valid:
+        shown = ", ".join(repr(v) for v in valid)
+        msg = f"{name}={value!r} is not valid; choose one of {shown}"
+        raise ArgumentError(msg)

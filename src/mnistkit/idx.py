@@ -1,0 +1,499 @@
+"""The IDX codec: sniff, validate, stream, read and write IDX files.
+
+An IDX file is two zero bytes, a type byte, a rank byte, one big-endian
+uint32 per dimension, then the items, big-endian and row-major.  What a file
+holds (raw IDX, gzip, xz, an HTML error page, ...) is decided from its bytes,
+never from its name: browsers leave decompressed data under a ``.gz`` name.
+
+Everything here is pure: it reads bytes and returns arrays or raises
+:class:`~mnistkit.errors.IdxFormatError`; it knows nothing of datasets,
+folders or the network.
+"""
+
+from __future__ import annotations
+
+import lzma
+import mmap
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+
+from .errors import IdxFormatError
+
+try:  # zlib-ng decompresses gzip about 1.8x faster than the stdlib's zlib
+    from zlib_ng import zlib_ng as _zlib
+except ImportError:  # pragma: no cover - exercised only where zlib-ng has no wheel
+    import zlib as _zlib
+
+__all__ = [
+    "IDX_TYPES",
+    "IdxHeader",
+    "sniff",
+    "parse_header",
+    "open_payload",
+    "read_idx",
+    "encode_idx",
+    "write_idx",
+]
+
+#: IDX type code -> big-endian NumPy dtype.
+IDX_TYPES: dict[int, np.dtype] = {
+    0x08: np.dtype("u1"),
+    0x09: np.dtype("i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_CODE_OF_KIND = {(dt.kind, dt.itemsize): code for code, dt in IDX_TYPES.items()}
+
+GZIP_MAGIC = b"\x1f\x8b"
+XZ_MAGIC = b"\xfd7zXZ\x00"
+ZIP_MAGIC = b"PK\x03\x04"
+BZ2_MAGIC = b"BZh"
+
+#: Decoded chunks are handed out in pieces of this size: large enough that
+#: per-call overhead vanishes, small enough to stay in cache and to overlap
+#: hashing with decompression.
+CHUNK = 4 << 20
+_IN_CHUNK = 1 << 20
+
+# Upper bounds on decoded/compressed size, used to refuse a header that claims
+# more data than the compressed stream can possibly hold before anything is
+# allocated (deflate cannot exceed 1032:1; xz of constant data reaches ~7000:1).
+_MAX_RATIO = {"gzip": 1032, "xz": 10_000}
+
+Source = Union[str, os.PathLike, bytes, bytearray, memoryview]
+
+
+@dataclass(frozen=True)
+class IdxHeader:
+    """What an IDX header declares.
+
+    Attributes
+    ----------
+    type_code : int
+        The IDX type byte (0x08, 0x09, 0x0B, 0x0C, 0x0D or 0x0E).
+    shape : tuple of int
+        The dimensions.
+    """
+
+    type_code: int
+    shape: tuple[int, ...]
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Big-endian NumPy dtype of the items."""
+        return IDX_TYPES[self.type_code]
+
+    @property
+    def header_size(self) -> int:
+        """Bytes taken by the magic and the dimensions."""
+        return 4 + 4 * len(self.shape)
+
+    @property
+    def payload_size(self) -> int:
+        """Bytes of item data the header promises."""
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize if self.shape else 0
+
+    @property
+    def total_size(self) -> int:
+        """Size of the whole decoded file."""
+        return self.header_size + self.payload_size
+
+    def to_bytes(self) -> bytes:
+        """The header exactly as it is stored."""
+        return bytes((0, 0, self.type_code, len(self.shape))) + struct.pack(
+            f">{len(self.shape)}I", *self.shape
+        )
+
+
+def sniff(head: bytes) -> str:
+    """Tell what a file holds from its first bytes.
+
+    Parameters
+    ----------
+    head : bytes
+        The first few hundred bytes of the file (more is fine).
+
+    Returns
+    -------
+    str
+        One of ``"empty"``, ``"gzip"``, ``"xz"``, ``"zip"``, ``"bz2"``,
+        ``"idx"``, ``"html"`` or ``"unknown"``.
+
+    Examples
+    --------
+    >>> sniff(b"\\x1f\\x8b\\x08\\x00")
+    'gzip'
+    >>> sniff(b"\\x00\\x00\\x08\\x01\\x00\\x00\\x00\\x02")
+    'idx'
+    >>> sniff(b"<!DOCTYPE html><html>")
+    'html'
+    """
+    if not head:
+        return "empty"
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(XZ_MAGIC):
+        return "xz"
+    if head.startswith(ZIP_MAGIC):
+        return "zip"
+    if head.startswith(BZ2_MAGIC):
+        return "bz2"
+    if len(head) >= 4 and head[0] == 0 and head[1] == 0 and head[2] in IDX_TYPES:
+        return "idx"
+    text = head[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith(b"<") or b"<html" in text or b"<!doctype" in text:
+        return "html"
+    return "unknown"
+
+
+def parse_header(head: bytes, source: str = "<bytes>") -> IdxHeader:
+    """Parse and validate an IDX header.
+
+    Parameters
+    ----------
+    head : bytes
+        At least the header bytes of a decoded IDX file.
+    source : str
+        Name used in error messages.
+
+    Returns
+    -------
+    IdxHeader
+
+    Raises
+    ------
+    IdxFormatError
+        If the magic, type or rank is invalid, or ``head`` is too short.
+    """
+    if len(head) == 0:
+        raise IdxFormatError(source, "the file is empty")
+    if len(head) < 4:
+        raise IdxFormatError(source, f"truncated: {len(head)} bytes, too short for the 4-byte magic", 0)
+    if head[0] != 0 or head[1] != 0:
+        kind = sniff(head)
+        if kind == "html":
+            raise IdxFormatError(
+                source, "this is an HTML page (an error page served instead of data?), not IDX data", 0
+            )
+        raise IdxFormatError(source, f"bad magic {bytes(head[:4]).hex()}: IDX data starts with two zero bytes", 0)
+    code, rank = head[2], head[3]
+    if code not in IDX_TYPES:
+        raise IdxFormatError(source, f"unknown item type 0x{code:02x} (known: 08 09 0b 0c 0d 0e)", 2)
+    if rank == 0:
+        raise IdxFormatError(source, "rank 0: an IDX file needs at least one dimension", 3)
+    need = 4 + 4 * rank
+    if len(head) < need:
+        raise IdxFormatError(source, f"truncated inside the header: {len(head)} of {need} bytes", len(head))
+    shape = struct.unpack(f">{rank}I", bytes(head[4:need]))
+    return IdxHeader(code, tuple(int(d) for d in shape))
+
+
+# --- decoded byte streams -------------------------------------------------------------------
+
+
+def _as_buffer(src: Source) -> tuple[memoryview, str, object]:
+    """Map a path or wrap bytes; returns (buffer, name, keepalive)."""
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return memoryview(src).cast("B"), "<bytes>", None
+    path = Path(src)
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            return memoryview(b""), str(path), None
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    return memoryview(mm), str(path), mm
+
+
+def _gzip_chunks(buf: memoryview, source: str) -> Iterator[bytes]:
+    """Decompress every gzip member in ``buf``, in chunks of at most CHUNK bytes."""
+    pos = 0
+    while True:
+        dec = _zlib.decompressobj(31)
+        # Input goes in bounded slices: the decompressor copies its unconsumed input,
+        # so handing it the whole file would copy (and hold) most of it on every call.
+        while not dec.eof:
+            data = buf[pos : pos + _IN_CHUNK]
+            pos += len(data)
+            if not data:
+                raise IdxFormatError(source, "truncated: the gzip stream ends before its end marker")
+            while True:
+                try:
+                    piece = dec.decompress(data, CHUNK)
+                except _zlib.error as err:
+                    raise IdxFormatError(source, f"corrupt gzip data ({err})") from None
+                if piece:
+                    yield piece
+                data = dec.unconsumed_tail
+                if dec.eof or not data:
+                    break
+        pos -= len(dec.unused_data)  # rewind to what follows this member
+        if pos >= len(buf):
+            return
+        if bytes(buf[pos : pos + 2]) == GZIP_MAGIC:
+            continue  # another member (pigz, concatenated files)
+        if not bytes(buf[pos:]).strip(b"\x00"):
+            return  # zero padding after the last member is tolerated
+        raise IdxFormatError(source, f"{len(buf) - pos} trailing bytes after the gzip stream")
+
+
+def _xz_chunks(buf: memoryview, source: str) -> Iterator[bytes]:
+    rest = buf
+    while True:
+        dec = lzma.LZMADecompressor()
+        data = bytes(rest[:CHUNK])
+        offset = len(data)
+        while True:
+            try:
+                piece = dec.decompress(data, CHUNK)
+            except lzma.LZMAError as err:
+                raise IdxFormatError(source, f"corrupt xz data ({err})") from None
+            if piece:
+                yield piece
+            if dec.eof:
+                break
+            data = b""
+            if dec.needs_input:
+                if offset >= len(rest):
+                    raise IdxFormatError(source, "truncated: the xz stream ends before its end marker")
+                data = bytes(rest[offset : offset + CHUNK])
+                offset += len(data)
+        tail = dec.unused_data + bytes(rest[offset:])
+        if not tail.strip(b"\x00"):
+            return
+        if not tail.startswith(XZ_MAGIC):
+            raise IdxFormatError(source, f"{len(tail)} trailing bytes after the xz stream")
+        rest = memoryview(tail)
+
+
+def _raw_chunks(buf: memoryview) -> Iterator[memoryview]:
+    for start in range(0, len(buf), CHUNK):
+        yield buf[start : start + CHUNK]
+
+
+def decoded_chunks(buf: memoryview, source: str) -> tuple[str, Iterator[bytes | memoryview]]:
+    """Return the container kind of ``buf`` and an iterator over its decoded bytes."""
+    kind = sniff(bytes(buf[:512]))
+    if kind == "gzip":
+        return kind, _gzip_chunks(buf, source)
+    if kind == "xz":
+        return kind, _xz_chunks(buf, source)
+    if kind == "idx":
+        return kind, _raw_chunks(buf)
+    if kind == "empty":
+        raise IdxFormatError(source, "the file is empty (an interrupted download?)")
+    if kind == "html":
+        raise IdxFormatError(source, "this is an HTML page (an error page served instead of data?), not IDX data", 0)
+    if kind == "zip":
+        raise IdxFormatError(source, "this is a zip archive, not an IDX file; extract it first", 0)
+    if kind == "bz2":
+        raise IdxFormatError(source, "bzip2 compression is not supported; decompress the file first", 0)
+    return kind, iter([bytes(buf[:4])])  # parse_header reports the bad magic
+
+
+class Payload:
+    """The validated payload of one IDX file, streamed in chunks.
+
+    Obtained from :func:`open_payload`.  Iterating yields the item bytes after
+    the header; when the iteration ends the payload has been checked to be
+    exactly ``header.payload_size`` bytes, with nothing after it.
+    """
+
+    def __init__(self, header: IdxHeader, first: bytes | memoryview, rest: Iterator, source: str, keep: object):
+        self.header = header
+        self.source = source
+        self.container = ""
+        self._first = first
+        self._rest = rest
+        self._keep = keep  # the mmap must outlive the memoryviews handed out
+
+    def __iter__(self) -> Iterator[bytes | memoryview]:
+        want = self.header.payload_size
+        got = 0
+        pieces = [self._first] if len(self._first) else []
+        pieces_iter = iter(pieces)
+        for piece in _chain(pieces_iter, self._rest):
+            n = len(piece)
+            if got + n > want:
+                extra = got + n - want
+                if want - got:
+                    yield piece[: want - got]
+                # keep counting, so the error says how many bytes are too many
+                extra += sum(len(p) for p in self._rest)
+                raise IdxFormatError(
+                    self.source,
+                    f"{extra} trailing bytes after the {want} bytes of data the header declares",
+                    self.header.header_size + want,
+                )
+            got += n
+            yield piece
+        if got < want:
+            raise IdxFormatError(
+                self.source,
+                f"truncated: {got} of {want} data bytes "
+                f"({self.header.header_size + got} of {self.header.total_size} bytes in all)",
+                self.header.header_size + got,
+            )
+
+
+def _chain(*its):
+    for it in its:
+        yield from it
+
+
+def open_payload(src: Source, *, source: str | None = None, expected_size: int | None = None) -> Payload:
+    """Open an IDX file (raw, gzip or xz) and validate its header.
+
+    Parameters
+    ----------
+    src : path-like or bytes-like
+        The file to read.  A path is memory-mapped, never read whole.
+    source : str, optional
+        Name for error messages; defaults to the path.
+    expected_size : int, optional
+        The decoded size the caller knows the file must have; a header that
+        declares another size is refused before any payload is decoded.
+
+    Returns
+    -------
+    Payload
+        ``.header`` is the parsed header; iterate it for the item bytes.
+
+    Raises
+    ------
+    IdxFormatError
+        For an empty, HTML, unknown, or corrupt file, or a header that
+        promises more data than the file can hold.
+    """
+    buf, name, keep = _as_buffer(src)
+    name = source or name
+    kind, chunks = decoded_chunks(buf, name)
+    head = b""
+    for piece in chunks:
+        head += bytes(piece)
+        if len(head) >= 4 and (head[0] or head[1] or len(head) >= 4 + 4 * head[3]):
+            break
+        if len(head) > 4 + 4 * 255:
+            break
+    header = parse_header(head, name)
+    # Refuse impossible sizes before anyone allocates room for them.
+    if expected_size is not None and header.total_size != expected_size:
+        raise IdxFormatError(
+            name,
+            f"the header declares shape {header.shape} ({header.total_size} bytes), "
+            f"expected {expected_size} bytes for this file",
+            4,
+        )
+    limit = len(buf) if kind == "idx" else len(buf) * _MAX_RATIO.get(kind, 1) + 1024
+    if header.total_size > limit:
+        if kind == "idx":
+            why = f"truncated: {len(buf)} bytes, but the header declares shape {header.shape} ({header.total_size} bytes)"
+        else:
+            why = (
+                f"the header declares shape {header.shape} ({header.total_size} bytes), more than a "
+                f"{len(buf)}-byte {kind} stream can hold"
+            )
+        raise IdxFormatError(name, why, 4)
+    payload = Payload(header, head[header.header_size :], chunks, name, keep)
+    payload.container = kind
+    return payload
+
+
+def read_idx(src: Source, *, source: str | None = None) -> np.ndarray:
+    """Read an IDX file (raw, gzip or xz) into a NumPy array.
+
+    Parameters
+    ----------
+    src : path-like or bytes-like
+        The file, or its bytes.
+    source : str, optional
+        Name used in error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        A new, writable array in native byte order with the declared shape.
+
+    Raises
+    ------
+    IdxFormatError
+        If the bytes are not a complete, valid IDX file.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.arange(6, dtype=np.int16).reshape(2, 3)
+    >>> read_idx(encode_idx(a)).tolist()
+    [[0, 1, 2], [3, 4, 5]]
+    """
+    payload = open_payload(src, source=source)
+    header = payload.header
+    out = np.empty(header.shape, dtype=header.dtype)
+    flat = out.reshape(-1).view(np.uint8)
+    pos = 0
+    for piece in payload:  # one decoded copy only: chunks land straight in the result
+        n = len(piece)
+        flat[pos : pos + n] = np.frombuffer(piece, np.uint8)
+        pos += n
+    if out.dtype.byteorder == ">":  # swap in place rather than hold a second, native copy
+        out = out.byteswap(inplace=True).view(out.dtype.newbyteorder("="))
+    return out
+
+
+def encode_idx(array: np.ndarray) -> bytes:
+    """Encode an array as IDX bytes (uncompressed).
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        uint8, int8, int16, int32, float32 or float64, rank 1 to 255.
+
+    Returns
+    -------
+    bytes
+    """
+    array = np.asarray(array)
+    code = _CODE_OF_KIND.get((array.dtype.kind, array.dtype.itemsize))
+    if code is None or array.dtype.kind == "b":
+        msg = f"IDX cannot store dtype {array.dtype}; use uint8, int8, int16, int32, float32 or float64"
+        raise ValueError(msg)
+    if not 1 <= array.ndim <= 255:
+        msg = f"IDX stores ranks 1 to 255, not {array.ndim}"
+        raise ValueError(msg)
+    header = IdxHeader(code, tuple(int(d) for d in array.shape))
+    return header.to_bytes() + np.ascontiguousarray(array, dtype=IDX_TYPES[code]).tobytes()
+
+
+def write_idx(dest: str | os.PathLike | BinaryIO, array: np.ndarray, *, compression: str | None = None) -> None:
+    """Write an array as an IDX file.
+
+    Parameters
+    ----------
+    dest : path-like or binary file
+        Where to write.
+    array : numpy.ndarray
+        See :func:`encode_idx`.
+    compression : {None, "gzip", "xz"}
+        Compress the file as published datasets do.
+    """
+    data = encode_idx(array)
+    if compression == "gzip":
+        import gzip
+
+        data = gzip.compress(data, mtime=0)
+    elif compression == "xz":
+        data = lzma.compress(data)
+    elif compression is not None:
+        msg = f"compression={compression!r}: choose None, 'gzip' or 'xz'"
+        raise ValueError(msg)
+    if hasattr(dest, "write"):
+        dest.write(data)
+    else:
+        Path(dest).write_bytes(data)

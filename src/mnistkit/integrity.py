@@ -1,0 +1,136 @@
+"""Checking that a file holds exactly the published data.
+
+A file is accepted when its *decoded* IDX bytes have the registry's size and
+SHA-256, whatever its container (raw, gzip, re-compressed gzip, xz).  The
+check streams: decompression runs in the calling thread while hashing (and an
+optional sink, such as the cache writer) runs in a worker thread, so the two
+overlap on a multi-core machine and no full decoded copy is held in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .errors import ChecksumError, IdxFormatError
+from .idx import IdxHeader, Source, open_payload
+from .registry import FileSpec
+
+Sink = Callable[[bytes | memoryview], None]
+
+
+@dataclass(frozen=True)
+class Verified:
+    """The outcome of a successful check.
+
+    Attributes
+    ----------
+    header : IdxHeader
+        The validated header.
+    container : str
+        ``"gzip"``, ``"xz"`` or ``"idx"`` (uncompressed).
+    decoded_sha256 : str
+        ``"sha256:<hex>"`` of the decoded bytes.
+    """
+
+    header: IdxHeader
+    container: str
+    decoded_sha256: str
+
+
+def split_digest(digest: str) -> tuple[str, str]:
+    """Split ``"sha256:abc"`` into ``("sha256", "abc")``; a bare hex digest is SHA-256."""
+    algo, sep, value = digest.partition(":")
+    return (algo.lower(), value.lower()) if sep else ("sha256", digest.lower())
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hash a whole file as stored; returns ``"<algorithm>:<hex>"``."""
+    with open(path, "rb") as fh:
+        digest = hashlib.file_digest(fh, algorithm) if hasattr(hashlib, "file_digest") else _hash_fh(fh, algorithm)
+    return f"{algorithm}:{digest.hexdigest()}"
+
+
+def _hash_fh(fh, algorithm):  # Python 3.10 has no hashlib.file_digest
+    h = hashlib.new(algorithm)
+    for block in iter(lambda: fh.read(1 << 20), b""):
+        h.update(block)
+    return h
+
+
+def check_header(header: IdxHeader, spec: FileSpec, source: str) -> None:
+    """Refuse a header whose type or shape is not the one the registry declares."""
+    if header.type_code != spec.type_code or header.shape != tuple(spec.shape):
+        msg = (
+            f"the header declares type 0x{header.type_code:02x} shape {header.shape}, "
+            f"expected type 0x{spec.type_code:02x} shape {tuple(spec.shape)} for {spec.name}"
+        )
+        raise IdxFormatError(source, msg, 2)
+
+
+def verify(src: Source, spec: FileSpec, *, sink: Sink | None = None, source: str | None = None) -> Verified:
+    """Decode ``src`` and check it against ``spec``, streaming.
+
+    Parameters
+    ----------
+    src : path-like or bytes-like
+        The candidate file, in any container.
+    spec : FileSpec
+        What it must hold.
+    sink : callable, optional
+        Called with every payload chunk (bytes after the header), in order, as
+        the data is verified: lets the caller write the cache in the same pass.
+        It is called before the verdict is known, so it must write somewhere
+        temporary.
+    source : str, optional
+        Name for error messages.
+
+    Returns
+    -------
+    Verified
+
+    Raises
+    ------
+    IdxFormatError
+        The bytes are not a complete IDX file of the declared type and shape.
+    ChecksumError
+        The decoded bytes are not the published ones.
+    """
+    name = source or str(src)
+    payload = open_payload(src, source=name, expected_size=spec.decoded_size)
+    check_header(payload.header, spec, name)
+    hasher = hashlib.sha256(payload.header.to_bytes())
+
+    def consume(piece):
+        hasher.update(piece)
+        if sink is not None:
+            sink(piece)
+
+    # One worker: hashing and writing (both release the GIL) overlap the next decompression.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mnistkit-hash") as pool:
+        pending = None
+        for piece in payload:
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(consume, piece)
+        if pending is not None:
+            pending.result()
+    actual = "sha256:" + hasher.hexdigest()
+    if spec.decoded_sha256 is not None:
+        _, want = split_digest(spec.decoded_sha256)
+        if actual != "sha256:" + want:
+            raise ChecksumError(name, "sha256", want, actual.split(":", 1)[1], _hint(spec))
+    elif spec.sha256 is not None and not isinstance(src, (bytes, bytearray, memoryview)):
+        # No decoded checksum is published for this file: fall back to the compressed one.
+        algo, want = split_digest(spec.sha256)
+        got = file_digest(src, algo).split(":", 1)[1]
+        if got != want:
+            raise ChecksumError(name, f"{algo} (of the compressed file)", want, got, _hint(spec))
+    return Verified(payload.header, payload.container, actual)
+
+
+def _hint(spec: FileSpec) -> str:
+    return f"Delete it, or replace it with the published {spec.name}"

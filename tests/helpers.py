@@ -1,0 +1,191 @@
+"""Test helpers: tiny synthetic datasets in the published layout, and a loopback HTTP server."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mnistkit.idx import encode_idx
+from mnistkit.registry import Dataset, FileSpec, Split
+
+TRAIN_N, TEST_N = 60, 20
+
+
+@dataclass
+class Synthetic:
+    """A registry entry plus the exact bytes and arrays behind it."""
+
+    dataset: Dataset
+    arrays: dict[str, np.ndarray]  # published name -> decoded array
+    raw: dict[str, bytes]  # published name -> decoded IDX bytes
+    gz: dict[str, bytes]  # published name -> gzip bytes as "published"
+
+    def write(self, folder: Path, names: dict[str, str] | None = None, compress: bool = True) -> None:
+        """Put the files in ``folder/<dataset>/``, optionally renamed and/or uncompressed."""
+        target = folder / self.dataset.name
+        target.mkdir(parents=True, exist_ok=True)
+        for name in self.raw:
+            out = (names or {}).get(name, name)
+            (target / out).write_bytes(self.gz[name] if compress else self.raw[name])
+
+
+def make_synthetic(name: str = "tiny", seed: int = 0, mirrors: tuple[str, ...] = ()) -> Synthetic:
+    """A 10-class dataset of TRAIN_N/TEST_N random 28x28 images, registered like MNIST."""
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "train-images-idx3-ubyte.gz": rng.integers(0, 256, (TRAIN_N, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte.gz": (np.arange(TRAIN_N) % 10).astype(np.uint8)[rng.permutation(TRAIN_N)],
+        "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (TEST_N, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte.gz": (np.arange(TEST_N) % 10).astype(np.uint8)[rng.permutation(TEST_N)],
+    }
+    raw = {k: encode_idx(v) for k, v in arrays.items()}
+    gz = {k: gzip.compress(v, mtime=0) for k, v in raw.items()}
+    files = tuple(
+        FileSpec(
+            k,
+            shape=v.shape,
+            type_code=0x08,
+            decoded_size=len(raw[k]),
+            decoded_sha256="sha256:" + hashlib.sha256(raw[k]).hexdigest(),
+            size=len(gz[k]),
+            sha256="sha256:" + hashlib.sha256(gz[k]).hexdigest(),
+        )
+        for k, v in arrays.items()
+    )
+    ds = Dataset(
+        name=name,
+        title="synthetic test data",
+        files=files,
+        splits=(
+            Split("train", "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+            Split("test", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+        ),
+        mirrors=mirrors,
+        classes=tuple(str(i) for i in range(10)),
+    )
+    return Synthetic(ds, arrays, raw, gz)
+
+
+# --- a scripted loopback HTTP server -----------------------------------------------------------
+
+
+@dataclass
+class Route:
+    """How the server answers one path.
+
+    ``statuses`` are answered first, one per request (e.g. [503, 503] then the body);
+    ``drop_after`` closes the connection after that many body bytes on the first
+    ``drop_times`` full-body requests; ``ignore_range`` answers 200 to Range requests;
+    ``delay`` stalls before the body (for timeouts), released by ``Server.release``.
+    """
+
+    body: bytes = b""
+    statuses: list[int] = field(default_factory=list)
+    content_type: str = "application/octet-stream"
+    drop_after: int | None = None
+    drop_times: int = 1
+    ignore_range: bool = False
+    stall: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Server:
+    """A real HTTP/1.1 server on 127.0.0.1 with per-path fault injection and request counting."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.requests: list[tuple[str, str, dict]] = []  # (method, path, headers)
+        self.lock = threading.Lock()
+        self.release = threading.Event()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_GET(self):
+                with outer.lock:
+                    outer.requests.append(("GET", self.path, dict(self.headers)))
+                    route = outer.routes.get(self.path)
+                    status = route.statuses.pop(0) if route and route.statuses else None
+                if route is None:
+                    return self._reply(404, b"<html>not found</html>", "text/html")
+                if status is not None:
+                    return self._reply(status, f"<html>{status}</html>".encode(), "text/html")
+                if route.stall:
+                    outer.release.wait(30)
+                    return
+                body = route.body
+                rng = self.headers.get("Range")
+                if rng and not route.ignore_range and rng.startswith("bytes="):
+                    start = int(rng[6:].split("-")[0])
+                    if start >= len(body):
+                        return self._reply(416, b"", "text/plain")
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                    part = body[start:]
+                else:
+                    self.send_response(200)
+                    part = body
+                self.send_header("Content-Type", route.content_type)
+                self.send_header("Content-Length", str(len(part)))
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("ETag", '"%s"' % hashlib.md5(body).hexdigest())
+                for k, v in route.headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                with outer.lock:
+                    drop = route.drop_after is not None and route.drop_times > 0 and not rng
+                    if drop:
+                        route.drop_times -= 1
+                if drop:
+                    self.wfile.write(part[: route.drop_after])
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
+                    return
+                self.wfile.write(part)
+
+            def _reply(self, status, body, ctype):
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def gets(self, path: str) -> int:
+        """How many GET requests reached ``path``."""
+        with self.lock:
+            return sum(1 for m, p, _ in self.requests if m == "GET" and p == path)
+
+    def serve_dataset(self, synth: Synthetic, prefix: str = "") -> None:
+        """Publish every file of ``synth`` at ``<prefix>/<dataset>/<name>``."""
+        for name, data in synth.gz.items():
+            self.routes[f"{prefix}/{synth.dataset.name}/{name}"] = Route(body=data)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
