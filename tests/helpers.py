@@ -83,7 +83,8 @@ class Route:
     ``statuses`` are answered first, one per request (e.g. [503, 503] then the body);
     ``drop_after`` closes the connection after that many body bytes on the first
     ``drop_times`` full-body requests; ``ignore_range`` answers 200 to Range requests;
-    ``delay`` stalls before the body (for timeouts), released by ``Server.release``.
+    ``stall`` stalls before the body (for timeouts) and ``stall_after`` after that many body
+    bytes of a full-body request (setting ``Server.stalled``), both until ``Server.release`` is set.
     """
 
     body: bytes = b""
@@ -93,7 +94,20 @@ class Route:
     drop_times: int = 1
     ignore_range: bool = False
     stall: bool = False
+    stall_after: int | None = None
+    redirect: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # clients that hang up (timeouts, killed processes) are part of the tests, not errors
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
 
 
 class Server:
@@ -104,6 +118,7 @@ class Server:
         self.requests: list[tuple[str, str, dict]] = []  # (method, path, headers)
         self.lock = threading.Lock()
         self.release = threading.Event()
+        self.stalled = threading.Event()
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -121,6 +136,12 @@ class Server:
                     return self._reply(404, b"<html>not found</html>", "text/html")
                 if status is not None:
                     return self._reply(status, f"<html>{status}</html>".encode(), "text/html")
+                if route.redirect is not None:
+                    self.send_response(302)
+                    self.send_header("Location", route.redirect)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if route.stall:
                     outer.release.wait(30)
                     return
@@ -147,6 +168,12 @@ class Server:
                     drop = route.drop_after is not None and route.drop_times > 0 and not rng
                     if drop:
                         route.drop_times -= 1
+                if route.stall_after is not None and not rng:
+                    self.wfile.write(part[: route.stall_after])
+                    self.wfile.flush()
+                    outer.stalled.set()
+                    outer.release.wait(30)
+                    return
                 if drop:
                     self.wfile.write(part[: route.drop_after])
                     self.wfile.flush()
@@ -162,7 +189,7 @@ class Server:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

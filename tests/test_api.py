@@ -104,7 +104,7 @@ def test_missing_files_error_says_what_where_and_from_where(home):
     with pytest.raises(mnistkit.MissingFilesError) as info:
         load_mnist(offline=True)
     text = str(info.value)
-    assert "train-images-idx3-ubyte.gz" in text
+    assert "4 file(s) missing" in text and "t10k-labels-idx1-ubyte.gz" in text
     assert str(home / "mnist") in text
     assert "https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz" in text
     assert isinstance(info.value, FileNotFoundError)

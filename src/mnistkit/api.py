@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import ArgumentError
+from .errors import ArgumentError, MissingFilesError
 from .registry import Dataset, get_dataset
 from .store import Store
 
@@ -71,6 +71,22 @@ def _one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
     out = np.zeros((labels.shape[0], num_classes), dtype=np.float64)
     out[np.arange(labels.shape[0]), labels] = 1.0
     return out
+
+
+def _load_files(store: Store, specs: Sequence) -> list[np.ndarray]:
+    """Load several files of one dataset; when some are missing, one error lists them all."""
+    arrays = []
+    for i, spec in enumerate(specs):
+        try:
+            arrays.append(store.load(spec))
+        except MissingFilesError as err:
+            later = [s for s in specs[i + 1 :] if store.cached(s) is None and not store.candidates(s)]
+            if not later:
+                raise
+            names = err.missing + [s.name for s in later]
+            urls = err.urls + [u for s in later for u in store.dataset.urls(s)]
+            raise MissingFilesError(err.dataset, names, err.folder, urls, err.reason) from None
+    return arrays
 
 
 def _check_bool(value: object, name: str) -> bool:
@@ -139,17 +155,26 @@ def load(
     >>> x.shape, x.dtype, t[:3]                        # doctest: +SKIP
     ((10000, 784), dtype('uint8'), array([7, 2, 1], dtype=uint8))
     """
+    ds = get_dataset(name)
+    store = dataset_store(ds, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress)
+    return _load_splits(store, [split], normalize, flatten, one_hot_label, dtype)[0]
+
+
+def _load_splits(store: Store, splits: Sequence[str], normalize, flatten, one_hot_label, dtype) -> list[tuple]:
+    """Images and labels of each split, with the options applied."""
     normalize = _check_bool(normalize, "normalize")
     flatten = _check_bool(flatten, "flatten")
     one_hot_label = _check_bool(one_hot_label, "one_hot_label")
-    ds = get_dataset(name)
-    part = ds.split(split)
-    store = dataset_store(ds, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress)
-    raw_images = store.load(ds.file(part.images))
-    raw_labels = store.load(ds.file(part.labels))
-    images = _images(raw_images, normalize, flatten, dtype)
-    labels = _one_hot(raw_labels, ds.num_classes) if one_hot_label else raw_labels
-    return images, labels
+    ds = store.dataset
+    parts = [ds.split(name) for name in splits]
+    specs = [ds.file(name) for part in parts for name in (part.images, part.labels)]
+    raw = _load_files(store, specs)
+    out = []
+    for raw_images, raw_labels in zip(raw[0::2], raw[1::2]):
+        images = _images(raw_images, normalize, flatten, dtype)
+        labels = _one_hot(raw_labels, ds.num_classes) if one_hot_label else raw_labels
+        out.append((images, labels))
+    return out
 
 
 def load_mnist(
@@ -192,16 +217,6 @@ def load_mnist(
     >>> x_train.shape, t_train[:10]                                          # doctest: +SKIP
     ((60000, 784), array([5, 0, 4, 1, 9, 2, 1, 3, 1, 4], dtype=uint8))
     """
-    options = dict(
-        normalize=normalize,
-        flatten=flatten,
-        one_hot_label=one_hot_label,
-        dtype=dtype,
-        data_home=data_home,
-        mirrors=mirrors,
-        offline=offline,
-        progress=progress,
-    )
-    train = load(dataset, "train", **options)
-    test = load(dataset, "test", **options)
+    store = dataset_store(dataset, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress)
+    train, test = _load_splits(store, ["train", "test"], normalize, flatten, one_hot_label, dtype)
     return train, test

@@ -318,8 +318,6 @@ class Downloader:
         raise SourceFailed(f"more than {_MAX_REDIRECTS} redirects")
 
     def _transfer(self, url: str, spec: FileSpec, part: Path) -> None:
-        import requests
-
         meta_path = _meta_path(part)
         have = part.stat().st_size if part.exists() else 0
         meta = _read_meta(meta_path) if have else {}
@@ -364,11 +362,16 @@ class Downloader:
             bar = self._bar(spec.name, total, start)
             try:
                 with open(part, mode) as fh:
-                    head = b"" if start else None
+                    head = None if start else b""
                     if start:  # check the magic of what we kept before resuming on it
                         with open(part, "rb") as kept:
                             self._check_head(kept.read(512), url)
-                    for chunk in resp.iter_content(chunk_size=1 << 16):
+                    while True:
+                        # read1: whatever has arrived, so a broken-off body keeps every byte it got;
+                        # raw bytes as sent, never decoded, so a Range resume lines up with them
+                        chunk = resp.raw.read1(1 << 16, decode_content=False)
+                        if not chunk:
+                            break
                         if head is not None:
                             head += chunk
                             if len(head) >= 512:
@@ -386,11 +389,9 @@ class Downloader:
                 _unlink(part)  # wrong content: not worth resuming
                 _unlink(meta_path)
                 raise
-            except (requests.exceptions.RequestException, OSError) as err:
-                if isinstance(err, OSError) and not isinstance(err, requests.exceptions.RequestException):
-                    if err.errno is not None:  # a local disk problem, not the network's
-                        raise
+            except _network_errors() as err:
                 # The body broke off: what arrived stays in the .part file for the retry to resume.
+                # (A local disk error is an OSError of another kind and propagates as it is.)
                 raise SourceFailed(
                     f"transfer interrupted after {received} bytes ({_short(err)})", transient=True
                 ) from None
@@ -408,8 +409,15 @@ class Downloader:
 
         return tqdm(
             total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=name, file=sys.stderr,
-            leave=False,
+            leave=True,
         )
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    import requests
+    import urllib3
+
+    return (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
 
 
 def _meta_path(part: Path) -> Path:
