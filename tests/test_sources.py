@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -379,3 +380,17 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(synth, home, server, monk
     load(ds.name, "train", progress=True)
     err = capsys.readouterr().err
     assert "train-images-idx3-ubyte.gz" in err and "100%" in err
+
+
+def test_complete_part_file_left_by_a_killed_verifier_is_not_downloaded_again(synth, home, server, monkeypatch):
+    ds = with_mirrors(monkeypatch, synth, server.url + "/m/")
+    publish(server, synth, "/m/", names=[LABELS])
+    folder = home / ds.name
+    folder.mkdir(parents=True)
+    url = f"{server.url}/m/{LABELS}"
+    (folder / (LABELS + ".part")).write_bytes(synth.gz[LABELS])
+    (folder / (LABELS + ".part.json")).write_text(json.dumps({"url": url, "etag": None, "last_modified": None}))
+    fetch(fast_downloader(), ds, LABELS, folder)
+    assert [h.get("Range") for _, p, h in server.requests] == [f"bytes={len(synth.gz[LABELS])}-"]
+    assert (folder / LABELS).read_bytes() == synth.gz[LABELS]
+    assert_only_final_files(folder)

@@ -335,9 +335,14 @@ class Downloader:
             if status in _TRANSIENT_STATUS:
                 retry_after = _retry_after(resp.headers.get("retry-after"))
                 raise SourceFailed(f"HTTP {status} {resp.reason}", transient=True, retry_after=retry_after)
-            if status == 416 and have:  # our partial file is not a prefix of theirs: start over
-                _unlink(part)
-                raise SourceFailed("server refused to resume (HTTP 416)", transient=True)
+            if status == 416 and have:
+                # Nothing left to send: the .part may be complete (a process killed while verifying it).
+                try:
+                    verify(part, spec, source=str(part))
+                    return
+                except (IdxFormatError, ChecksumError):
+                    _unlink(part)  # not a prefix of their file after all: start over
+                    raise SourceFailed("server refused to resume (HTTP 416)", transient=True) from None
             if status not in (200, 206):
                 raise SourceFailed(f"HTTP {status} {resp.reason}")
             ctype = resp.headers.get("content-type", "").lower()
