@@ -216,3 +216,27 @@ class Server:
         self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+# --- the console script in a child process -----------------------------------------------------
+
+# A child process does not see datasets registered in the test process: this one registers
+# make_synthetic()'s "tiny" dataset, then runs the real command line.
+_CHILD = (
+    "import sys; sys.path.insert(0, {here!r}); from helpers import make_synthetic; from mnistkit import registry, cli;"
+    "registry.DATASETS['tiny'] = make_synthetic().dataset; sys.exit(cli.main(sys.argv[1:]))"
+)
+
+
+def cli_argv(*args: str) -> list[str]:
+    """The argv of a ``mnistkit`` process that also knows the synthetic ``tiny`` dataset."""
+    import sys
+
+    return [sys.executable, "-c", _CHILD.format(here=str(Path(__file__).parent)), *map(str, args)]
+
+
+def run_cli(*args: str, env: dict | None = None):
+    """Run :func:`cli_argv` to completion; returns the CompletedProcess (text mode)."""
+    import subprocess
+
+    return subprocess.run(cli_argv(*args), capture_output=True, text=True, env=env)

@@ -18,7 +18,10 @@ import numpy as np
 
 from .errors import ArgumentError
 
-__all__ = ["as_image", "terminal_lines", "save_png", "img_show", "has_display"]
+__all__ = ["as_image", "terminal_lines", "save_png", "montage", "img_show", "has_display"]
+
+#: Pixels between montage cells and around the montage, before scaling.
+MONTAGE_PAD = 2
 
 _RAMP = " .:-=+*#%@"
 _HALF = "\u2580"  # upper half block
@@ -99,6 +102,68 @@ def save_png(img: np.ndarray, path: str | os.PathLike, *, scale: int = 1) -> Pat
     path = Path(path)
     Image.fromarray(pixels, mode="L").save(path)
     return path
+
+
+def montage(
+    images: np.ndarray,
+    labels: np.ndarray,
+    classes: tuple[str, ...] | list[str],
+    *,
+    per_class: int = 8,
+    scale: int = 2,
+):
+    """A picture of ``per_class`` samples of every class, one labelled row per class.
+
+    Row ``c`` holds the first ``per_class`` images whose label is ``c``, in
+    order; a class with fewer samples leaves its row's end blank.  The label
+    column is on the left; the cells are aligned on the right edge, so cell
+    ``(row, col)`` starts at ``x = width - (per_class - col) * (W*scale + pad)``
+    and ``y = height - (rows - row) * (H*scale + pad)`` with
+    ``pad = MONTAGE_PAD * scale``.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        Images of shape (N, H, W) (or anything :func:`as_image` takes per image).
+    labels : numpy.ndarray
+        Class numbers of shape (N,).
+    classes : sequence of str
+        Class names; row ``c`` is labelled ``"c name"`` (just ``c`` when the name is ``str(c)``).
+    per_class : int
+        Samples per class.
+    scale : int
+        Enlargement factor of each image.
+
+    Returns
+    -------
+    PIL.Image.Image
+        A greyscale image: white background, black labels, the images as they are.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    if per_class < 1 or scale < 1:
+        msg = f"per_class={per_class} and scale={scale} must both be at least 1"
+        raise ArgumentError(msg)
+    labels = np.asarray(labels)
+    first = as_image(images[0])
+    cell_h, cell_w = first.shape[0] * scale, first.shape[1] * scale
+    pad = MONTAGE_PAD * scale
+    names = [str(c) if name == str(c) else f"{c} {name}" for c, name in enumerate(classes)]
+    font = ImageFont.load_default(size=max(10, cell_h // 2))
+    measure = ImageDraw.Draw(Image.new("L", (1, 1)))
+    label_w = max(int(measure.textlength(name, font=font)) for name in names) + 2 * pad
+    width = label_w + per_class * (cell_w + pad) + pad
+    height = pad + len(names) * (cell_h + pad)
+    sheet = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(sheet)
+    x0 = width - per_class * (cell_w + pad)
+    for row, name in enumerate(names):
+        y = pad + row * (cell_h + pad)
+        draw.text((pad, y + cell_h // 2), name, fill=0, font=font, anchor="lm")
+        for col, index in enumerate(np.flatnonzero(labels == row)[:per_class]):
+            pixels = np.kron(as_image(images[index]), np.ones((scale, scale), np.uint8))
+            sheet.paste(Image.fromarray(pixels, mode="L"), (x0 + col * (cell_w + pad), y))
+    return sheet
 
 
 def has_display() -> bool:

@@ -17,6 +17,7 @@ leaves a half-written file under a final name.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -24,12 +25,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ChecksumError, DataFolderError, DownloadError, IdxFormatError, LockTimeout, MissingFilesError
-from .integrity import verify
+from .idx import IdxHeader
+from .integrity import split_digest, verify
 from .registry import Dataset, FileSpec
 
 log = logging.getLogger("mnistkit")
@@ -101,6 +104,33 @@ def _unlink(path: str | os.PathLike) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The verdict of :meth:`Store.check` on one file of the data folder.
+
+    Attributes
+    ----------
+    spec : FileSpec
+        The registry file it stands for.
+    kind : str
+        ``"file"`` (downloaded or hand-placed) or ``"cache"`` (the ``.npy`` entry).
+    path : pathlib.Path
+        The file checked.
+    problem : str or None
+        What is wrong, or None when it holds exactly the published data.
+    """
+
+    spec: FileSpec
+    kind: str
+    path: Path
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the file holds exactly the published data."""
+        return self.problem is None
 
 
 class Store:
@@ -312,6 +342,115 @@ class Store:
         if problems:
             reason += "; files found but rejected: " + " | ".join(problems)
         raise MissingFilesError(self.dataset.name, [spec.name], self.folder, self.dataset.urls(spec), reason)
+
+    # --- checking and removing (the `verify` and `clean` commands) ----------------------------
+
+    def check(self, spec: FileSpec) -> list[Finding]:
+        """Re-hash every local copy of ``spec`` and its cache entry against the registry.
+
+        Unlike :meth:`cached`, this reads every byte: it finds a cache entry whose
+        pixels changed after it was written, which the cheap check cannot see.
+
+        Parameters
+        ----------
+        spec : FileSpec
+            One of the dataset's files.
+
+        Returns
+        -------
+        list of Finding
+            One per file present (every spelling, then the cache entry); empty
+            when nothing of ``spec`` is here.
+        """
+        findings = []
+        for path in self.candidates(spec):
+            try:
+                verify(path, spec, source=str(path))
+                problem = None
+            except (IdxFormatError, ChecksumError) as err:
+                problem = str(err)
+            except OSError as err:
+                problem = f"{path}: cannot be read: {err.strerror or err}"
+            findings.append(Finding(spec, "file", path, problem))
+        npy_path, manifest_path = self.cache_paths(spec)
+        if npy_path.exists() or manifest_path.exists():
+            findings.append(Finding(spec, "cache", npy_path, self._cache_problem(spec)))
+        return findings
+
+    def _cache_problem(self, spec: FileSpec) -> str | None:
+        """Why ``spec``'s cache entry is not the published data, or None."""
+        npy_path, _ = self.cache_paths(spec)
+        manifest = self.read_manifest(spec)
+        if manifest is None:
+            return f"{npy_path}: its manifest is missing or unreadable"
+        if self.cached(spec) is None:
+            return f"{npy_path}: its size, header or manifest do not match the registry"
+        # The .npy payload is exactly the IDX payload, so header + payload hash to the decoded checksum.
+        array = np.load(npy_path, mmap_mode="r", allow_pickle=False)
+        hasher = hashlib.sha256(IdxHeader(spec.type_code, tuple(spec.shape)).to_bytes())
+        flat = array.reshape(-1).view(np.uint8)
+        step = 1 << 24
+        for start in range(0, flat.size, step):
+            hasher.update(flat[start : start + step])
+        want = split_digest(spec.decoded_sha256 or manifest.get("decoded_sha256", ""))[1]
+        if hasher.hexdigest() != want:
+            return f"{npy_path}: its content has sha256 {hasher.hexdigest()[:16]}..., expected {want[:16]}..."
+        return None
+
+    def discard(self, finding: Finding) -> None:
+        """Delete the file (for a cache entry: the ``.npy`` and its manifest) a finding is about."""
+        paths = [finding.path]
+        if finding.kind == "cache":
+            paths = list(self.cache_paths(finding.spec))
+        with self.lock(finding.spec):
+            for path in paths:
+                _unlink(path)
+
+    def fetch(self, spec: FileSpec) -> Path:
+        """Download ``spec`` into the dataset folder under its lock (even if a cache entry exists).
+
+        Raises
+        ------
+        MissingFilesError
+            When downloading is disabled (no fetcher) or impossible offline.
+        DownloadError
+            When every source failed.
+        """
+        if self.fetcher is None:
+            raise MissingFilesError(
+                self.dataset.name, [spec.name], self.folder, self.dataset.urls(spec), "downloading is disabled"
+            )
+        with self.lock(spec):
+            return self.fetcher(self.dataset, spec, self.folder)
+
+    def clean(self, spec: FileSpec) -> int:
+        """Delete every local copy of ``spec``: files, partial downloads, cache entry.
+
+        Returns
+        -------
+        int
+            Bytes freed.
+        """
+        if not self.folder.is_dir():
+            return 0
+        part = self.folder / (spec.name + ".part")
+        freed = 0
+        with self.lock(spec):  # never pull a file from under a process that is building it
+            paths = [
+                *self.candidates(spec),
+                part,
+                part.with_name(part.name + ".json"),
+                *self.cache_paths(spec),
+                *self.cache_folder.glob(f".{spec.stem}.*.tmp"),
+            ]
+            for path in paths:
+                try:
+                    size = path.stat().st_size
+                    path.unlink()
+                except FileNotFoundError:
+                    continue
+                freed += size
+        return freed
 
     # --- folders and locks ------------------------------------------------------------------
 
