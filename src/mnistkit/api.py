@@ -78,12 +78,6 @@ def _one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
 def _labels(raw: np.ndarray, ds: Dataset, one_hot: bool, table: bool) -> np.ndarray:
     """Class labels (or QMNIST's whole table) in native byte order, one-hot if asked."""
     if table:
-        if not ds.label_columns:
-            msg = f"label_table=True: {ds.name} labels are plain classes, not a table; leave label_table False"
-            raise ArgumentError(msg)
-        if one_hot:
-            msg = "label_table=True and one_hot_label=True cannot be combined: one-hot encodes the class only"
-            raise ArgumentError(msg)
         # One record per example, one named field per column: a view of the cache, then a native-order copy.
         stored = np.dtype([(column, raw.dtype) for column in ds.label_columns])
         native = np.dtype([(column, raw.dtype.newbyteorder("=")) for column in ds.label_columns])
@@ -184,6 +178,12 @@ def load(
     check_choice(orientation, "orientation", ORIENTATIONS)
     ds = get_dataset(name)
     part = ds.split(split)
+    if label_table and not ds.label_columns:
+        msg = f"label_table=True: {ds.name} labels are plain classes, not a table; leave label_table False"
+        raise ArgumentError(msg)
+    if label_table and one_hot_label:
+        msg = "label_table=True and one_hot_label=True cannot be combined: one-hot encodes the class only"
+        raise ArgumentError(msg)
     store = dataset_store(ds, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress)
     image_spec = ds.file(part.images)
     raw_images = store.load(image_spec)

@@ -364,7 +364,7 @@ class Downloader:
             bar = self._bar(spec.name, total, start)
             try:
                 with open(part, mode) as fh:
-                    head = b"" if start else None
+                    head = None if start else b""  # a resumed body starts mid-file: the kept head is checked below
                     if start:  # check the magic of what we kept before resuming on it
                         with open(part, "rb") as kept:
                             self._check_head(kept.read(512), url)
