@@ -114,5 +114,8 @@ def test_public_surface_is_small_and_honest():
     for name in mnistkit.__all__:
         assert hasattr(mnistkit, name), name
     public = {n for n in dir(mnistkit) if not n.startswith("_")}
-    modules = {"api", "cli", "errors", "export", "idx", "integrity", "registry", "render", "serve", "sources", "store"}
+    modules = {
+        "api", "archive", "cli", "errors", "export", "idx", "integrity", "registry", "render", "serve", "sources",
+        "store",
+    }
     assert public - modules <= set(mnistkit.__all__)

@@ -12,7 +12,7 @@ The public surface is small; everything else lives in modules by concern:
 
 __version__ = "0.1.0"
 
-from .api import load, load_mnist
+from .api import label_mapping, load, load_mnist
 from .errors import (
     ArgumentError,
     ChecksumError,
@@ -25,7 +25,7 @@ from .errors import (
     MnistkitError,
 )
 from .idx import read_idx, write_idx
-from .registry import get_dataset
+from .registry import datasets, get_dataset
 from .render import img_show
 
 __all__ = [
@@ -34,6 +34,8 @@ __all__ = [
     "load",
     "img_show",
     "get_dataset",
+    "datasets",
+    "label_mapping",
     "read_idx",
     "write_idx",
     "MnistkitError",

@@ -13,11 +13,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import ArgumentError, MissingFilesError
+from .errors import ArgumentError, MissingFilesError, check_choice
 from .registry import Dataset, get_dataset
 from .store import Store
 
-__all__ = ["load", "load_mnist", "dataset_store"]
+__all__ = ["load", "load_mnist", "dataset_store", "label_mapping"]
+
+ORIENTATIONS = ("upright", "stored")
 
 _FLOAT_KINDS = "f"
 
@@ -89,6 +91,23 @@ def _load_files(store: Store, specs: Sequence) -> list[np.ndarray]:
     return arrays
 
 
+def _labels(raw: np.ndarray, ds: Dataset, one_hot: bool, table: bool) -> np.ndarray:
+    """Class labels (or QMNIST's whole table) in native byte order, one-hot if asked."""
+    if table:
+        # One record per example, one named field per column: a view of the cache, then a native-order copy.
+        stored = np.dtype([(column, raw.dtype) for column in ds.label_columns])
+        native = np.dtype([(column, raw.dtype.newbyteorder("=")) for column in ds.label_columns])
+        return np.ascontiguousarray(raw).view(stored).reshape(len(raw)).astype(native)
+    if ds.label_columns:
+        raw = raw[:, 0]  # the class column
+    if raw.dtype.byteorder == ">" or not raw.flags.c_contiguous:
+        raw = np.ascontiguousarray(raw, dtype=raw.dtype.newbyteorder("="))
+    if one_hot:
+        # Labels that start at label_offset (EMNIST letters: 1..26) take columns 0..num_classes-1.
+        return _one_hot(raw.astype(np.int64) - ds.label_offset, ds.num_classes)
+    return raw
+
+
 def _check_bool(value: object, name: str) -> bool:
     if isinstance(value, (bool, np.bool_)) or value in (0, 1):
         return bool(value)
@@ -104,6 +123,8 @@ def load(
     flatten: bool = True,
     one_hot_label: bool = False,
     dtype: np.dtype | type | str | None = None,
+    orientation: str = "upright",
+    label_table: bool = False,
     data_home: str | os.PathLike | None = None,
     mirrors: str | Sequence[str] | None = None,
     offline: bool | None = None,
@@ -116,16 +137,27 @@ def load(
     name : str, default "mnist"
         Dataset name; :func:`mnistkit.datasets` lists them.
     split : str, default "train"
-        Which split ("train" or "test" for MNIST).
+        Which split: "train" or "test"; QMNIST also has "test10k", "test50k"
+        and "nist".
     normalize : bool, default True
         Scale images to [0, 1] as ``dtype`` (float32 unless given); else uint8.
     flatten : bool, default True
         Images of shape (N, 784); else (N, 1, 28, 28).
     one_hot_label : bool, default False
         Labels as a float64 (N, num_classes) one-hot matrix; else (N,) integers.
+        Labels starting at 1 (EMNIST letters) take columns 0..25: column
+        ``label - 1``.
     dtype : dtype, optional
         Type of the returned images.  With ``normalize`` it must be a float
         type (float32 when None); without, the raw values are cast to it.
+    orientation : {"upright", "stored"}, default "upright"
+        EMNIST stores its images transposed: "upright" returns them as they
+        are meant to be seen (a memory map of the cache), "stored" as in the
+        published files (a transposed copy).  Other datasets are the same both ways.
+    label_table : bool, default False
+        QMNIST only: return every label column as a structured array with
+        named fields (``labels["writer_id"]``, see ``get_dataset("qmnist").label_columns``)
+        instead of the class.
     data_home : path-like, optional
         The data folder; None means ``$MNISTKIT_HOME`` or the user cache folder.
     mirrors : str or sequence of str, optional
@@ -157,24 +189,87 @@ def load(
     """
     ds = get_dataset(name)
     store = dataset_store(ds, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress)
-    return _load_splits(store, [split], normalize, flatten, one_hot_label, dtype)[0]
+    options = dict(
+        normalize=normalize, flatten=flatten, one_hot_label=one_hot_label, dtype=dtype,
+        orientation=orientation, label_table=label_table,
+    )
+    return _load_splits(store, [split], **options)[0]
 
 
-def _load_splits(store: Store, splits: Sequence[str], normalize, flatten, one_hot_label, dtype) -> list[tuple]:
+def _load_splits(
+    store: Store, splits: Sequence[str], *, normalize, flatten, one_hot_label, dtype, orientation, label_table
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Images and labels of each split, with the options applied."""
     normalize = _check_bool(normalize, "normalize")
     flatten = _check_bool(flatten, "flatten")
     one_hot_label = _check_bool(one_hot_label, "one_hot_label")
+    label_table = _check_bool(label_table, "label_table")
+    check_choice(orientation, "orientation", ORIENTATIONS)
     ds = store.dataset
+    if label_table and not ds.label_columns:
+        msg = f"label_table=True: {ds.name} labels are plain classes, not a table; leave label_table False"
+        raise ArgumentError(msg)
+    if label_table and one_hot_label:
+        msg = "label_table=True and one_hot_label=True cannot be combined: one-hot encodes the class only"
+        raise ArgumentError(msg)
     parts = [ds.split(name) for name in splits]
     specs = [ds.file(name) for part in parts for name in (part.images, part.labels)]
     raw = _load_files(store, specs)
     out = []
-    for raw_images, raw_labels in zip(raw[0::2], raw[1::2]):
+    for part, raw_images, raw_labels in zip(parts, raw[0::2], raw[1::2]):
+        if part.rows is not None:  # a split that is a slice of its files: still a view of the cache
+            raw_images = raw_images[part.rows[0] : part.rows[1]]
+            raw_labels = raw_labels[part.rows[0] : part.rows[1]]
+        if orientation == "stored" and ds.file(part.images).transposed:  # the cache holds them upright
+            raw_images = raw_images.transpose(0, 2, 1)
         images = _images(raw_images, normalize, flatten, dtype)
-        labels = _one_hot(raw_labels, ds.num_classes) if one_hot_label else raw_labels
+        labels = _labels(raw_labels, ds, one_hot_label, label_table)
         out.append((images, labels))
     return out
+
+
+def label_mapping(
+    name: str,
+    *,
+    data_home: str | os.PathLike | None = None,
+    mirrors: str | Sequence[str] | None = None,
+    offline: bool | None = None,
+    progress: bool | None = None,
+) -> dict[int, str]:
+    """The label -> characters mapping published with an EMNIST split.
+
+    Read from the split's ``emnist-<split>-mapping.txt`` in the verified
+    archive (downloaded first if need be); it agrees with
+    ``get_dataset(name).classes``, which needs no download.
+
+    Parameters
+    ----------
+    name : str
+        An EMNIST dataset, e.g. "emnist-letters".
+    data_home, mirrors, offline, progress
+        As in :func:`load`.
+
+    Returns
+    -------
+    dict
+        label -> its characters: ``{0: "0", ..., 10: "A", ...}``; for letters
+        both cases, ``{1: "Aa", ..., 26: "Zz"}``.
+
+    Raises
+    ------
+    ArgumentError
+        If the dataset publishes no mapping file.
+    """
+    from .archive import parse_mapping
+
+    ds = get_dataset(name)
+    if ds.mapping is None:
+        msg = f"{ds.name} publishes no label mapping file; its classes are get_dataset({ds.name!r}).classes"
+        raise ArgumentError(msg)
+    store = dataset_store(ds, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress)
+    archive = next(spec for spec in ds.files if spec.kind == "archive")
+    text = store.read_member(archive, ds.mapping).decode("ascii")
+    return parse_mapping(text, source=f"{archive.name}:{ds.mapping}")
 
 
 def load_mnist(
@@ -184,6 +279,8 @@ def load_mnist(
     *,
     dataset: str = "mnist",
     dtype: np.dtype | type | str | None = None,
+    orientation: str = "upright",
+    label_table: bool = False,
     data_home: str | os.PathLike | None = None,
     mirrors: str | Sequence[str] | None = None,
     offline: bool | None = None,
@@ -203,8 +300,9 @@ def load_mnist(
     one_hot_label : bool, default False
         Labels as a float64 (N, 10) one-hot matrix; else uint8 of shape (N,).
     dataset : str, default "mnist"
-        Any dataset with "train" and "test" splits.
-    dtype, data_home, mirrors, offline, progress
+        Any dataset with "train" and "test" splits: every name in
+        :func:`mnistkit.datasets`.
+    dtype, orientation, label_table, data_home, mirrors, offline, progress
         As in :func:`load`.
 
     Returns
@@ -218,5 +316,9 @@ def load_mnist(
     ((60000, 784), array([5, 0, 4, 1, 9, 2, 1, 3, 1, 4], dtype=uint8))
     """
     store = dataset_store(dataset, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress)
-    train, test = _load_splits(store, ["train", "test"], normalize, flatten, one_hot_label, dtype)
+    options = dict(
+        normalize=normalize, flatten=flatten, one_hot_label=one_hot_label, dtype=dtype,
+        orientation=orientation, label_table=label_table,
+    )
+    train, test = _load_splits(store, ["train", "test"], **options)
     return train, test

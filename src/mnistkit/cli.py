@@ -45,8 +45,6 @@ def _size(n: int | None) -> str:
     return ""  # pragma: no cover - the loop always returns
 
 
-def _class_name(ds, number: int) -> str:
-    return ds.classes[number] if 0 <= number < len(ds.classes) else str(number)
 
 
 def _exit_code(err: MnistkitError) -> int:
@@ -69,12 +67,11 @@ def _local_store(ds):
 
 
 def _split_arrays(ds, split: str):
-    """Images (N, H, W) uint8 and class numbers (N,) of one split, downloading if needed."""
+    """Images (N, H, W) uint8 and labels as published (N,) of one split, downloading if needed."""
     from .api import load
-    from .export import class_numbers
 
     images, labels = load(ds.name, split, normalize=False, flatten=False)
-    return images.reshape(len(images), *images.shape[-2:]), class_numbers(labels)
+    return images.reshape(len(images), *images.shape[-2:]), labels
 
 
 # --- subcommands --------------------------------------------------------------------------------
@@ -123,7 +120,6 @@ def _dataset_info(ds) -> dict:
     """Everything known about a dataset and its local copy, as JSON-ready data."""
     import numpy as np
 
-    from .export import class_numbers
     from .idx import IDX_TYPES
 
     store = _local_store(ds)
@@ -150,14 +146,16 @@ def _dataset_info(ds) -> dict:
         counts = None
         if store.cached(labels_spec) is not None or store.candidates(labels_spec):
             try:
-                numbers = class_numbers(store.load(labels_spec))
-                counts = np.bincount(numbers.astype(np.int64), minlength=ds.num_classes).tolist()
+                stored = store.load(labels_spec)
+                if split.rows is not None:
+                    stored = stored[split.rows[0] : split.rows[1]]
+                counts = np.bincount(ds.class_index(stored), minlength=ds.num_classes).tolist()
             except MnistkitError:
                 counts = None  # a damaged local copy: `verify` is the command that explains it
         splits.append(
             {
                 "name": split.name,
-                "count": ds.file(split.images).shape[0],
+                "count": ds.split_size(split.name),
                 "images": file_info(ds.file(split.images)),
                 "labels": file_info(labels_spec),
                 "class_counts": counts,
@@ -219,7 +217,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         msg = f"--index {args.index} is out of range: {ds.name} {args.split} has {len(images)} images"
         raise ArgumentError(msg)
     label = int(labels[args.index])
-    print(f"{ds.name} {args.split}[{args.index}]  label {label} ({_class_name(ds, label)})")
+    print(f"{ds.name} {args.split}[{args.index}]  label {label} ({ds.class_name(label)})")
     color = sys.stdout.isatty() if args.color == "auto" else args.color == "always"
     print("\n".join(terminal_lines(images[args.index], color=color)))
     if args.png:
@@ -234,7 +232,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 
     ds = get_dataset(args.name)
     images, labels = _split_arrays(ds, args.split)
-    sheet = montage(images, labels, ds.classes, per_class=args.per_class, scale=args.scale)
+    sheet = montage(images, ds.class_index(labels), ds.classes, per_class=args.per_class, scale=args.scale)
     sheet.save(args.png)
     print(f"saved {args.png} ({ds.num_classes} classes x {args.per_class}, {sheet.width}x{sheet.height} pixels)")
     return EXIT_OK

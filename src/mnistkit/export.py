@@ -82,7 +82,10 @@ def _bar(total: int, desc: str, progress: bool | None):
 def write_png_folders(
     images: np.ndarray, labels: np.ndarray, classes: Sequence[str], out: Path, progress: bool | None = None
 ) -> list[Path]:
-    """Write one PNG per image into ``out/<class folder>/<index>.png``; returns the paths."""
+    """Write one PNG per image into ``out/<class folder>/<index>.png``; returns the paths.
+
+    ``labels`` are class numbers 0..len(classes)-1 (see ``Dataset.class_index``).
+    """
     from PIL import Image
 
     from .render import as_image
@@ -189,7 +192,7 @@ def export(
         images, labels = load(ds.name, split, normalize=False, flatten=False, data_home=data_home, progress=progress)
         images = images.reshape(len(images), *images.shape[-2:])
         if fmt == "png":
-            written += write_png_folders(images, labels, ds.classes, out / split, progress)
+            written += write_png_folders(images, ds.class_index(labels), ds.classes, out / split, progress)
         elif fmt == "csv":
             written.append(write_csv(images, labels, out / f"{ds.name}_{split}.csv", progress))
         else:

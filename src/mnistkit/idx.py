@@ -68,7 +68,7 @@ _IN_CHUNK = 1 << 20
 # allocated (deflate cannot exceed 1032:1; xz of constant data reaches ~7000:1).
 _MAX_RATIO = {"gzip": 1032, "xz": 10_000}
 
-Source = Union[str, os.PathLike, bytes, bytearray, memoryview]
+Source = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
 
 
 @dataclass(frozen=True)
@@ -199,94 +199,115 @@ def parse_header(head: bytes, source: str = "<bytes>") -> IdxHeader:
 # --- decoded byte streams -------------------------------------------------------------------
 
 
-def _as_buffer(src: Source) -> tuple[memoryview, str, object]:
-    """Map a path or wrap bytes; returns (buffer, name, keepalive)."""
+def _input(src: Source) -> tuple[Iterator[bytes | memoryview], str, int | None, object]:
+    """The input of ``src`` in blocks: returns (blocks, name, size or None for a stream, keepalive).
+
+    A path is memory-mapped and bytes are wrapped (both cut into blocks without
+    copying); a binary stream, such as a zip archive member, is read block by block.
+    """
+    if hasattr(src, "read"):
+        name = str(getattr(src, "name", "<stream>"))
+        return iter(lambda: src.read(_IN_CHUNK), b""), name, None, None
     if isinstance(src, (bytes, bytearray, memoryview)):
-        return memoryview(src).cast("B"), "<bytes>", None
-    path = Path(src)
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size == 0:
-            return memoryview(b""), str(path), None
-        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-    return memoryview(mm), str(path), mm
+        buf, name, keep = memoryview(src).cast("B"), "<bytes>", None
+    else:
+        path = Path(src)
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size == 0:
+                return iter(()), str(path), 0, None
+            keep = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        buf, name = memoryview(keep), str(path)
+    # Raw IDX goes out in CHUNK slices; compressed input in smaller ones, see _gzip_chunks.
+    step = CHUNK if sniff(bytes(buf[:512])) == "idx" else _IN_CHUNK
+    return _blocks(buf, step), name, len(buf), keep
 
 
-def _gzip_chunks(buf: memoryview, source: str) -> Iterator[bytes]:
-    """Decompress every gzip member in ``buf``, in chunks of at most CHUNK bytes."""
-    pos = 0
+def _gzip_chunks(blocks: Iterator[bytes | memoryview], source: str) -> Iterator[bytes]:
+    """Decompress every gzip member in the input ``blocks``, in chunks of at most CHUNK bytes."""
+    data: bytes | memoryview = b""
     while True:
         dec = _zlib.decompressobj(31)
-        # Input goes in bounded slices: the decompressor copies its unconsumed input,
-        # so handing it the whole file would copy (and hold) most of it on every call.
+        # Input goes in bounded blocks: the decompressor copies its unconsumed input,
+        # so handing it a whole file would copy (and hold) most of it on every call.
         while not dec.eof:
-            data = buf[pos : pos + _IN_CHUNK]
-            pos += len(data)
             if not data:
-                raise IdxFormatError(source, "truncated: the gzip stream ends before its end marker")
-            while True:
-                try:
-                    piece = dec.decompress(data, CHUNK)
-                except _zlib.error as err:
-                    raise IdxFormatError(source, f"corrupt gzip data ({err})") from None
-                if piece:
-                    yield piece
-                data = dec.unconsumed_tail
-                if dec.eof or not data:
-                    break
-        pos -= len(dec.unused_data)  # rewind to what follows this member
-        if pos >= len(buf):
+                data = next(blocks, b"")
+                if not data:
+                    raise IdxFormatError(source, "truncated: the gzip stream ends before its end marker")
+            try:
+                piece = dec.decompress(data, CHUNK)
+            except _zlib.error as err:
+                raise IdxFormatError(source, f"corrupt gzip data ({err})") from None
+            if piece:
+                yield piece
+            data = dec.unconsumed_tail
+        rest = _rest_after_stream(dec.unused_data, blocks, GZIP_MAGIC, "gzip", source)
+        if rest is None:
             return
-        if bytes(buf[pos : pos + 2]) == GZIP_MAGIC:
-            continue  # another member (pigz, concatenated files)
-        if not bytes(buf[pos:]).strip(b"\x00"):
-            return  # zero padding after the last member is tolerated
-        raise IdxFormatError(source, f"{len(buf) - pos} trailing bytes after the gzip stream")
+        data = rest  # another member (pigz, concatenated files)
 
 
-def _xz_chunks(buf: memoryview, source: str) -> Iterator[bytes]:
-    rest = buf
+def _rest_after_stream(tail: bytes, blocks: Iterator, magic: bytes, kind: str, source: str) -> bytes | None:
+    """What follows a compressed stream: None at the end (zero padding allowed), or the next stream's bytes."""
+    while len(tail) < len(magic):
+        block = next(blocks, b"")
+        if not block:
+            break
+        tail += bytes(block)
+    if tail.startswith(magic):
+        return tail
+    extra = len(tail.strip(b"\x00"))
+    for block in blocks:  # count what is left, so the error says how much
+        extra += len(bytes(block).strip(b"\x00"))
+    if not extra:
+        return None
+    raise IdxFormatError(source, f"{extra} trailing bytes after the {kind} stream")
+
+
+def _xz_chunks(blocks: Iterator[bytes | memoryview], source: str) -> Iterator[bytes]:
+    data: bytes | memoryview = b""
     while True:
         dec = lzma.LZMADecompressor()
-        data = bytes(rest[:CHUNK])
-        offset = len(data)
-        while True:
+        while not dec.eof:
+            if dec.needs_input and not data:
+                data = next(blocks, b"")
+                if not data:
+                    raise IdxFormatError(source, "truncated: the xz stream ends before its end marker")
             try:
                 piece = dec.decompress(data, CHUNK)
             except lzma.LZMAError as err:
                 raise IdxFormatError(source, f"corrupt xz data ({err})") from None
+            data = b""
             if piece:
                 yield piece
-            if dec.eof:
-                break
-            data = b""
-            if dec.needs_input:
-                if offset >= len(rest):
-                    raise IdxFormatError(source, "truncated: the xz stream ends before its end marker")
-                data = bytes(rest[offset : offset + CHUNK])
-                offset += len(data)
-        tail = dec.unused_data + bytes(rest[offset:])
-        if not tail.strip(b"\x00"):
+        rest = _rest_after_stream(dec.unused_data, blocks, XZ_MAGIC, "xz", source)
+        if rest is None:
             return
-        if not tail.startswith(XZ_MAGIC):
-            raise IdxFormatError(source, f"{len(tail)} trailing bytes after the xz stream")
-        rest = memoryview(tail)
+        data = rest
 
 
-def _raw_chunks(buf: memoryview) -> Iterator[memoryview]:
-    for start in range(0, len(buf), CHUNK):
-        yield buf[start : start + CHUNK]
+def _blocks(buf: memoryview, size: int) -> Iterator[memoryview]:
+    for start in range(0, len(buf), size):
+        yield buf[start : start + size]
 
 
-def decoded_chunks(buf: memoryview, source: str) -> tuple[str, Iterator[bytes | memoryview]]:
-    """Return the container kind of ``buf`` and an iterator over its decoded bytes."""
-    kind = sniff(bytes(buf[:512]))
+def decoded_chunks(blocks: Iterator[bytes | memoryview], source: str) -> tuple[str, Iterator[bytes | memoryview]]:
+    """Return the container kind of the input ``blocks`` and an iterator over its decoded bytes."""
+    first = next(blocks, b"")
+    while 0 < len(first) < 512:  # a stream may hand out short reads: sniff at least 512 bytes
+        more = next(blocks, b"")
+        if not more:
+            break
+        first = bytes(first) + bytes(more)
+    kind = sniff(bytes(first[:512]))
+    blocks = _chain([first], blocks)
     if kind == "gzip":
-        return kind, _gzip_chunks(buf, source)
+        return kind, _gzip_chunks(blocks, source)
     if kind == "xz":
-        return kind, _xz_chunks(buf, source)
+        return kind, _xz_chunks(blocks, source)
     if kind == "idx":
-        return kind, _raw_chunks(buf)
+        return kind, blocks
     if kind == "empty":
         raise IdxFormatError(source, "the file is empty (an interrupted download?)")
     if kind == "html":
@@ -295,7 +316,7 @@ def decoded_chunks(buf: memoryview, source: str) -> tuple[str, Iterator[bytes | 
         raise IdxFormatError(source, "this is a zip archive, not an IDX file; extract it first", 0)
     if kind == "bz2":
         raise IdxFormatError(source, "bzip2 compression is not supported; decompress the file first", 0)
-    return kind, iter([bytes(buf[:4])])  # parse_header reports the bad magic
+    return kind, iter([bytes(first[:4])])  # parse_header reports the bad magic
 
 
 class Payload:
@@ -353,8 +374,9 @@ def open_payload(src: Source, *, source: str | None = None, expected_size: int |
 
     Parameters
     ----------
-    src : path-like or bytes-like
-        The file to read.  A path is memory-mapped, never read whole.
+    src : path-like, bytes-like or binary file object
+        The file to read.  A path is memory-mapped, never read whole; a
+        stream (such as a member opened in a zip archive) is read in blocks.
     source : str, optional
         Name for error messages; defaults to the path.
     expected_size : int, optional
@@ -372,9 +394,9 @@ def open_payload(src: Source, *, source: str | None = None, expected_size: int |
         For an empty, HTML, unknown, or corrupt file, or a header that
         promises more data than the file can hold.
     """
-    buf, name, keep = _as_buffer(src)
+    blocks, name, size, keep = _input(src)
     name = source or name
-    kind, chunks = decoded_chunks(buf, name)
+    kind, chunks = decoded_chunks(blocks, name)
     head = b""
     for piece in chunks:
         head += bytes(piece)
@@ -391,14 +413,15 @@ def open_payload(src: Source, *, source: str | None = None, expected_size: int |
             f"expected {expected_size} bytes for this file",
             4,
         )
-    limit = len(buf) if kind == "idx" else len(buf) * _MAX_RATIO.get(kind, 1) + 1024
-    if header.total_size > limit:
+    # (a stream's size is unknown: there the payload's own length check is what guards)
+    limit = None if size is None else size if kind == "idx" else size * _MAX_RATIO.get(kind, 1) + 1024
+    if limit is not None and header.total_size > limit:
         if kind == "idx":
-            why = f"truncated: {len(buf)} bytes, but the header declares shape {header.shape} ({header.total_size} bytes)"
+            why = f"truncated: {size} bytes, but the header declares shape {header.shape} ({header.total_size} bytes)"
         else:
             why = (
                 f"the header declares shape {header.shape} ({header.total_size} bytes), more than a "
-                f"{len(buf)}-byte {kind} stream can hold"
+                f"{size}-byte {kind} stream can hold"
             )
         raise IdxFormatError(name, why, 4)
     payload = Payload(header, head[header.header_size :], chunks, name, keep)
@@ -411,7 +434,7 @@ def read_idx(src: Source, *, source: str | None = None) -> np.ndarray:
 
     Parameters
     ----------
-    src : path-like or bytes-like
+    src : path-like, bytes-like or binary file object
         The file, or its bytes.
     source : str, optional
         Name used in error messages.

@@ -1,15 +1,19 @@
 """Datasets as data: their files, sizes, checksums, mirrors, classes and metadata.
 
-Nothing here does I/O.  Adding a dataset of the same shape as MNIST is adding an
-entry to :data:`DATASETS`, not writing code.  Checksums carry their algorithm
-(``sha256:...``) and describe both the file as published (compressed) and the
-decoded IDX bytes, so that an uncompressed or re-compressed copy of the right
-data is accepted and anything else is refused.
+Nothing here does I/O.  Adding a dataset of the same shape as one already here
+(four IDX files like MNIST, splits of a zip archive like EMNIST, a label table
+like QMNIST) is adding an entry to :data:`DATASETS`, not writing code.
+Checksums carry their algorithm (``sha256:...``, ``md5:...``) and describe the
+file as published and, where known, the decoded IDX bytes, so that an
+uncompressed or re-compressed copy of the right data is accepted and anything
+else is refused.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from .errors import ArgumentError
 
@@ -35,7 +39,20 @@ class FileSpec:
     sha256 : str or None
         ``"sha256:<hex>"`` of the file as published.
     md5 : str or None
-        ``"md5:<hex>"`` of the file as published (informational: other loaders pin it).
+        ``"md5:<hex>"`` of the file as published; checked only when neither
+        SHA-256 is known (QMNIST publishes md5 sums only).
+    kind : {"idx", "archive"}
+        An IDX file (raw, gzip or xz), or an archive of other files, checked
+        by its own size and checksum (``decoded_size`` is then its size).
+    archive : str or None
+        For a member of an archive: the name of the archive's spec in the
+        same dataset.  The member is read from the verified archive, never
+        unpacked to disk.
+    member : str or None
+        The member's path inside the archive.
+    transposed : bool
+        The images are stored transposed (EMNIST): each 28x28 image must be
+        transposed to look upright.  The cache holds them upright.
     """
 
     name: str
@@ -46,6 +63,10 @@ class FileSpec:
     size: int | None = None
     sha256: str | None = None
     md5: str | None = None
+    kind: str = "idx"
+    archive: str | None = None
+    member: str | None = None
+    transposed: bool = False
 
     @property
     def stem(self) -> str:
@@ -63,6 +84,8 @@ class FileSpec:
         before ``idx``) as often as with the published hyphen; either may be
         compressed or not, whatever its suffix says.
         """
+        if self.kind != "idx":
+            return (self.name,)
         stem = self.stem
         dotted = stem.replace("-idx", ".idx", 1)
         names = [self.name, stem, dotted, stem + ".gz", dotted + ".gz", stem + ".xz", dotted + ".xz"]
@@ -71,11 +94,16 @@ class FileSpec:
 
 @dataclass(frozen=True)
 class Split:
-    """A named part of a dataset: an images file and a labels file."""
+    """A named part of a dataset: an images file and a labels file.
+
+    ``rows=(a, b)`` makes the split rows ``a:b`` of both files (QMNIST's
+    ``test10k`` is rows 0:10000 of its ``test`` files).
+    """
 
     name: str
     images: str
     labels: str
+    rows: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +122,19 @@ class Dataset:
     image_shape: tuple[int, int] = (28, 28)
     description: str = ""
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    #: Folder shared by datasets built from the same files ("emnist"); "" means ``name``.
+    shared_folder: str = ""
+    #: The smallest label: EMNIST letters labels run 1..26 as published, so 1 there.
+    label_offset: int = 0
+    #: Names of the label columns when labels are a table (QMNIST); the class is column 0.
+    label_columns: tuple[str, ...] = ()
+    #: Path, inside the archive file, of a text file mapping labels to character codes (EMNIST).
+    mapping: str | None = None
+
+    @property
+    def folder(self) -> str:
+        """Name of the dataset's folder in the data home (and on mirrors)."""
+        return self.shared_folder or self.name
 
     def file(self, name: str) -> FileSpec:
         """The file spec called ``name``."""
@@ -119,6 +160,60 @@ class Dataset:
     def urls(self, spec: FileSpec) -> list[str]:
         """Every built-in URL of ``spec``, in the order they are tried."""
         return [base + spec.name for base in self.mirrors]
+
+    def class_name(self, label: int) -> str:
+        """The class name of a label as stored (``label_offset`` taken into account)."""
+        index = int(label) - self.label_offset
+        return self.classes[index] if 0 <= index < len(self.classes) else str(label)
+
+    def class_index(self, labels: np.ndarray) -> np.ndarray:
+        """Class numbers 0..num_classes-1 of labels as stored or loaded.
+
+        Takes the class column of a label table (QMNIST) and removes the
+        ``label_offset`` (EMNIST letters: 1..26 become 0..25).
+        """
+        labels = np.asarray(labels)
+        if labels.ndim == 2:
+            labels = labels[:, 0]
+        return labels.astype(np.int64) - self.label_offset
+
+    def split_size(self, name: str) -> int:
+        """Number of examples in split ``name``."""
+        split = self.split(name)
+        if split.rows is not None:
+            return split.rows[1] - split.rows[0]
+        return self.file(split.images).shape[0]
+
+    def info(self) -> dict:
+        """Everything known about the dataset without downloading it, as plain data.
+
+        Returns
+        -------
+        dict
+            name, title, description, homepage, license, citation, classes,
+            num_classes, label_offset, label_columns, image_shape, splits (name
+            -> number of examples), transposed, folder, mirrors and files (name
+            -> published size in bytes, None where unknown).  Files read from an
+            archive are listed under the archive.
+        """
+        return {
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "homepage": self.homepage,
+            "license": self.license,
+            "citation": self.citation,
+            "classes": list(self.classes),
+            "num_classes": self.num_classes,
+            "label_offset": self.label_offset,
+            "label_columns": list(self.label_columns),
+            "image_shape": list(self.image_shape),
+            "splits": {split.name: self.split_size(split.name) for split in self.splits},
+            "transposed": any(spec.transposed for spec in self.files),
+            "folder": self.folder,
+            "mirrors": list(self.mirrors),
+            "files": {spec.name: spec.size for spec in self.files if spec.archive is None},
+        }
 
 
 # --- MNIST --------------------------------------------------------------------------------------
@@ -195,8 +290,225 @@ MNIST = Dataset(
     description="70,000 28x28 grey images of handwritten digits 0-9 (60,000 train, 10,000 test).",
 )
 
+# --- entry builders: decoded sizes follow from the shapes ---------------------------------------
+
+_ITEM_SIZE = {0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}  # IDX type code -> bytes per item
+
+
+def idx_file(name: str, shape: tuple[int, ...], type_code: int = 0x08, **fields) -> FileSpec:
+    """A FileSpec for an IDX file whose decoded size is its header plus ``shape``'s items."""
+    items = 1
+    for dim in shape:
+        items *= dim
+    size = 4 + 4 * len(shape) + items * _ITEM_SIZE[type_code]
+    return FileSpec(name, shape=tuple(shape), type_code=type_code, decoded_size=size, **fields)
+
+
+def archive_file(name: str, size: int | None, **fields) -> FileSpec:
+    """A FileSpec for an archive, checked by its own size and checksum."""
+    return FileSpec(name, shape=(), type_code=0, decoded_size=size or 0, size=size, kind="archive", **fields)
+
+
+_MNIST_LAYOUT = {  # published name -> shape, shared by the datasets that copy MNIST's layout
+    "train-images-idx3-ubyte.gz": (60000, 28, 28),
+    "train-labels-idx1-ubyte.gz": (60000,),
+    "t10k-images-idx3-ubyte.gz": (10000, 28, 28),
+    "t10k-labels-idx1-ubyte.gz": (10000,),
+}
+
+
+def _mnist_layout(pins: dict[str, tuple[int, str, str]]) -> tuple[FileSpec, ...]:
+    """MNIST's four files with other content: ``pins`` maps name -> (size, md5, sha256) of the .gz."""
+    return tuple(
+        idx_file(name, _MNIST_LAYOUT[name], size=size, md5="md5:" + md5, sha256="sha256:" + sha256)
+        for name, (size, md5, sha256) in pins.items()
+    )
+
+
+# --- Fashion-MNIST and KMNIST: MNIST's layout -------------------------------------------------------
+# Sizes, md5 and sha256 of the published .gz files: ../shared/reference/datasets.md.  Their decoded
+# checksums are not published, so the file's own SHA-256 is what is checked (plus the IDX header).
+
+FASHION_MNIST = Dataset(
+    name="fashion-mnist",
+    title="Fashion-MNIST: Zalando article images",
+    files=_mnist_layout(
+        {
+            "train-images-idx3-ubyte.gz": (26421880, "8d4fb7e6c68d591d4c3dfef9ec88bf0d", "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
+            "train-labels-idx1-ubyte.gz": (29515, "25c81989df183df01b3e8a0aad5dffbe", "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"),
+            "t10k-images-idx3-ubyte.gz": (4422102, "bef4ecab320f06d8554ea6380940ec79", "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
+            "t10k-labels-idx1-ubyte.gz": (5148, "bb300cfdad3c16e7a12a480ee83cd310", "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
+        }
+    ),
+    splits=MNIST.splits,
+    mirrors=(
+        "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",  # http only: safe, the sha256 is pinned
+    ),
+    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    homepage="https://github.com/zalandoresearch/fashion-mnist",
+    license="MIT",
+    citation=(
+        "@online{xiao2017fashion,\n"
+        "  author={Han Xiao and Kashif Rasul and Roland Vollgraf},\n"
+        "  title={Fashion-MNIST: a Novel Image Dataset for Benchmarking Machine Learning Algorithms},\n"
+        "  year={2017}, eprint={1708.07747}, archivePrefix={arXiv}\n}"
+    ),
+    description="70,000 28x28 grey images of 10 kinds of clothing (60,000 train, 10,000 test); a drop-in for MNIST.",
+)
+
+KMNIST = Dataset(
+    name="kmnist",
+    title="Kuzushiji-MNIST: cursive Japanese (Hiragana) characters",
+    files=_mnist_layout(
+        {
+            "train-images-idx3-ubyte.gz": (18165135, "bdb82020997e1d708af4cf47b453dcf7", "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4"),
+            "train-labels-idx1-ubyte.gz": (29497, "e144d726b3acfaa3e44228e80efcd344", "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17"),
+            "t10k-images-idx3-ubyte.gz": (3041136, "5c965bf0a639b31b8f53240b1b52f4d7", "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5"),
+            "t10k-labels-idx1-ubyte.gz": (5120, "7320c461ea6c1c855c0b718fb2a4b134", "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c"),
+        }
+    ),
+    splits=MNIST.splits,
+    mirrors=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),  # the only one; http, sha256 pinned
+    classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+    homepage="http://codh.rois.ac.jp/kmnist/",
+    license="CC BY-SA 4.0",
+    citation=(
+        "@online{clanuwat2018deep,\n"
+        "  author={Tarin Clanuwat and Mikel Bober-Irizar and Asanobu Kitamoto and Alex Lamb and Kazuaki Yamamoto "
+        "and David Ha},\n"
+        "  title={Deep Learning for Classical Japanese Literature},\n"
+        "  year={2018}, eprint={1812.01718}, archivePrefix={arXiv}\n}"
+    ),
+    description="70,000 28x28 grey images of 10 Hiragana characters (60,000 train, 10,000 test); a drop-in for MNIST.",
+)
+
+# --- EMNIST: six datasets read from one zip archive --------------------------------------------------
+# The archive's size, md5 and sha256, the member names, the split sizes and the class counts:
+# ../shared/reference/datasets.md.  The members' own checksums are not published: the archive's
+# SHA-256, the zip and gzip CRC-32s and the IDX header (type and shape) are what vouch for them.
+# Classes are the characters of the published emnist-<split>-mapping.txt files (label -> ASCII codes).
+
+EMNIST_ARCHIVE = archive_file(
+    "gzip.zip",
+    561753746,
+    md5="md5:58c8d27c78d21e728a6bc7b3cc06412e",
+    sha256="sha256:fb9bb67e33772a9cc0b895e4ecf36d2cf35be8b709693c3564cea2a019fcda8e",
+)
+_DIGITS = tuple("0123456789")
+_UPPER = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_LOWER = tuple("abcdefghijklmnopqrstuvwxyz")
+_MERGED = _DIGITS + _UPPER + tuple("abdefghnqrt")  # lowercase letters unlike their capitals keep a class
+
+_EMNIST_CITATION = (
+    "@inproceedings{cohen2017emnist,\n"
+    "  title={EMNIST: Extending MNIST to handwritten letters},\n"
+    "  author={Cohen, Gregory and Afshar, Saeed and Tapson, Jonathan and van Schaik, Andr{\\'e}},\n"
+    "  booktitle={2017 International Joint Conference on Neural Networks (IJCNN)}, pages={2921--2926}, year={2017}\n}"
+)
+
+
+def emnist_split(split: str, classes: tuple[str, ...], n_train: int, n_test: int, about: str, label_offset: int = 0) -> Dataset:
+    """The registry entry of EMNIST split ``split`` (``"byclass"``, ``"letters"``, ...)."""
+    files = [EMNIST_ARCHIVE]
+    for part, n in (("train", n_train), ("test", n_test)):
+        for what, shape in (("images-idx3", (n, 28, 28)), ("labels-idx1", (n,))):
+            name = f"emnist-{split}-{part}-{what}-ubyte.gz"
+            files.append(idx_file(name, shape, archive=EMNIST_ARCHIVE.name, member=f"gzip/{name}", transposed=what[0] == "i"))
+    return Dataset(
+        name=f"emnist-{split}",
+        title=f"EMNIST {split}: handwritten {about}",
+        files=tuple(files),
+        splits=(
+            Split("train", files[1].name, files[2].name),
+            Split("test", files[3].name, files[4].name),
+        ),
+        # Both come and go; one has served an HTML page under this name (refused: size and sha256 are pinned).
+        mirrors=("https://biometrics.nist.gov/cs_links/EMNIST/", "https://www.itl.nist.gov/iaui/vip/cs_links/EMNIST/"),
+        classes=classes,
+        homepage="https://www.nist.gov/itl/products-and-services/emnist-dataset",
+        license="NIST Special Database 19 terms of use (see the homepage)",
+        citation=_EMNIST_CITATION,
+        description=(
+            f"{n_train + n_test:,} 28x28 grey images of handwritten {about} in {len(classes)} classes "
+            f"({n_train:,} train, {n_test:,} test), from NIST Special Database 19."
+        ),
+        shared_folder="emnist",
+        label_offset=label_offset,
+        mapping=f"gzip/emnist-{split}-mapping.txt",
+    )
+
+
+EMNIST = (
+    emnist_split("byclass", _DIGITS + _UPPER + _LOWER, 697932, 116323, "digits and letters"),
+    emnist_split("bymerge", _MERGED, 697932, 116323, "digits and letters (similar cases merged)"),
+    emnist_split("balanced", _MERGED, 112800, 18800, "digits and letters (balanced classes)"),
+    # Labels 1..26 as published (class k is the k-th letter, either case); see Dataset.label_offset.
+    emnist_split("letters", tuple(u + w for u, w in zip(_UPPER, _LOWER)), 88800, 14800, "letters", label_offset=1),
+    emnist_split("digits", _DIGITS, 240000, 40000, "digits"),
+    emnist_split("mnist", _DIGITS, 60000, 10000, "digits (MNIST's balance)"),
+)
+
+# --- QMNIST: MNIST reconstructed, with its full NIST provenance ----------------------------------------
+# File names, md5 sums (only md5s are published), split sizes and the label columns:
+# ../shared/reference/datasets.md.  Sizes of the published files are not known here (None).
+
+QMNIST = Dataset(
+    name="qmnist",
+    title="QMNIST: MNIST reconstructed from NIST, with its test set extended to 60,000",
+    files=(
+        idx_file("qmnist-train-images-idx3-ubyte.gz", (60000, 28, 28), md5="md5:ed72d4157d28c017586c42bc6afe6370"),
+        idx_file("qmnist-train-labels-idx2-int.gz", (60000, 8), 0x0C, md5="md5:0058f8dd561b90ffdd0f734c6a30e5e4"),
+        idx_file("qmnist-test-images-idx3-ubyte.gz", (60000, 28, 28), md5="md5:1394631089c404de565df7b7aeaf9412"),
+        idx_file("qmnist-test-labels-idx2-int.gz", (60000, 8), 0x0C, md5="md5:5b5b05890a5e13444e108efe57b788aa"),
+        idx_file("xnist-images-idx3-ubyte.xz", (402953, 28, 28), md5="md5:7f124b3b8ab81486c9d8c2749c17f834"),
+        idx_file("xnist-labels-idx2-int.xz", (402953, 8), 0x0C, md5="md5:5ed0e788978e45d4a8bd4b7caec3d79d"),
+    ),
+    splits=(
+        Split("train", "qmnist-train-images-idx3-ubyte.gz", "qmnist-train-labels-idx2-int.gz"),
+        Split("test", "qmnist-test-images-idx3-ubyte.gz", "qmnist-test-labels-idx2-int.gz"),
+        # The first 10,000 test rows are MNIST's test set; the other 50,000 the "lost" digits.
+        Split("test10k", "qmnist-test-images-idx3-ubyte.gz", "qmnist-test-labels-idx2-int.gz", rows=(0, 10000)),
+        Split("test50k", "qmnist-test-images-idx3-ubyte.gz", "qmnist-test-labels-idx2-int.gz", rows=(10000, 60000)),
+        Split("nist", "xnist-images-idx3-ubyte.xz", "xnist-labels-idx2-int.xz"),
+    ),
+    mirrors=("https://raw.githubusercontent.com/facebookresearch/qmnist/master/",),
+    classes=_DIGITS,
+    homepage="https://github.com/facebookresearch/qmnist",
+    license="BSD-style (see LICENSE on the homepage)",
+    citation=(
+        "@incollection{qmnist2019,\n"
+        "  title={Cold Case: The Lost MNIST Digits},\n"
+        "  author={Chhavi Yadav and L{\\'e}on Bottou},\n"
+        "  booktitle={Advances in Neural Information Processing Systems 32}, year={2019}\n}"
+    ),
+    description=(
+        "MNIST's 60,000 training digits and a 60,000-digit test set (MNIST's 10,000 plus 50,000 lost ones) "
+        "rebuilt from NIST, and all 402,953 NIST digits; labels carry 8 columns of provenance."
+    ),
+    # Columns of the int32 label table (QMNIST README): the class first, then where the digit comes from.
+    label_columns=(
+        "class", "hsf_series", "writer_id", "digit_index", "nist_class_code", "nist_index", "duplicate", "unused",
+    ),
+)
+
 #: Every dataset mnistkit knows, by name.
-DATASETS: dict[str, Dataset] = {ds.name: ds for ds in (MNIST,)}
+DATASETS: dict[str, Dataset] = {ds.name: ds for ds in (MNIST, FASHION_MNIST, KMNIST, *EMNIST, QMNIST)}
+
+
+def datasets() -> list[str]:
+    """The names of every known dataset; :func:`get_dataset` gives each one's metadata.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> "emnist-letters" in datasets()
+    True
+    """
+    return list(DATASETS)
 
 
 def get_dataset(name: str) -> Dataset:

@@ -46,7 +46,7 @@ ENV_OFFLINE = "MNISTKIT_OFFLINE"
 ENV_TIMEOUT = "MNISTKIT_TIMEOUT"
 
 _TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
-_ACCEPTED_KINDS = {"gzip", "xz", "idx"}
+_ACCEPTED_KINDS = {"gzip", "xz", "idx", "zip"}  # zip: archives (EMNIST); verify() refuses a zip posing as IDX
 _MAX_REDIRECTS = 5
 
 
@@ -177,9 +177,9 @@ class Downloader:
         found = []
         for base in self.extra_sources:
             if is_http(base):
-                found.append(base.rstrip("/") + f"/{dataset.name}/{spec.name}")
+                found.append(base.rstrip("/") + f"/{dataset.folder}/{spec.name}")
             else:
-                found.append(str(_local_folder(base) / dataset.name))
+                found.append(str(_local_folder(base) / dataset.folder))
         found.extend(dataset.urls(spec))
         if self.offline:
             found = [loc for loc in found if not is_http(loc)]

@@ -7,6 +7,11 @@ Layout (the same one mirrors use, so a data folder can be copied or served)::
     <data home>/<dataset>/.cache/<stem>.json         manifest: what was verified, and how big
     <data home>/<dataset>/.locks/<stem>.lock         one inter-process lock per file
 
+Datasets read from one archive share a folder (``emnist/gzip.zip``): the
+archive is verified once (its manifest records the size and modification time
+it was verified at), and each member is streamed from it into its own cache
+entry, never unpacked to disk.  Images stored transposed are cached upright.
+
 A cache entry is used only when its manifest matches the registry and the
 ``.npy`` has the size the manifest records (the cheap check); otherwise it is
 rebuilt from a verified file.  Every file is written under a temporary name in
@@ -27,12 +32,14 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+from .archive import open_member
 from .errors import ChecksumError, DataFolderError, DownloadError, IdxFormatError, LockTimeout, MissingFilesError
 from .idx import IdxHeader
-from .integrity import split_digest, verify
+from .integrity import Sink, split_digest, verify
 from .registry import Dataset, FileSpec
 
 log = logging.getLogger("mnistkit")
@@ -158,7 +165,7 @@ class Store:
     ) -> None:
         self.dataset = dataset
         self.home = resolve_home(data_home)
-        self.folder = self.home / dataset.name
+        self.folder = self.home / dataset.folder
         self.cache_folder = self.folder / CACHE_DIR
         self.fetcher = fetcher
         self.lock_timeout = lock_timeout
@@ -204,6 +211,7 @@ class Store:
                 manifest.get("format") != CACHE_FORMAT
                 or manifest.get("file") != spec.name
                 or (spec.decoded_sha256 and manifest.get("decoded_sha256") != spec.decoded_sha256)
+                or manifest.get("upright", False) != spec.transposed
                 or npy_path.stat().st_size != manifest.get("npy_size")
             ):
                 return None
@@ -247,23 +255,80 @@ class Store:
             array = self.cached(spec)  # another process may have built it while we waited
             if array is not None:
                 return array
-            return self._build(spec)
-
-    def _build(self, spec: FileSpec) -> np.ndarray:
-        problems: list[str] = []
-        for path in self.candidates(spec):
-            try:
-                self.build_cache(path, spec)
-            except (IdxFormatError, ChecksumError) as err:
-                # Not the published data. Hand-placed files are the user's: leave them, say so.
-                log.warning("ignoring %s: %s", path, err)
-                problems.append(str(err))
-                continue
+            if spec.archive is None:
+                self._obtain(spec, lambda path: self.build_cache(path, spec))
+            else:
+                archive = self.archive_path(self.dataset.file(spec.archive))
+                with open_member(archive, spec.member) as stream:  # streamed: never unpacked
+                    self.build_cache(stream, spec)
             array = self.cached(spec)
             if array is None:  # pragma: no cover - only if the folder changes under us
                 msg = f"{self.cache_folder}: the cache entry for {spec.name} vanished right after it was written"
                 raise DataFolderError(msg)
             return array
+
+    def archive_path(self, archive: FileSpec) -> Path:
+        """The path of a verified archive, obtained (and verified) first if need be.
+
+        The full check (size and checksum) runs once; its manifest records the
+        file's size and modification time, and later calls trust the file while
+        both are unchanged, so the members of a 562 MB archive are not each
+        preceded by a full hash.
+
+        Raises
+        ------
+        MissingFilesError, DownloadError, ChecksumError, DataFolderError, LockTimeout
+        """
+        path = self.folder / archive.name
+        with self.lock(archive):
+            manifest = self.read_manifest(archive)
+            try:
+                stat = path.stat()
+            except OSError:
+                stat = None
+            if (
+                manifest is not None
+                and stat is not None
+                and manifest.get("format") == CACHE_FORMAT
+                and manifest.get("file") == archive.name
+                and manifest.get("checksum") == (archive.sha256 or archive.md5 or "")
+                and [stat.st_size, stat.st_mtime_ns] == [manifest.get("size"), manifest.get("mtime_ns")]
+            ):
+                return path
+            return self._obtain(archive, lambda found: self._vouch_for_archive(found, archive))
+
+    def _vouch_for_archive(self, path: Path, archive: FileSpec) -> None:
+        verify(path, archive, source=str(path))
+        self._make_folder(self.cache_folder)
+        stat = path.stat()
+        manifest = {
+            "format": CACHE_FORMAT,
+            "file": archive.name,
+            "checksum": archive.sha256 or archive.md5 or "",
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        _atomic_write_bytes(self.cache_paths(archive)[1], json.dumps(manifest, indent=1).encode())
+
+    def read_member(self, archive: FileSpec, member: str) -> bytes:
+        """The bytes of a small member of a verified archive (EMNIST's mapping files)."""
+        from .archive import read_member
+
+        return read_member(self.archive_path(archive), member)
+
+    def _obtain(self, spec: FileSpec, use: Callable[[Path], None]) -> Path:
+        """Find or fetch a file that ``use`` accepts (it raises IdxFormatError/ChecksumError if not); its path."""
+        problems: list[str] = []
+        for path in self.candidates(spec):
+            try:
+                use(path)
+            except (IdxFormatError, ChecksumError) as err:
+                # Not the published data. Hand-placed files are the user's: leave them, say so.
+                log.warning("ignoring %s: %s", path, err)
+                problems.append(str(err))
+                continue
+            return path
         if self.fetcher is None:
             reason = "downloading is disabled"
             if problems:
@@ -281,19 +346,17 @@ class Store:
                 raise
             local = [(str(self.folder), f"found but rejected: {p}") for p in problems]
             raise DownloadError(err.file_name, local + err.attempts, err.folder) from None
-        self.build_cache(path, spec)
-        array = self.cached(spec)
-        if array is None:  # pragma: no cover
-            msg = f"{self.cache_folder}: the cache entry for {spec.name} vanished right after it was written"
-            raise DataFolderError(msg)
-        return array
+        use(path)
+        return path
 
-    def build_cache(self, path: Path, spec: FileSpec) -> None:
+    def build_cache(self, path: Path | BinaryIO, spec: FileSpec) -> None:
         """Verify ``path`` against ``spec`` and write the cache entry in the same pass.
 
         The ``.npy`` is streamed to a temporary file while the decoded bytes are
         hashed; only if the hash matches is it renamed into place, and only then
         is the manifest written (also atomically).  Callers hold the file's lock.
+        ``path`` may be a binary stream (an archive member); memory use stays at
+        a few chunks whatever the file's size.
         """
         npy_path, manifest_path = self.cache_paths(spec)
         dtype = np.dtype(_dtype_of(spec))
@@ -304,7 +367,7 @@ class Store:
         try:
             with os.fdopen(fd, "wb", buffering=0) as fh:
                 fh.write(_npy_header(tuple(spec.shape), dtype))
-                verified = verify(path, spec, sink=fh.write, source=str(path))
+                verified = verify(path, spec, sink=_sink(spec, fh.write), source=str(getattr(path, "name", path)))
                 size = fh.tell()
             os.chmod(tmp, _file_mode())
             os.replace(tmp, npy_path)
@@ -314,8 +377,9 @@ class Store:
         manifest = {
             "format": CACHE_FORMAT,
             "file": spec.name,
-            "verified_from": path.name,
+            "verified_from": Path(getattr(path, "name", path)).name,
             "container": verified.container,
+            "upright": spec.transposed,
             "decoded_sha256": verified.decoded_sha256,
             "shape": list(spec.shape),
             "dtype": dtype.str,
@@ -328,10 +392,17 @@ class Store:
     def _load_uncached(self, spec: FileSpec) -> np.ndarray:
         """Decode a verified file into memory: the read-only data folder route."""
         problems = []
-        for path in self.candidates(spec):
+        archive = None if spec.archive is None else self.dataset.file(spec.archive)
+        for path in self.candidates(archive or spec):
             chunks: list[bytes] = []
+            keep = _sink(spec, lambda piece: chunks.append(bytes(piece)))
             try:
-                verify(path, spec, sink=lambda piece: chunks.append(bytes(piece)), source=str(path))
+                if archive is None:
+                    verify(path, spec, sink=keep, source=str(path))
+                else:
+                    verify(path, archive, source=str(path))
+                    with open_member(path, spec.member) as stream:
+                        verify(stream, spec, sink=keep, source=stream.name)
             except (IdxFormatError, ChecksumError) as err:
                 problems.append(str(err))
                 continue
@@ -341,7 +412,8 @@ class Store:
         reason = f"{self.folder} cannot be written, so nothing can be downloaded there"
         if problems:
             reason += "; files found but rejected: " + " | ".join(problems)
-        raise MissingFilesError(self.dataset.name, [spec.name], self.folder, self.dataset.urls(spec), reason)
+        missing = archive or spec
+        raise MissingFilesError(self.dataset.name, [missing.name], self.folder, self.dataset.urls(missing), reason)
 
     # --- checking and removing (the `verify` and `clean` commands) ----------------------------
 
@@ -490,6 +562,34 @@ class Store:
             yield
         finally:
             lock.release()
+
+
+class _Upright:
+    """A sink that transposes each image of a stream stored transposed (EMNIST) before writing it.
+
+    Chunks arrive at arbitrary boundaries: whole images go out at once, a
+    partial one waits for the next chunk.  Memory: one chunk and one image.
+    """
+
+    def __init__(self, write: Sink, spec: FileSpec) -> None:
+        self.write = write
+        self.dtype = _dtype_of(spec)
+        self.image_shape = tuple(spec.shape[1:])
+        self.image_bytes = int(np.prod(self.image_shape)) * self.dtype.itemsize
+        self.pending = b""
+
+    def __call__(self, piece: bytes | memoryview) -> None:
+        data = self.pending + bytes(piece) if self.pending else piece
+        whole = len(data) // self.image_bytes * self.image_bytes
+        if whole:
+            images = np.frombuffer(data, self.dtype, count=whole // self.dtype.itemsize).reshape(-1, *self.image_shape)
+            self.write(np.ascontiguousarray(images.transpose(0, 2, 1)).data.cast("B"))
+        self.pending = bytes(data[whole:])
+
+
+def _sink(spec: FileSpec, write: Sink) -> Sink:
+    """``write``, or a transposing wrapper of it when ``spec``'s images are stored transposed."""
+    return _Upright(write, spec) if spec.transposed else write
 
 
 def _dtype_of(spec: FileSpec) -> np.dtype:
