@@ -21,6 +21,8 @@ __all__ = ["load", "load_mnist", "dataset_store"]
 
 _FLOAT_KINDS = "f"
 
+Pair = tuple[np.ndarray, np.ndarray]  # (images, labels)
+
 
 def dataset_store(
     dataset: str | Dataset = "mnist",
@@ -92,7 +94,10 @@ def load(
     mirrors: str | Sequence[str] | None = None,
     offline: bool | None = None,
     progress: bool | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    validation: int | float | bool | None = None,
+    validation_seed: int | None = None,
+    stratify: bool = False,
+) -> Pair | tuple[Pair, Pair]:
     """Load one split of a dataset as NumPy arrays.
 
     Parameters
@@ -119,12 +124,22 @@ def load(
         Never use the network; None reads ``$MNISTKIT_OFFLINE``.
     progress : bool, optional
         Show download progress bars; None means only when stderr is a terminal.
+    validation : int, float or True, optional
+        Hold out part of the split for validation: a count, a fraction in
+        (0, 1), or True for the classic 10,000.  None (default): no hold-out.
+    validation_seed : int, optional
+        None: hold out the *last* images (MNIST's classic 50k/10k split);
+        an integer: a random choice made with this seed.
+    stratify : bool, default False
+        Hold out the same fraction of every class.  See
+        :func:`mnistkit.batching.validation_split`.
 
     Returns
     -------
     images, labels : numpy.ndarray
         Writable arrays that never alias the cache: writing into them does not
-        change what the next call returns.
+        change what the next call returns.  With ``validation``, two pairs:
+        ``(images, labels), (val_images, val_labels)``, disjoint.
 
     Raises
     ------
@@ -147,9 +162,27 @@ def load(
     store = dataset_store(ds, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress)
     raw_images = store.load(ds.file(part.images))
     raw_labels = store.load(ds.file(part.labels))
-    images = _images(raw_images, normalize, flatten, dtype)
-    labels = _one_hot(raw_labels, ds.num_classes) if one_hot_label else raw_labels
-    return images, labels
+
+    def finish(raw_x: np.ndarray, raw_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        images = _images(raw_x, normalize, flatten, dtype)
+        labels = _one_hot(raw_t, ds.num_classes) if one_hot_label else raw_t
+        return images, labels
+
+    if validation is None or validation is False:
+        return finish(raw_images, raw_labels)
+    from .batching import validation_split
+
+    # Split the raw uint8 arrays, then convert each part: the options run once per image.
+    kept, held = validation_split(raw_labels, validation, seed=validation_seed, stratify=stratify)
+    train = finish(_take(raw_images, kept), _take(raw_labels, kept))
+    return train, finish(_take(raw_images, held), _take(raw_labels, held))
+
+
+def _take(array: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``array[index]`` for sorted unique indices; a view (no copy) when they are contiguous."""
+    if len(index) and index[-1] - index[0] + 1 == len(index):
+        return array[index[0] : index[-1] + 1]
+    return array[index]
 
 
 def load_mnist(
@@ -163,7 +196,10 @@ def load_mnist(
     mirrors: str | Sequence[str] | None = None,
     offline: bool | None = None,
     progress: bool | None = None,
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    validation: int | float | bool | None = None,
+    validation_seed: int | None = None,
+    stratify: bool = False,
+) -> tuple[Pair, Pair] | tuple[Pair, Pair, Pair]:
     """Load MNIST the way the classic tutorial helper does, from a verified cache.
 
     A drop-in for the tutorial's ``load_mnist``: same positional parameters,
@@ -181,10 +217,14 @@ def load_mnist(
         Any dataset with "train" and "test" splits.
     dtype, data_home, mirrors, offline, progress
         As in :func:`load`.
+    validation, validation_seed, stratify
+        Hold out part of the training set, as in :func:`load`; e.g.
+        ``validation=True`` gives the classic 50,000 / 10,000 split.
 
     Returns
     -------
     (x_train, t_train), (x_test, t_test) : tuple of tuples of numpy.ndarray
+        With ``validation``: ``(x_train, t_train), (x_val, t_val), (x_test, t_test)``.
 
     Examples
     --------
@@ -202,6 +242,9 @@ def load_mnist(
         offline=offline,
         progress=progress,
     )
-    train = load(dataset, "train", **options)
+    holdout = dict(validation=validation, validation_seed=validation_seed, stratify=stratify)
+    train = load(dataset, "train", **options, **holdout)
     test = load(dataset, "test", **options)
-    return train, test
+    if validation is None or validation is False:
+        return train, test
+    return (*train, test)
