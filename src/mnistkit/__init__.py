@@ -6,13 +6,16 @@
 The public surface is small; everything else lives in modules by concern:
 ``idx`` (the file format), ``registry`` (datasets as data), ``sources``
 (mirrors and downloads), ``store`` (data folder, locks, cache), ``api``
-(loading with options), ``render`` (pictures), ``cli`` (the command line).
+(loading with options), ``batching`` (mini-batches, validation hold-outs),
+``render`` (pictures), ``cli`` (the command line); ``adapters`` holds the
+PyTorch, TensorFlow and JAX glue, imported only when used.
 """
 
 
 __version__ = "0.1.0"
 
 from .api import label_mapping, load, load_mnist
+from .batching import batches, validation_split
 from .errors import (
     ArgumentError,
     ChecksumError,
@@ -33,6 +36,8 @@ __all__ = [
     "load_mnist",
     "load",
     "img_show",
+    "batches",
+    "validation_split",
     "get_dataset",
     "datasets",
     "label_mapping",

@@ -23,6 +23,8 @@ ORIENTATIONS = ("upright", "stored")
 
 _FLOAT_KINDS = "f"
 
+Pair = tuple[np.ndarray, np.ndarray]  # (images, labels)
+
 
 def dataset_store(
     dataset: str | Dataset = "mnist",
@@ -129,7 +131,10 @@ def load(
     mirrors: str | Sequence[str] | None = None,
     offline: bool | None = None,
     progress: bool | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    validation: int | float | bool | None = None,
+    validation_seed: int | None = None,
+    stratify: bool = False,
+) -> Pair | tuple[Pair, Pair]:
     """Load one split of a dataset as NumPy arrays.
 
     Parameters
@@ -167,12 +172,22 @@ def load(
         Never use the network; None reads ``$MNISTKIT_OFFLINE``.
     progress : bool, optional
         Show download progress bars; None means only when stderr is a terminal.
+    validation : int, float or True, optional
+        Hold out part of the split for validation: a count, a fraction in
+        (0, 1), or True for the classic 10,000.  None (default): no hold-out.
+    validation_seed : int, optional
+        None: hold out the *last* images (MNIST's classic 50k/10k split);
+        an integer: a random choice made with this seed.
+    stratify : bool, default False
+        Hold out the same fraction of every class.  See
+        :func:`mnistkit.batching.validation_split`.
 
     Returns
     -------
     images, labels : numpy.ndarray
         Writable arrays that never alias the cache: writing into them does not
-        change what the next call returns.
+        change what the next call returns.  With ``validation``, two pairs:
+        ``(images, labels), (val_images, val_labels)``, disjoint.
 
     Raises
     ------
@@ -193,13 +208,30 @@ def load(
         normalize=normalize, flatten=flatten, one_hot_label=one_hot_label, dtype=dtype,
         orientation=orientation, label_table=label_table,
     )
-    return _load_splits(store, [split], **options)[0]
+    holdout = dict(validation=validation, validation_seed=validation_seed, stratify=stratify)
+    out = _load_splits(store, [split], **options, **holdout)
+    return out[0] if len(out) == 1 else (out[0], out[1])
 
 
 def _load_splits(
-    store: Store, splits: Sequence[str], *, normalize, flatten, one_hot_label, dtype, orientation, label_table
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Images and labels of each split, with the options applied."""
+    store: Store,
+    splits: Sequence[str],
+    *,
+    normalize,
+    flatten,
+    one_hot_label,
+    dtype,
+    orientation,
+    label_table,
+    validation=None,
+    validation_seed=None,
+    stratify=False,
+) -> list[Pair]:
+    """Images and labels of each split, with the options applied.
+
+    With ``validation``, the first split is followed by its held-out part:
+    ``[train, held_out, *others]``.
+    """
     normalize = _check_bool(normalize, "normalize")
     flatten = _check_bool(flatten, "flatten")
     one_hot_label = _check_bool(one_hot_label, "one_hot_label")
@@ -215,16 +247,28 @@ def _load_splits(
     parts = [ds.split(name) for name in splits]
     specs = [ds.file(name) for part in parts for name in (part.images, part.labels)]
     raw = _load_files(store, specs)
+
+    def finish(raw_x: np.ndarray, raw_t: np.ndarray) -> Pair:
+        return _images(raw_x, normalize, flatten, dtype), _labels(raw_t, ds, one_hot_label, label_table)
+
     out = []
-    for part, raw_images, raw_labels in zip(parts, raw[0::2], raw[1::2]):
+    for i, (part, raw_images, raw_labels) in enumerate(zip(parts, raw[0::2], raw[1::2])):
         if part.rows is not None:  # a split that is a slice of its files: still a view of the cache
             raw_images = raw_images[part.rows[0] : part.rows[1]]
             raw_labels = raw_labels[part.rows[0] : part.rows[1]]
         if orientation == "stored" and ds.file(part.images).transposed:  # the cache holds them upright
             raw_images = raw_images.transpose(0, 2, 1)
-        images = _images(raw_images, normalize, flatten, dtype)
-        labels = _labels(raw_labels, ds, one_hot_label, label_table)
-        out.append((images, labels))
+        if i == 0 and validation is not None and validation is not False:
+            from .batching import validation_split
+
+            # Split the raw arrays, then convert each part: the options run once per image.
+            kept, held = validation_split(
+                ds.class_index(raw_labels), validation, seed=validation_seed, stratify=stratify
+            )
+            out.append(finish(_take(raw_images, kept), _take(raw_labels, kept)))
+            out.append(finish(_take(raw_images, held), _take(raw_labels, held)))
+        else:
+            out.append(finish(raw_images, raw_labels))
     return out
 
 
@@ -272,6 +316,13 @@ def label_mapping(
     return parse_mapping(text, source=f"{archive.name}:{ds.mapping}")
 
 
+def _take(array: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``array[index]`` for sorted unique indices; a view (no copy) when they are contiguous."""
+    if len(index) and index[-1] - index[0] + 1 == len(index):
+        return array[index[0] : index[-1] + 1]
+    return array[index]
+
+
 def load_mnist(
     normalize: bool = True,
     flatten: bool = True,
@@ -285,7 +336,10 @@ def load_mnist(
     mirrors: str | Sequence[str] | None = None,
     offline: bool | None = None,
     progress: bool | None = None,
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    validation: int | float | bool | None = None,
+    validation_seed: int | None = None,
+    stratify: bool = False,
+) -> tuple[Pair, Pair] | tuple[Pair, Pair, Pair]:
     """Load MNIST the way the classic tutorial helper does, from a verified cache.
 
     A drop-in for the tutorial's ``load_mnist``: same positional parameters,
@@ -304,10 +358,14 @@ def load_mnist(
         :func:`mnistkit.datasets`.
     dtype, orientation, label_table, data_home, mirrors, offline, progress
         As in :func:`load`.
+    validation, validation_seed, stratify
+        Hold out part of the training set, as in :func:`load`; e.g.
+        ``validation=True`` gives the classic 50,000 / 10,000 split.
 
     Returns
     -------
     (x_train, t_train), (x_test, t_test) : tuple of tuples of numpy.ndarray
+        With ``validation``: ``(x_train, t_train), (x_val, t_val), (x_test, t_test)``.
 
     Examples
     --------
@@ -320,5 +378,5 @@ def load_mnist(
         normalize=normalize, flatten=flatten, one_hot_label=one_hot_label, dtype=dtype,
         orientation=orientation, label_table=label_table,
     )
-    train, test = _load_splits(store, ["train", "test"], **options)
-    return train, test
+    holdout = dict(validation=validation, validation_seed=validation_seed, stratify=stratify)
+    return tuple(_load_splits(store, ["train", "test"], **options, **holdout))
