@@ -12,7 +12,6 @@ folders or the network.
 
 from __future__ import annotations
 
-import lzma
 import mmap
 import os
 import struct
@@ -245,6 +244,8 @@ def _gzip_chunks(buf: memoryview, source: str) -> Iterator[bytes]:
 
 
 def _xz_chunks(buf: memoryview, source: str) -> Iterator[bytes]:
+    import lzma  # xz is rare: imported when met, keeping `import mnistkit` light
+
     rest = buf
     while True:
         dec = lzma.LZMADecompressor()
@@ -489,6 +490,8 @@ def write_idx(dest: str | os.PathLike | BinaryIO, array: np.ndarray, *, compress
 
         data = gzip.compress(data, mtime=0)
     elif compression == "xz":
+        import lzma
+
         data = lzma.compress(data)
     elif compression is not None:
         msg = f"compression={compression!r}: choose None, 'gzip' or 'xz'"

@@ -20,7 +20,6 @@ import functools
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -104,6 +103,8 @@ def _file_mode() -> int:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    import tempfile  # only the cold path writes: keeps `import mnistkit` light
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -287,6 +288,8 @@ class Store:
         # Leftovers of a process killed mid-write: safe to remove, we hold the lock.
         for stale in self.cache_folder.glob(f".{spec.stem}.*.tmp"):
             _unlink(stale)
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(dir=self.cache_folder, prefix=f".{spec.stem}.", suffix=".npy.tmp")
         try:
             with os.fdopen(fd, "wb", buffering=0) as fh:
