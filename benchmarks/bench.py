@@ -151,15 +151,16 @@ def measure(args, log) -> tuple[list[Row], dict]:
             return merge([run_probe(python, probe, cfg) for _ in range(cold_reps)])
 
         log("measuring (medians so far):")
+        def add_combos(group, result):
+            for label, _ in COMBOS:
+                add(group, "warm: " + label, result if "missing" in result else result["combos"][label])
+
         add("mnistkit", "cold: .gz -> verified cache + uint8", cold(me, "mnistkit_cold", base))
-        for label, opts in COMBOS:
-            add("mnistkit", "warm: " + label, run_probe(me, "mnistkit_warm", {**base, "options": opts}))
+        add_combos("mnistkit", run_probe(me, "mnistkit_warm", {**base, "combos": COMBOS}))
 
         pkl = str(work / "tutorial.pkl")
         add("tutorial", "cold: .gz -> pickle + uint8", cold(me, "tutorial_cold", {"gz": gz, "pickle": pkl}))
-        for label, opts in COMBOS:
-            add("tutorial", "warm: " + label, run_probe(me, "tutorial_warm", {"pickle": pkl, "options": opts,
-                                                                            "repeat": reps}))
+        add_combos("tutorial", run_probe(me, "tutorial_warm", {"pickle": pkl, "combos": COMBOS, "repeat": reps}))
         npz = paths["keras"] / "mnist.npz"
         sha = hashlib.sha256(npz.read_bytes()).hexdigest()
         add("keras", "npz: hash check + np.load", run_probe(me, "keras_npz", {"npz": str(npz), "sha256": sha,
@@ -198,7 +199,7 @@ def measure(args, log) -> tuple[list[Row], dict]:
 def import_time(python: str, statement: str, repeat: int) -> dict:
     """Wall time of a fresh interpreter running ``statement`` (startup included; compare two rows)."""
     times = []
-    for _ in range(max(5, repeat)):
+    for _ in range(repeat):
         t0 = time.perf_counter()
         subprocess.run([python, "-c", statement], check=True)
         times.append(time.perf_counter() - t0)
@@ -290,7 +291,8 @@ def machine() -> str:
     except OSError:
         mem = float("nan")
     return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, NumPy {np.__version__}")
+            f"Python {platform.python_version()}, NumPy {np.__version__}; load average at the end "
+            f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())} (other jobs share the machine)")
 
 
 def chart(rows: list[Row], png: Path) -> bool:
