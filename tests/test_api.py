@@ -120,3 +120,18 @@ def test_public_surface_is_small_and_honest():
     }
     modules |= {"batching", "adapters"}
     assert public - modules <= set(mnistkit.__all__)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_normalising_in_parallel_blocks_is_bit_identical(synth, home, monkeypatch, dtype):
+    from mnistkit import api
+
+    monkeypatch.setattr(api, "_PARALLEL_BYTES", 1)  # tiny data takes the multi-threaded route
+    monkeypatch.setattr(api, "_cores", lambda: 3)  # uneven blocks, even on a one-core runner
+    synth.write(home)
+    x, _ = load("tiny", "train", dtype=dtype)
+    raw = synth.arrays["train-images-idx3-ubyte.gz"].reshape(60, 784)
+    want = raw.astype(dtype)
+    want /= dtype(255)
+    assert x.dtype == dtype
+    np.testing.assert_array_equal(x, want)

@@ -93,7 +93,7 @@ def test_warm_load_uses_cache_without_source_files(synth, home):
     assert manifest["decoded_sha256"] == synth.dataset.file("train-images-idx3-ubyte.gz").decoded_sha256
 
 
-@pytest.mark.parametrize("damage", ["truncate", "manifest", "header", "delete-manifest"])
+@pytest.mark.parametrize("damage", ["truncate", "manifest", "header", "reshaped", "delete-manifest"])
 def test_damaged_cache_entry_is_rebuilt_not_trusted(synth, home, damage):
     synth.write(home)
     load_mnist(dataset="tiny")
@@ -108,6 +108,9 @@ def test_damaged_cache_entry_is_rebuilt_not_trusted(synth, home, damage):
         data = bytearray(npy.read_bytes())
         data[10:20] = b"XXXXXXXXXX"
         npy.write_bytes(bytes(data))
+    elif damage == "reshaped":  # a valid .npy of the same size, but another shape: not what was verified
+        np.save(npy, np.load(npy).reshape(60, 784))
+        assert npy.stat().st_size == json.loads(manifest.read_text())["npy_size"]
     else:
         manifest.unlink()
     store = Store(synth.dataset, home)

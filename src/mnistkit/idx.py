@@ -12,7 +12,6 @@ folders or the network.
 
 from __future__ import annotations
 
-import lzma
 import mmap
 import os
 import struct
@@ -266,6 +265,8 @@ def _rest_after_stream(tail: bytes, blocks: Iterator, magic: bytes, kind: str, s
 
 
 def _xz_chunks(blocks: Iterator[bytes | memoryview], source: str) -> Iterator[bytes]:
+    import lzma  # xz is rare: imported when met, keeping `import mnistkit` light
+
     data: bytes | memoryview = b""
     while True:
         dec = lzma.LZMADecompressor()
@@ -512,6 +513,8 @@ def write_idx(dest: str | os.PathLike | BinaryIO, array: np.ndarray, *, compress
 
         data = gzip.compress(data, mtime=0)
     elif compression == "xz":
+        import lzma
+
         data = lzma.compress(data)
     elif compression is not None:
         msg = f"compression={compression!r}: choose None, 'gzip' or 'xz'"

@@ -12,10 +12,8 @@ overlap on a multi-core machine and no full decoded copy is held in memory.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .errors import ChecksumError, IdxFormatError
@@ -53,12 +51,16 @@ def split_digest(digest: str) -> tuple[str, str]:
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
     """Hash a whole file as stored; returns ``"<algorithm>:<hex>"``."""
+    import hashlib  # here, not at the top: keeps `import mnistkit` light
+
     with open(path, "rb") as fh:
         digest = hashlib.file_digest(fh, algorithm) if hasattr(hashlib, "file_digest") else _hash_fh(fh, algorithm)
     return f"{algorithm}:{digest.hexdigest()}"
 
 
 def _hash_fh(fh, algorithm):  # Python 3.10 has no hashlib.file_digest
+    import hashlib
+
     h = hashlib.new(algorithm)
     for block in iter(lambda: fh.read(1 << 20), b""):
         h.update(block)
@@ -108,6 +110,9 @@ def verify(src: Source, spec: FileSpec, *, sink: Sink | None = None, source: str
         return _verify_archive(src, spec, name)
     payload = open_payload(src, source=name, expected_size=spec.decoded_size)
     check_header(payload.header, spec, name)
+    import hashlib
+    from concurrent.futures import ThreadPoolExecutor
+
     hasher = hashlib.sha256(payload.header.to_bytes())
 
     def consume(piece):
