@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+import mnistkit
+
 HERE = Path(__file__).resolve().parent
 PROBES = HERE / "probes.py"
 REPO = HERE.parent
@@ -134,6 +136,10 @@ def measure(args, log) -> tuple[list[Row], dict]:
     data = Path(args.data).resolve()
     work = Path(tempfile.mkdtemp(prefix="mnistkit-bench-"))
     me = sys.executable
+    # An installed package has its bytecode compiled by pip; an editable checkout (and an environment with
+    # PYTHONDONTWRITEBYTECODE=1) would otherwise recompile every module in every fresh child process and
+    # charge that to import and cold-load times.
+    subprocess.run([me, "-m", "compileall", "-q", str(Path(mnistkit.__file__).parent)], check=True)
     venvs = Path(args.venvs)
     rows: list[Row] = []
     try:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import mmap
 import zipfile
 
 import family
-import mmap
-
 import numpy as np
 import pytest
 from helpers import Route

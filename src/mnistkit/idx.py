@@ -24,10 +24,15 @@ import numpy as np
 
 from .errors import IdxFormatError
 
-try:  # zlib-ng decompresses gzip about 1.8x faster than the stdlib's zlib
-    from zlib_ng import zlib_ng as _zlib
-except ImportError:  # pragma: no cover - exercised only where zlib-ng has no wheel
-    import zlib as _zlib
+
+
+def _zlib_module():
+    """zlib-ng (about 1.8x faster than the stdlib's zlib at gzip), imported when first needed."""
+    try:
+        from zlib_ng import zlib_ng
+    except ImportError:  # pragma: no cover - exercised only where zlib-ng has no wheel
+        import zlib as zlib_ng
+    return zlib_ng
 
 __all__ = [
     "IDX_TYPES",
@@ -224,9 +229,10 @@ def _input(src: Source) -> tuple[Iterator[bytes | memoryview], str, int | None, 
 
 def _gzip_chunks(blocks: Iterator[bytes | memoryview], source: str) -> Iterator[bytes]:
     """Decompress every gzip member in the input ``blocks``, in chunks of at most CHUNK bytes."""
+    zlib = _zlib_module()
     data: bytes | memoryview = b""
     while True:
-        dec = _zlib.decompressobj(31)
+        dec = zlib.decompressobj(31)
         # Input goes in bounded blocks: the decompressor copies its unconsumed input,
         # so handing it a whole file would copy (and hold) most of it on every call.
         while not dec.eof:
@@ -236,7 +242,7 @@ def _gzip_chunks(blocks: Iterator[bytes | memoryview], source: str) -> Iterator[
                     raise IdxFormatError(source, "truncated: the gzip stream ends before its end marker")
             try:
                 piece = dec.decompress(data, CHUNK)
-            except _zlib.error as err:
+            except zlib.error as err:
                 raise IdxFormatError(source, f"corrupt gzip data ({err})") from None
             if piece:
                 yield piece

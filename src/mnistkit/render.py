@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -207,6 +206,8 @@ def img_show(img: np.ndarray, *, label: object = None) -> Path | None:
     if label is not None:
         print(f"label: {label}", file=out)
     print("\n".join(terminal_lines(pixels, color=color)), file=out)
+    import tempfile
+
     fd, name = tempfile.mkstemp(prefix="mnistkit-", suffix=".png")
     os.close(fd)
     path = save_png(pixels, name, scale=4)

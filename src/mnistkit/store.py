@@ -35,7 +35,6 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .archive import open_member
 from .errors import ChecksumError, DataFolderError, DownloadError, IdxFormatError, LockTimeout, MissingFilesError
 from .idx import IdxHeader
 from .integrity import Sink, split_digest, verify
@@ -277,6 +276,8 @@ class Store:
                 self._obtain(spec, lambda path: self.build_cache(path, spec))
             else:
                 archive = self.archive_path(self.dataset.file(spec.archive))
+                from .archive import open_member  # zipfile: imported only for archive datasets
+
                 with open_member(archive, spec.member) as stream:  # streamed: never unpacked
                     self.build_cache(stream, spec)
             array = self.cached(spec)
@@ -421,6 +422,8 @@ class Store:
                     verify(path, spec, sink=keep, source=str(path))
                 else:
                     verify(path, archive, source=str(path))
+                    from .archive import open_member
+
                     with open_member(path, spec.member) as stream:
                         verify(stream, spec, sink=keep, source=stream.name)
             except (IdxFormatError, ChecksumError) as err:
