@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import os
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -16,6 +17,16 @@ from mnistkit.idx import encode_idx
 from mnistkit.registry import Dataset, FileSpec, Split
 
 TRAIN_N, TEST_N = 60, 20
+
+#: Environment: where tests append their case counts (tools/reliability.py sets it).
+RELIABILITY_LOG = "MNISTKIT_RELIABILITY_LOG"
+#: Environment: "1" runs the torture and fuzz tests at full length (minutes), not the CI size.
+LONG = "MNISTKIT_TORTURE_LONG"
+
+
+def long_mode() -> bool:
+    """Whether the long (on-demand) torture and fuzz runs were asked for."""
+    return os.environ.get(LONG, "") == "1"
 
 
 @dataclass
