@@ -206,8 +206,10 @@ class Downloader:
                 log.warning("%s: %s", location, err.reason)
                 attempts.append((location, err.reason))
                 continue
-            os.replace(part, final)
+            # The resume record goes first: a process killed between these two steps leaves a
+            # .part without it (downloaded again), never a record that nothing would clean up.
             _unlink(_meta_path(part))
+            os.replace(part, final)
             log.info("got %s from %s", spec.name, location)
             return final
         if self.offline and not any(is_http(loc) for loc in locations):
