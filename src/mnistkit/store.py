@@ -28,7 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ChecksumError, DataFolderError, DownloadError, IdxFormatError, LockTimeout, MissingFilesError
+from .errors import (
+    ChecksumError,
+    DataFolderError,
+    DownloadError,
+    IdxFormatError,
+    LockTimeout,
+    MissingFilesError,
+    write_failed,
+)
 from .integrity import verify
 from .registry import Dataset, FileSpec
 
@@ -273,8 +281,19 @@ class Store:
         fd, tmp = tempfile.mkstemp(dir=self.cache_folder, prefix=f".{spec.stem}.", suffix=".npy.tmp")
         try:
             with os.fdopen(fd, "wb", buffering=0) as fh:
-                fh.write(_npy_header(tuple(spec.shape), dtype))
-                verified = verify(path, spec, sink=fh.write, source=str(path))
+
+                def write(piece) -> None:
+                    # An unbuffered write may be short (a disk filling up): loop, so the error
+                    # comes from the next call instead of bytes silently missing.
+                    view = memoryview(piece).cast("B")
+                    try:
+                        while view:
+                            view = view[fh.write(view) :]
+                    except OSError as err:
+                        raise write_failed(self.cache_folder, err) from err
+
+                write(_npy_header(tuple(spec.shape), dtype))
+                verified = verify(path, spec, sink=write, source=str(path))
                 size = fh.tell()
             os.chmod(tmp, _file_mode())
             os.replace(tmp, npy_path)
