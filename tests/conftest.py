@@ -1,14 +1,16 @@
 from __future__ import annotations
 
+import json
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import Server, make_synthetic  # noqa: E402
+from helpers import LONG, RELIABILITY_LOG, Server, make_synthetic  # noqa: E402
 
 from mnistkit import registry  # noqa: E402
 
@@ -17,6 +19,8 @@ from mnistkit import registry  # noqa: E402
 def isolated_env(tmp_path, monkeypatch):
     """Every test gets its own data folder and no MNISTKIT_* or proxy settings from outside."""
     for key in list(os.environ):
+        if key in (LONG, RELIABILITY_LOG):  # settings of the test run itself, not of mnistkit
+            continue
         if key.startswith("MNISTKIT_") or key.lower() in {"http_proxy", "https_proxy", "all_proxy"}:
             monkeypatch.delenv(key, raising=False)
     home = tmp_path / "home"
@@ -44,3 +48,24 @@ def synth(monkeypatch):
 def server():
     with Server() as srv:
         yield srv
+
+
+class Tally:
+    """Counts the cases one torture or fuzz test ran, by outcome, for ``tools/reliability.py``."""
+
+    def __init__(self) -> None:
+        self.outcomes: Counter[str] = Counter()
+
+    def add(self, outcome: str, n: int = 1) -> None:
+        self.outcomes[outcome] += n
+
+
+@pytest.fixture
+def tally(request):
+    """A :class:`Tally`; written to ``$MNISTKIT_RELIABILITY_LOG`` (JSON lines) when that is set."""
+    counts = Tally()
+    yield counts
+    path = os.environ.get(RELIABILITY_LOG)
+    if path and counts.outcomes:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"test": request.node.nodeid, "outcomes": dict(counts.outcomes)}) + "\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import os
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -16,6 +17,16 @@ from mnistkit.idx import encode_idx
 from mnistkit.registry import Dataset, FileSpec, Split
 
 TRAIN_N, TEST_N = 60, 20
+
+#: Environment: where tests append their case counts (tools/reliability.py sets it).
+RELIABILITY_LOG = "MNISTKIT_RELIABILITY_LOG"
+#: Environment: "1" runs the torture and fuzz tests at full length (minutes), not the CI size.
+LONG = "MNISTKIT_TORTURE_LONG"
+
+
+def long_mode() -> bool:
+    """Whether the long (on-demand) torture and fuzz runs were asked for."""
+    return os.environ.get(LONG, "") == "1"
 
 
 @dataclass
@@ -85,6 +96,9 @@ class Route:
     ``drop_times`` full-body requests; ``ignore_range`` answers 200 to Range requests;
     ``stall`` stalls before the body (for timeouts) and ``stall_after`` after that many body
     bytes of a full-body request (setting ``Server.stalled``), both until ``Server.release`` is set.
+    Lies: ``content_length`` is announced instead of the true length; ``endless`` sends the body and
+    then junk until the client hangs up (no length announced); ``redirect_status`` is the status of
+    a ``redirect`` (None: a 302 without a Location header).
     """
 
     body: bytes = b""
@@ -96,7 +110,10 @@ class Route:
     stall: bool = False
     stall_after: int | None = None
     redirect: str | None = None
+    redirect_status: int | None = 302
     headers: dict[str, str] = field(default_factory=dict)
+    content_length: int | None = None
+    endless: bool = False
 
 
 class _QuietServer(http.server.ThreadingHTTPServer):
@@ -137,8 +154,9 @@ class Server:
                 if status is not None:
                     return self._reply(status, f"<html>{status}</html>".encode(), "text/html")
                 if route.redirect is not None:
-                    self.send_response(302)
-                    self.send_header("Location", route.redirect)
+                    self.send_response(route.redirect_status or 302)
+                    if route.redirect_status is not None:
+                        self.send_header("Location", route.redirect)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
@@ -158,7 +176,10 @@ class Server:
                     self.send_response(200)
                     part = body
                 self.send_header("Content-Type", route.content_type)
-                self.send_header("Content-Length", str(len(part)))
+                if route.endless:
+                    self.send_header("Connection", "close")
+                else:
+                    self.send_header("Content-Length", str(route.content_length or len(part)))
                 self.send_header("Accept-Ranges", "bytes")
                 self.send_header("ETag", '"%s"' % hashlib.md5(body).hexdigest())
                 for k, v in route.headers.items():
@@ -181,6 +202,12 @@ class Server:
                     self.close_connection = True
                     return
                 self.wfile.write(part)
+                if route.endless:  # until the client hangs up (a ConnectionError, kept quiet)
+                    junk = bytes(range(256)) * 256
+                    while not outer.release.is_set():
+                        self.wfile.write(junk)
+                if route.content_length is not None:
+                    self.close_connection = True  # whatever the length announced, this body is over
 
             def _reply(self, status, body, ctype):
                 self.send_response(status)
@@ -191,7 +218,8 @@ class Server:
 
         self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # a short poll interval: shutdown() waits for one, and every test stops a server
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def url(self) -> str:

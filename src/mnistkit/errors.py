@@ -78,6 +78,15 @@ class DataFolderError(MnistkitError, OSError):
     """The data folder cannot be created or written."""
 
 
+def write_failed(folder: Path, err: OSError) -> DataFolderError:
+    """A failed write (full disk, quota, file size limit) as an error that names the folder."""
+    msg = (
+        f"cannot write in {folder}: {err.strerror or err}. Free some space there, or pass "
+        f"data_home=... (or set MNISTKIT_HOME) to a folder with room; nothing half-written was kept"
+    )
+    return DataFolderError(msg)
+
+
 class MissingFilesError(MnistkitError, FileNotFoundError):
     """Dataset files are absent and may not (or could not) be downloaded.
 

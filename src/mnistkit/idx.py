@@ -12,9 +12,11 @@ folders or the network.
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import struct
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,7 +105,9 @@ class IdxHeader:
     @property
     def payload_size(self) -> int:
         """Bytes of item data the header promises."""
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize if self.shape else 0
+        # Python integers: np.prod in int64 wraps around (4 dimensions of 65536 give 0), and a
+        # lying header would then pass every size check and fail later with a non-IDX error.
+        return math.prod(self.shape) * self.dtype.itemsize if self.shape else 0
 
     @property
     def total_size(self) -> int:
@@ -196,8 +200,12 @@ def parse_header(head: bytes, source: str = "<bytes>") -> IdxHeader:
     need = 4 + 4 * rank
     if len(head) < need:
         raise IdxFormatError(source, f"truncated inside the header: {len(head)} of {need} bytes", len(head))
-    shape = struct.unpack(f">{rank}I", bytes(head[4:need]))
-    return IdxHeader(code, tuple(int(d) for d in shape))
+    shape = tuple(int(d) for d in struct.unpack(f">{rank}I", bytes(head[4:need])))
+    # NumPy refuses (with a bare ValueError) any shape whose non-zero dimensions span more
+    # than sys.maxsize bytes, even when a zero dimension makes the array empty.
+    if math.prod(d for d in shape if d) * IDX_TYPES[code].itemsize > sys.maxsize:
+        raise IdxFormatError(source, f"the header declares shape {shape}, too large for any array", 4)
+    return IdxHeader(code, shape)
 
 
 # --- decoded byte streams -------------------------------------------------------------------

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ChecksumError, DownloadError, IdxFormatError, MissingFilesError
+from .errors import ChecksumError, DownloadError, IdxFormatError, MissingFilesError, write_failed
 from .idx import sniff
 from .integrity import verify
 from .registry import Dataset, FileSpec
@@ -206,8 +206,10 @@ class Downloader:
                 log.warning("%s: %s", location, err.reason)
                 attempts.append((location, err.reason))
                 continue
-            os.replace(part, final)
+            # The resume record goes first: a process killed between these two steps leaves a
+            # .part without it (downloaded again), never a record that nothing would clean up.
             _unlink(_meta_path(part))
+            os.replace(part, final)
             log.info("got %s from %s", spec.name, location)
             return final
         if self.offline and not any(is_http(loc) for loc in locations):
@@ -400,6 +402,12 @@ class Downloader:
                 raise SourceFailed(
                     f"transfer interrupted after {received} bytes ({_short(err)})", transient=True
                 ) from None
+            except OSError as err:
+                # The disk, not the network (full, quota, file size limit): no other mirror can help,
+                # and a half-written .part would only keep the space taken.
+                _unlink(part)
+                _unlink(meta_path)
+                raise write_failed(part.parent, err) from err
             finally:
                 if bar is not None:
                     bar.close()

@@ -35,7 +35,15 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .errors import ChecksumError, DataFolderError, DownloadError, IdxFormatError, LockTimeout, MissingFilesError
+from .errors import (
+    ChecksumError,
+    DataFolderError,
+    DownloadError,
+    IdxFormatError,
+    LockTimeout,
+    MissingFilesError,
+    write_failed,
+)
 from .idx import IdxHeader
 from .integrity import Sink, split_digest, verify
 from .registry import Dataset, FileSpec
@@ -387,8 +395,19 @@ class Store:
         fd, tmp = tempfile.mkstemp(dir=self.cache_folder, prefix=f".{spec.stem}.", suffix=".npy.tmp")
         try:
             with os.fdopen(fd, "wb", buffering=0) as fh:
-                fh.write(_npy_header(tuple(spec.shape), dtype))
-                verified = verify(path, spec, sink=_sink(spec, fh.write), source=str(getattr(path, "name", path)))
+
+                def write(piece) -> None:
+                    # An unbuffered write may be short (a disk filling up): loop, so the error
+                    # comes from the next call instead of bytes silently missing.
+                    view = memoryview(piece).cast("B")
+                    try:
+                        while view:
+                            view = view[fh.write(view) :]
+                    except OSError as err:
+                        raise write_failed(self.cache_folder, err) from err
+
+                write(_npy_header(tuple(spec.shape), dtype))
+                verified = verify(path, spec, sink=_sink(spec, write), source=str(getattr(path, "name", path)))
                 size = fh.tell()
             os.chmod(tmp, _file_mode())
             os.replace(tmp, npy_path)
