@@ -5,6 +5,7 @@ Usage::
     pip install atheris
     python fuzz/fuzz_idx.py -max_total_time=60            # the IDX codec (raw, gzip, xz)
     python fuzz/fuzz_idx.py --target idx -runs=100000      # any libFuzzer option passes through
+    python fuzz/fuzz_idx.py --target zip-member -max_total_time=60   # a gzip'd IDX member of a zip archive
 
 Every input is judged by :func:`targets.check_one` against the target's independent
 reference: the right array or the documented error, nothing else.  A hang is caught by
@@ -38,10 +39,14 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         sys.exit("atheris is not installed: pip install atheris")
 
-    with atheris.instrument_imports(include=["mnistkit", "targets"]):
+    # zipfile too: the zip-member target's parsing happens there, and coverage of it guides the fuzzer
+    with atheris.instrument_imports(include=["mnistkit", "targets", "zipfile"]):
+        import zipfile  # noqa: F401 - instrumented for coverage
+
         import targets
 
-        import mnistkit.idx  # noqa: F401 - instrumented for coverage
+        import mnistkit.archive  # noqa: F401
+        import mnistkit.idx  # noqa: F401
     target = targets.TARGETS[args.target]
     corpus = HERE / "corpus" / target.name
     corpus.mkdir(parents=True, exist_ok=True)

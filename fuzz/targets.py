@@ -11,8 +11,10 @@ The same targets drive two harnesses:
 * ``tests/test_fuzz.py``: hypothesis properties in the normal test suite (seconds);
 * ``fuzz/fuzz_idx.py``: a coverage-guided atheris run for a fixed time, on demand.
 
-Adding a decoder (the EMNIST zip member reader, say) is adding one
-:class:`Target` to :data:`TARGETS`: its decode function, its reference and its seeds.
+Adding a decoder is adding one :class:`Target` to :data:`TARGETS`: its decode
+function, its reference and its seeds.  Targets: ``idx`` (the IDX codec in every
+container) and ``zip-member`` (a gzip'd IDX file read in place from a zip archive,
+as EMNIST publishes it).
 """
 
 from __future__ import annotations
@@ -171,6 +173,54 @@ def _read_idx(data: bytes) -> np.ndarray:
     return read_idx(data)
 
 
+# --- a member of a zip archive (EMNIST's gzip.zip): archive, then gzip, then IDX ------------------
+
+MEMBER = "gzip/emnist-digits-test-labels-idx1-ubyte.gz"
+
+
+def _zip_member(data: bytes) -> np.ndarray:
+    import io
+
+    from mnistkit.archive import open_member
+    from mnistkit.idx import read_idx
+
+    with open_member(io.BytesIO(data), MEMBER) as stream:
+        return read_idx(stream)
+
+
+def _reference_zip_member(data: bytes) -> tuple[object, int]:
+    """The member's bytes as the stdlib's zipfile reads them whole (any failure: invalid), then as IDX."""
+    import io
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            info = zf.getinfo(MEMBER)
+            if info.file_size > REFERENCE_CAP:
+                return UNKNOWN, REFERENCE_CAP
+            member = zf.read(MEMBER)
+    except Exception:  # the reference may fail any way it likes: it only has to say "invalid"
+        return None, 0
+    return _reference_read_idx(member)[0], len(member) + len(data)
+
+
+def _zip_seeds() -> list[bytes]:
+    import io
+    import zipfile
+
+    from mnistkit.idx import encode_idx
+
+    gz = gzip.compress(encode_idx(np.arange(10, dtype=np.uint8)), mtime=0)
+    seeds = []
+    for method in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", compression=method) as zf:
+            zf.writestr("gzip/emnist-digits-mapping.txt", "0 48\n1 49\n")
+            zf.writestr(MEMBER, gz)
+        seeds.append(buf.getvalue())
+    return seeds
+
+
 TARGETS: dict[str, Target] = {
     "idx": Target(
         name="idx",
@@ -179,6 +229,14 @@ TARGETS: dict[str, Target] = {
         errors=(IdxFormatError,),
         same=_same_array,
         seeds=_idx_seeds,
+    ),
+    "zip-member": Target(
+        name="zip-member",
+        decode=_zip_member,
+        reference=_reference_zip_member,
+        errors=(IdxFormatError,),
+        same=_same_array,
+        seeds=_zip_seeds,
     ),
 }
 

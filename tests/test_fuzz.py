@@ -109,3 +109,55 @@ def test_empty_array_with_unrepresentable_shape_is_refused():
     lie = bytes([0, 0, 0x0E, 4]) + struct.pack(">4I", 0, *[(1 << 32) - 1] * 3)
     for data in (lie, lie + b"\xff" * 8):
         assert check_one(IDX, data, measure_memory=True) == "refused"
+
+
+ZIP = TARGETS["zip-member"]
+
+
+@st.composite
+def mangled_archives(draw) -> bytes:
+    """One of the seed archives with a few bytes flipped, cut, inserted or overwritten."""
+    data = bytearray(draw(st.sampled_from(ZIP.seeds())))
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, len(data) - 1))
+        op = draw(st.sampled_from(["flip", "cut", "insert", "overwrite"]))
+        if op == "flip":
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif op == "cut":
+            del data[at:]
+            if not data:
+                break
+        elif op == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=8))
+        else:  # a lying size, offset or method field: any 4 bytes anywhere
+            data[at : at + 4] = draw(st.binary(min_size=4, max_size=4))
+    return bytes(data)
+
+
+@FUZZ
+@given(data=mangled_archives())
+def test_mangled_archives_read_right_or_raise_idx_format_error(data, tally):
+    tally.add(check_one(ZIP, data, measure_memory=True))
+
+
+@pytest.mark.parametrize("seed", range(len(ZIP.seeds())))
+def test_archive_seeds_are_valid_and_decode_to_the_reference(seed):
+    assert check_one(ZIP, ZIP.seeds()[seed]) == "decoded"
+
+
+def test_archive_with_flipped_encryption_flag_is_refused_naming_the_member():
+    """Found by this fuzzing: zipfile raised NotImplementedError (and, for lying offsets, ValueError)."""
+    from targets import MEMBER
+
+    from mnistkit.archive import open_member
+    from mnistkit.errors import IdxFormatError
+
+    data = bytearray(ZIP.seeds()[0])
+    entry = data.rfind(b"PK\x01\x02")  # the central directory entry of the last member, ours
+    data[entry + 8] |= 0x40  # "strong encryption" flag
+    import io
+
+    with pytest.raises(IdxFormatError, match=MEMBER):
+        with open_member(io.BytesIO(bytes(data)), MEMBER) as stream:
+            stream.read()
+    assert check_one(ZIP, bytes(data)) == "refused"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -394,3 +395,32 @@ def test_complete_part_file_left_by_a_killed_verifier_is_not_downloaded_again(sy
     assert [h.get("Range") for _, p, h in server.requests] == [f"bytes={len(synth.gz[LABELS])}-"]
     assert (folder / LABELS).read_bytes() == synth.gz[LABELS]
     assert_only_final_files(folder)
+
+
+def test_unresolvable_host_is_not_retried(synth, home, server, monkeypatch):
+    """A name that does not resolve moves on at once: no backoff spent on it.
+
+    The DNS failure is injected at the resolver for this one reserved name (so no query leaves the
+    machine); the HTTP client stack above it runs for real.
+    """
+    import socket
+
+    real_getaddrinfo = socket.getaddrinfo
+    refused = []
+
+    def getaddrinfo(host, *args, **kwargs):
+        if str(host).endswith(".invalid"):
+            refused.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    ds = with_mirrors(monkeypatch, synth, "http://mirror.mnistkit-test.invalid/m/", server.url + "/good/")
+    publish(server, synth, "/good/", names=[LABELS])
+    dl = fast_downloader(attempts=4)
+    fetch(dl, ds, LABELS, home / ds.name)
+    assert dl.waits == []  # no backoff spent on it
+    assert refused == ["mirror.mnistkit-test.invalid"]  # looked up once, through the injected resolver
+    assert server.gets(f"/good/{LABELS}") == 1
+    with pytest.raises(DownloadError, match="cannot resolve host mirror.mnistkit-test.invalid"):
+        fetch(dl, dataclasses.replace(ds, mirrors=ds.mirrors[:1]), IMAGES, home / ds.name)

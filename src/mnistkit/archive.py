@@ -9,16 +9,37 @@ member, so the caller knows exactly which file of the archive is bad.
 
 from __future__ import annotations
 
+import lzma
 import os
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import BinaryIO
 
 from .errors import IdxFormatError
 
-# What zipfile raises for damage found while reading: bad CRC or header, corrupt deflate data, truncation.
-_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError)
+# What zipfile raises for damage found while reading: bad CRC or header, corrupt deflate data, truncation,
+# and (found by fuzzing) lying offsets and sizes (ValueError, OverflowError, struct.error), a flipped
+# method field (NotImplementedError, or an lzma error), a flipped "encrypted" flag (RuntimeError).
+_DAMAGE = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    EOFError,
+    ValueError,
+    OverflowError,
+    NotImplementedError,
+    RuntimeError,
+    struct.error,
+    lzma.LZMAError,
+)
+
+
+def _is_damage(err: BaseException) -> bool:
+    """Whether ``err`` means the archive's bytes are bad (bz2 says so with an errno-less OSError)."""
+    return isinstance(err, _DAMAGE) or (isinstance(err, OSError) and err.errno is None)
 
 
 class _MemberStream:
@@ -31,17 +52,20 @@ class _MemberStream:
     def read(self, n: int = -1) -> bytes:
         try:
             return self._fh.read(n)
-        except _DAMAGE as err:
+        except Exception as err:
+            if not _is_damage(err):
+                raise  # a real I/O error of the disk, not bad bytes
             raise IdxFormatError(self.name, f"damaged in the archive ({err})") from None
 
 
-def member_source(path: str | os.PathLike, member: str) -> str:
+def member_source(path: str | os.PathLike | BinaryIO, member: str) -> str:
     """How a member is named in messages: ``<archive path>:<member>``."""
-    return f"{os.fspath(path)}:{member}"
+    name = getattr(path, "name", "<archive>") if hasattr(path, "read") else os.fspath(path)
+    return f"{name}:{member}"
 
 
 @contextmanager
-def open_member(path: str | os.PathLike, member: str) -> Iterator[_MemberStream]:
+def open_member(path: str | os.PathLike | BinaryIO, member: str) -> Iterator[_MemberStream]:
     """Open ``member`` of the zip archive at ``path`` as a binary stream, read in place.
 
     Raises
@@ -56,7 +80,9 @@ def open_member(path: str | os.PathLike, member: str) -> Iterator[_MemberStream]
             yield _MemberStream(fh, source)
     except KeyError:
         raise IdxFormatError(source, "the archive has no such member (not the published archive?)") from None
-    except _DAMAGE as err:
+    except Exception as err:
+        if not _is_damage(err):
+            raise
         raise IdxFormatError(source, f"cannot read the archive ({err})") from None
 
 
@@ -86,7 +112,9 @@ def damaged_members(path: str | os.PathLike) -> list[str]:
                 with zf.open(info) as fh:
                     while fh.read(1 << 20):
                         pass
-            except _DAMAGE as err:
+            except Exception as err:
+                if not _is_damage(err):
+                    raise
                 damaged.append(f"{info.filename} ({err})")
     return damaged
 

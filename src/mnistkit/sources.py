@@ -306,6 +306,10 @@ class Downloader:
             except requests.exceptions.Timeout:
                 raise SourceFailed("timed out waiting for the server", transient=True) from None
             except requests.exceptions.ConnectionError as err:
+                if _unresolvable(err):
+                    # No DNS answer: an offline node or a mistyped host; retrying only wastes the backoff.
+                    host = urllib.parse.urlsplit(url).hostname
+                    raise SourceFailed(f"cannot resolve host {host} (no network, or a wrong name?)") from None
                 raise SourceFailed(f"connection failed ({_short(err)})", transient=True) from None
             except requests.exceptions.RequestException as err:
                 raise SourceFailed(f"request failed ({_short(err)})") from None
@@ -424,6 +428,20 @@ class Downloader:
             total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=name, file=sys.stderr,
             leave=True,
         )
+
+
+def _unresolvable(err: BaseException) -> bool:
+    """Whether a connection error is a failed name lookup (urllib3 wraps it in MaxRetryError)."""
+    import urllib3
+
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, urllib3.exceptions.NameResolutionError):
+            return True
+        nested = [a for a in getattr(err, "args", ()) if isinstance(a, BaseException)]
+        err = getattr(err, "reason", None) or (nested[0] if nested else None) or err.__cause__ or err.__context__
+    return False
 
 
 def _network_errors() -> tuple[type[BaseException], ...]:

@@ -111,22 +111,30 @@ def _map_npy(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray 
     return np.ndarray(shape, dtype=dtype, buffer=mm, offset=len(header))
 
 
-@functools.lru_cache(maxsize=None)
-def _file_mode() -> int:
-    """Permissions for new files: what the umask allows (mkstemp's 0600 would hide a shared cache)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+def _create_temp(folder: Path, prefix: str, suffix: str) -> tuple[int, str]:
+    """Create a new, uniquely named file for writing; returns (fd, path).
+
+    Unlike ``tempfile.mkstemp`` (mode 0600, which would hide a shared cache from the
+    other users of a data folder), the file gets 0666 less the umask, applied by the
+    kernel: nothing here reads or changes the process-wide umask, so threads are safe.
+    """
+    import secrets
+
+    for _ in range(100):
+        path = os.path.join(folder, f"{prefix}{secrets.token_hex(6)}{suffix}")
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), path
+        except FileExistsError:
+            continue
+    msg = f"{folder}: could not create a temporary file"
+    raise DataFolderError(msg)
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    import tempfile  # only the cold path writes: keeps `import mnistkit` light
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(path.parent, f".{path.name}.", ".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException:
         _unlink(tmp)
@@ -390,9 +398,7 @@ class Store:
         # Leftovers of a process killed mid-write: safe to remove, we hold the lock.
         for stale in self.cache_folder.glob(f".{spec.stem}.*.tmp"):
             _unlink(stale)
-        import tempfile
-
-        fd, tmp = tempfile.mkstemp(dir=self.cache_folder, prefix=f".{spec.stem}.", suffix=".npy.tmp")
+        fd, tmp = _create_temp(self.cache_folder, f".{spec.stem}.", ".npy.tmp")
         try:
             with os.fdopen(fd, "wb", buffering=0) as fh:
 
@@ -409,7 +415,6 @@ class Store:
                 write(_npy_header(tuple(spec.shape), dtype))
                 verified = verify(path, spec, sink=_sink(spec, write), source=str(getattr(path, "name", path)))
                 size = fh.tell()
-            os.chmod(tmp, _file_mode())
             os.replace(tmp, npy_path)
         except BaseException:
             _unlink(tmp)
