@@ -34,7 +34,7 @@ DOC = ROOT / "docs" / "reliability.md"
 CATALOG: list[tuple[str, str, list[str]]] = [
     ("IDX bytes: mangled valid files", "hypothesis: header lies (dims, rank, type, 2**64-byte sizes), bit flips, cuts, "
      "insertions, appended zeros/garbage/streams, over raw/gzip/xz; judged against an independent reference decoder, "
-     "peak memory traced", ["tests/test_fuzz.py::test_mangled"]),
+     "peak memory traced", ["tests/test_fuzz.py::test_mangled_files"]),
     ("IDX bytes: arbitrary input", "hypothesis: random bytes after every known magic (IDX, gzip, xz, HTML, zip)",
      ["tests/test_fuzz.py::test_arbitrary"]),
     ("IDX bytes: known malformed files", "hand-written cases: empty, truncated anywhere, trailing bytes, bad type, "

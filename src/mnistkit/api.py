@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import ArgumentError, MissingFilesError, check_choice
+from .errors import ArgumentError, MissingFilesError, MnistkitError, check_choice
 from .registry import Dataset, get_dataset
 from .store import Store
 
@@ -110,19 +110,41 @@ def _one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 def _load_files(store: Store, specs: Sequence) -> list[np.ndarray]:
-    """Load several files of one dataset; when some are missing, one error lists them all."""
-    arrays = []
-    for i, spec in enumerate(specs):
+    """Load several files of one dataset; when some are missing, one error lists them all.
+
+    Files already cached are mapped at once (no lock, no thread).  The others are built two at a
+    time, largest first: decompression, hashing and writing release the GIL, so on the cold path
+    the small files are done while the largest is still being decompressed.
+    """
+    arrays: list[np.ndarray | None] = [store.cached(spec) for spec in specs]
+    todo = sorted((i for i, a in enumerate(arrays) if a is None), key=lambda i: -specs[i].decoded_size)
+    if not todo:
+        return arrays
+    errors: dict[int, BaseException] = {}
+    if len(todo) == 1:
         try:
-            arrays.append(store.load(spec))
-        except MissingFilesError as err:
-            later = [s for s in specs[i + 1 :] if store.cached(s) is None and not store.candidates(s)]
-            if not later:
-                raise
-            names = err.missing + [s.name for s in later]
-            urls = err.urls + [u for s in later for u in store.dataset.urls(s)]
-            raise MissingFilesError(err.dataset, names, err.folder, urls, err.reason) from None
-    return arrays
+            arrays[todo[0]] = store.load(specs[todo[0]])
+        except MnistkitError as err:
+            errors[todo[0]] = err
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mnistkit-load") as pool:
+            futures = {i: pool.submit(store.load, specs[i]) for i in todo}
+        for i, future in futures.items():
+            if future.exception() is None:
+                arrays[i] = future.result()
+            else:
+                errors[i] = future.exception()
+    if not errors:
+        return arrays
+    missing = [errors[i] for i in sorted(errors) if isinstance(errors[i], MissingFilesError)]
+    if missing and len(missing) == len(errors):
+        first = missing[0]
+        names = [name for err in missing for name in err.missing]
+        urls = [url for err in missing for url in err.urls]
+        raise MissingFilesError(first.dataset, names, first.folder, urls, first.reason)
+    raise errors[min(i for i in errors if not isinstance(errors[i], MissingFilesError))]
 
 
 def _labels(raw: np.ndarray, ds: Dataset, one_hot: bool, table: bool) -> np.ndarray:
