@@ -135,3 +135,15 @@ def test_normalising_in_parallel_blocks_is_bit_identical(synth, home, monkeypatc
     want /= dtype(255)
     assert x.dtype == dtype
     np.testing.assert_array_equal(x, want)
+
+
+def test_import_is_light():
+    """`import mnistkit` loads no HTTP, locking, archive, image, logging or framework module: they come when used."""
+    import subprocess
+    import sys
+
+    heavy = ["requests", "urllib3", "filelock", "zipfile", "PIL", "torch", "tensorflow", "jax", "tqdm", "logging",
+             "zlib_ng", "lzma", "json", "hashlib", "tempfile", "platformdirs"]
+    code = f"import sys, mnistkit; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

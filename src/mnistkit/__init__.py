@@ -53,8 +53,3 @@ __all__ = [
     "MissingDependencyError",
     "MissingFilesError",
 ]
-
-import logging as _logging
-
-# The application decides where log records go; a library only adds a NullHandler.
-_logging.getLogger("mnistkit").addHandler(_logging.NullHandler())

@@ -23,7 +23,6 @@ session are injected, so retry and backoff are testable without patching.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import random
 import shutil
@@ -34,12 +33,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._log import log
 from .errors import ChecksumError, DownloadError, IdxFormatError, MissingFilesError, write_failed
 from .idx import sniff
 from .integrity import verify
 from .registry import Dataset, FileSpec
 
-log = logging.getLogger("mnistkit")
 
 ENV_MIRROR = "MNISTKIT_MIRROR"
 ENV_OFFLINE = "MNISTKIT_OFFLINE"

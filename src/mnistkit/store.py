@@ -22,9 +22,6 @@ leaves a half-written file under a final name.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -35,6 +32,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from ._log import log
 from .errors import (
     ChecksumError,
     DataFolderError,
@@ -48,7 +46,6 @@ from .idx import IdxHeader
 from .integrity import Sink, split_digest, verify
 from .registry import Dataset, FileSpec
 
-log = logging.getLogger("mnistkit")
 
 CACHE_FORMAT = 1
 CACHE_DIR = ".cache"
@@ -128,6 +125,12 @@ def _create_temp(folder: Path, prefix: str, suffix: str) -> tuple[int, str]:
             continue
     msg = f"{folder}: could not create a temporary file"
     raise DataFolderError(msg)
+
+
+def _manifest_bytes(manifest: dict) -> bytes:
+    import json
+
+    return json.dumps(manifest, indent=1).encode()
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -226,6 +229,8 @@ class Store:
         """The manifest of ``spec``'s cache entry, or None when it is absent or unreadable."""
         _, manifest_path = self.cache_paths(spec)
         try:
+            import json  # here, not at the top: `import mnistkit` stays light
+
             return json.loads(manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
@@ -344,7 +349,7 @@ class Store:
             "mtime_ns": stat.st_mtime_ns,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        _atomic_write_bytes(self.cache_paths(archive)[1], json.dumps(manifest, indent=1).encode())
+        _atomic_write_bytes(self.cache_paths(archive)[1], _manifest_bytes(manifest))
 
     def read_member(self, archive: FileSpec, member: str) -> bytes:
         """The bytes of a small member of a verified archive (EMNIST's mapping files)."""
@@ -431,7 +436,7 @@ class Store:
             "npy_size": size,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        _atomic_write_bytes(manifest_path, json.dumps(manifest, indent=1).encode())
+        _atomic_write_bytes(manifest_path, _manifest_bytes(manifest))
         log.info("cached %s from %s (%s, verified)", spec.name, path, verified.container)
 
     def _load_uncached(self, spec: FileSpec) -> np.ndarray:
@@ -506,6 +511,8 @@ class Store:
             return f"{npy_path}: its size, header or manifest do not match the registry"
         # The .npy payload is exactly the IDX payload, so header + payload hash to the decoded checksum.
         array = np.load(npy_path, mmap_mode="r", allow_pickle=False)
+        import hashlib
+
         hasher = hashlib.sha256(IdxHeader(spec.type_code, tuple(spec.shape)).to_bytes())
         flat = array.reshape(-1).view(np.uint8)
         step = 1 << 24
