@@ -98,7 +98,8 @@ class Route:
     bytes of a full-body request (setting ``Server.stalled``), both until ``Server.release`` is set.
     Lies: ``content_length`` is announced instead of the true length; ``endless`` sends the body and
     then junk until the client hangs up (no length announced); ``redirect_status`` is the status of
-    a ``redirect`` (None: a 302 without a Location header).
+    a ``redirect`` (None: a 302 without a Location header).  ``trickle`` sends the first 512 bytes,
+    then 16 bytes every ``trickle`` seconds: never silent long enough for a read timeout.
     """
 
     body: bytes = b""
@@ -114,6 +115,7 @@ class Route:
     headers: dict[str, str] = field(default_factory=dict)
     content_length: int | None = None
     endless: bool = False
+    trickle: float | None = None
 
 
 class _QuietServer(http.server.ThreadingHTTPServer):
@@ -189,6 +191,15 @@ class Server:
                     drop = route.drop_after is not None and route.drop_times > 0 and not rng
                     if drop:
                         route.drop_times -= 1
+                if route.trickle is not None:
+                    self.wfile.write(part[:512])
+                    self.wfile.flush()
+                    for at in range(512, len(part), 16):
+                        if outer.release.wait(route.trickle):  # the server is shutting down
+                            return
+                        self.wfile.write(part[at : at + 16])
+                        self.wfile.flush()
+                    return
                 if route.stall_after is not None and not rng:
                     self.wfile.write(part[: route.stall_after])
                     self.wfile.flush()

@@ -424,3 +424,18 @@ def test_unresolvable_host_is_not_retried(synth, home, server, monkeypatch):
     assert server.gets(f"/good/{LABELS}") == 1
     with pytest.raises(DownloadError, match="cannot resolve host mirror.mnistkit-test.invalid"):
         fetch(dl, dataclasses.replace(ds, mirrors=ds.mirrors[:1]), IMAGES, home / ds.name)
+
+
+def test_trickling_server_is_dropped_keeping_what_arrived(synth, home, server, monkeypatch):
+    """A byte now and then never trips the read timeout; the minimum average rate does."""
+    ds = with_mirrors(monkeypatch, synth, server.url + "/slow/", server.url + "/good/")
+    server.routes[f"/slow/{IMAGES}"] = Route(body=synth.gz[IMAGES], trickle=0.02)
+    publish(server, synth, "/good/", names=[IMAGES])
+    dl = fast_downloader(attempts=2, read_timeout=0.25)
+    dl.retry.min_rate = 4096
+    with pytest.raises(DownloadError, match="too slow"):
+        fetch(dl, dataclasses.replace(ds, mirrors=ds.mirrors[:1]), IMAGES, home / ds.name)
+    ranges = [h.get("Range") for _, p, h in server.requests if p == f"/slow/{IMAGES}"]
+    assert ranges[0] is None and ranges[1].startswith("bytes=")  # the second try resumed, nothing was thrown away
+    fetch(dl, ds, IMAGES, home / ds.name)  # and with a good mirror behind it, the file arrives
+    assert (home / ds.name / IMAGES).read_bytes() == synth.gz[IMAGES]

@@ -73,12 +73,13 @@ CATALOG: list[tuple[str, str, list[str]]] = [
     ("Lying server: redirects", "301/302/303/307/308 chains of 5 (followed) and 6 hops (refused), no Location, "
      "a loop, https to http", ["tests/test_lying_server.py::test_redirect", "tests/test_sources.py::test_redirects",
                                "tests/test_sources.py::test_https"]),
-    ("Failing mirrors", "403/404/410, 429 and 5xx, stalls (timeouts), dropped connections (resume), ignored "
-     "Range, HTML pages, wrong bytes", ["tests/test_sources.py::test_client_error", "tests/test_sources.py::test_503",
-                                        "tests/test_sources.py::test_429", "tests/test_sources.py::test_html",
-                                        "tests/test_sources.py::test_dropped", "tests/test_sources.py::test_server_ignoring",
-                                        "tests/test_sources.py::test_slow", "tests/test_sources.py::test_wrong_bytes",
-                                        "tests/test_sources.py::test_every_source"]),
+    ("Failing mirrors", "403/404/410, 429 and 5xx, stalls (timeouts), a server trickling bytes (minimum rate), "
+     "dropped connections (resume), ignored Range, HTML pages, wrong bytes, an unresolvable host",
+     ["tests/test_sources.py::test_client_error", "tests/test_sources.py::test_503", "tests/test_sources.py::test_429",
+      "tests/test_sources.py::test_html", "tests/test_sources.py::test_dropped",
+      "tests/test_sources.py::test_server_ignoring", "tests/test_sources.py::test_slow",
+      "tests/test_sources.py::test_wrong_bytes", "tests/test_sources.py::test_every_source",
+      "tests/test_sources.py::test_trickling", "tests/test_sources.py::test_unresolvable"]),
 ]
 
 FILES = sorted({prefix.split("::")[0] for _, _, prefixes in CATALOG for prefix in prefixes})
@@ -177,6 +178,7 @@ FINDINGS = """## What the attacks found (and was fixed)
 | atheris | a header with a zero dimension and huge others (shape `(0, 2**32-1, ...)`) is an empty array NumPy cannot create: bare `ValueError` | `parse_header` refuses shapes no array can have (`IdxFormatError`) |
 | crash torture | a kill between renaming a verified `.part` and deleting its resume record left `<file>.part.json` for good | the record is deleted before the rename |
 | hypothesis (zip members) | a zip whose offsets, sizes, method or flag fields lie made `zipfile` raise `ValueError` ("negative seek value"), `NotImplementedError` ("strong encryption") and other bare errors | every kind of damage `zipfile` reports is an `IdxFormatError` naming the member (`archive.py`) |
+| review of the lying-server results | a server trickling a few bytes at a time never tripped the per-read timeout, so only the size cap bounded it | a minimum average rate (`RetryPolicy.min_rate`, 1 KiB/s after twice the read timeout): the transfer is dropped, what arrived is kept and resumed, then the next source |
 | full disk | a write error while downloading or caching surfaced as a bare `OSError` and the `.part` stayed; a short unbuffered write to the cache lost bytes silently, then "the cache entry vanished" | `DataFolderError` naming the folder, nothing half-written kept; cache writes loop until complete |
 
 ## Known limits
@@ -184,7 +186,6 @@ FINDINGS = """## What the attacks found (and was fixed)
 * A flipped byte inside a cache entry's payload passes the cheap check done on every load (size, header,
   manifest); the full re-hash (SHA-256 of the IDX header + `.npy` payload against the manifest) detects it:
   `mnistkit verify` runs it, and `mnistkit verify --fix` rebuilds the entry.
-* A server that trickles a small body slowly enough never trips the per-read timeout; only the size cap bounds it.
 * A server that applies `Content-Encoding: gzip` on top of a `.gz` file despite `Accept-Encoding: identity` is
   refused (next mirror), not decoded.
 """

@@ -111,6 +111,10 @@ class RetryPolicy:
         Backoff: ``min(max_delay, base_delay * 2**k)`` scaled by a random factor in [0.5, 1].
     connect_timeout, read_timeout : float
         Seconds to connect, and to wait for each piece of the body.
+    min_rate : float
+        Bytes per second a transfer must average once twice ``read_timeout`` has passed: a
+        server that trickles a byte now and then never trips the read timeout, but is dropped
+        (what arrived is kept and resumed; then the next source).
     """
 
     attempts: int = 4
@@ -118,6 +122,7 @@ class RetryPolicy:
     max_delay: float = 10.0
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
+    min_rate: float = 1024.0
 
     def delay(self, attempt: int, rng: Callable[[], float]) -> float:
         """Seconds to wait before try number ``attempt + 1``."""
@@ -146,8 +151,8 @@ class Downloader:
     retry : RetryPolicy, optional
     session : requests.Session, optional
         A session to use (its proxies, certificates, adapters); one is made if None.
-    sleep, rng : callable, optional
-        Injected for tests: ``time.sleep`` and ``random.random`` by default.
+    sleep, rng, clock : callable, optional
+        Injected for tests: ``time.sleep``, ``random.random`` and ``time.monotonic`` by default.
     """
 
     def __init__(
@@ -160,6 +165,7 @@ class Downloader:
         session=None,
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.extra_sources = list(extra_sources)
         self.offline = offline
@@ -168,6 +174,7 @@ class Downloader:
         self._session = session
         self.sleep = sleep
         self.rng = rng
+        self.clock = clock
 
     # --- which sources ----------------------------------------------------------------------
 
@@ -369,6 +376,7 @@ class Downloader:
             _write_meta(meta_path, url, resp.headers)
             mode = "ab" if status == 206 else "wb"
             received = start
+            began, grace = self.clock(), 2 * self.retry.read_timeout
             bar = self._bar(spec.name, total, start)
             try:
                 with open(part, mode) as fh:
@@ -393,11 +401,19 @@ class Downloader:
                             bar.update(len(chunk))
                         if received > cap:
                             raise SourceFailed(f"sent more than {cap} bytes, more than any copy of {spec.name}")
+                        elapsed = self.clock() - began
+                        if elapsed > grace and received - start < self.retry.min_rate * elapsed:
+                            rate = (received - start) / elapsed
+                            raise SourceFailed(
+                                f"too slow: {rate:.0f} bytes/s over {elapsed:.1f} s "
+                                f"(at least {self.retry.min_rate:.0f} needed)", transient=True
+                            )
                     if head is not None:
                         self._check_head(head, url)
-            except SourceFailed:
-                _unlink(part)  # wrong content: not worth resuming
-                _unlink(meta_path)
+            except SourceFailed as err:
+                if not err.transient:
+                    _unlink(part)  # wrong content: not worth resuming
+                    _unlink(meta_path)
                 raise
             except _network_errors() as err:
                 # The body broke off: what arrived stays in the .part file for the retry to resume.
