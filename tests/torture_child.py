@@ -2,7 +2,8 @@
 
 Run by tests/test_torture.py (and so by ``tools/reliability.py``)::
 
-    python torture_child.py <data home> <mirror base URL> [--pause-at K] [--threads N] [--wait]
+    python torture_child.py <data home> <mirror base URL> [--pause-at K | --pause-on TEXT [--nth N]]
+                            [--threads N] [--wait]
 
 Every file-system step the load takes inside the data home is an *event*, seen through
 Python's audit hooks (open, rename, remove, mkdir, chmod, mmap) and a profile hook on every
@@ -10,7 +11,9 @@ Python's audit hooks (open, rename, remove, mkdir, chmod, mmap) and a profile ho
 between files).  Each event is labelled with the phase it belongs to: ``lock``, ``transfer``
 (the ``.part`` file), ``verify`` (reading back and renaming the ``.part``) or ``cache``
 (``.npy`` and manifest).  With ``--pause-at K`` the process prints ``PAUSE K <phase> <what>``
-at event K and blocks, for the parent to SIGKILL it there; otherwise it prints one
+at event K and blocks, for the parent to SIGKILL it there (``--pause-on TEXT``: at the N-th event
+whose ``"<phase> <what>"`` contains every ``|``-separated part of TEXT: the same step whatever the
+interleaving of the files built in parallel); otherwise it prints one
 ``EVENTS <json>`` line (``"<phase> <what>"`` for every event) and ``DIGEST <sha256>`` of the arrays.
 ``--threads N`` loads from N threads at once; ``--wait`` prints ``READY`` and waits for a
 line on stdin before loading, so that many processes can start together.
@@ -57,18 +60,25 @@ def phase_of(path: str, writing: bool) -> str:
 class Tracer:
     """Counts file-system events under ``home`` and pauses at one of them."""
 
-    def __init__(self, home: str, pause_at: int | None) -> None:
+    def __init__(self, home: str, pause_at: int | None, pause_on: str | None = None, nth: int = 1) -> None:
         self.home = home.rstrip("/") + "/"
         self.pause_at = pause_at
+        self.pause_on = pause_on.split("|") if pause_on else None
+        self.nth = nth
         self.phases: list[str] = []
         self.lock = threading.Lock()
         self.busy = threading.local()  # no events from inside the hook itself
 
     def event(self, phase: str, what: str) -> None:
+        text = f"{phase} {what}"
         with self.lock:
             k = len(self.phases)
-            self.phases.append(f"{phase} {what}")
-        if k == self.pause_at:
+            self.phases.append(text)
+            hit = k == self.pause_at
+            if self.pause_on is not None and all(part in text for part in self.pause_on):
+                self.nth -= 1
+                hit = self.nth == 0
+        if hit:
             sys.stdout.write(f"PAUSE {k} {phase} {what}\n")
             sys.stdout.flush()
             threading.Event().wait()  # until SIGKILL
@@ -112,6 +122,8 @@ def main() -> None:
     parser.add_argument("home")
     parser.add_argument("base")
     parser.add_argument("--pause-at", type=int)
+    parser.add_argument("--pause-on")
+    parser.add_argument("--nth", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--wait", action="store_true")
     args = parser.parse_args()
@@ -124,7 +136,7 @@ def main() -> None:
         (x, t), (xt, tt) = load_mnist(normalize=False, dataset=ds.name, data_home=args.home, progress=False)
         return digest((x, t, xt, tt))
 
-    tracer = Tracer(str(Path(args.home).resolve()), args.pause_at)
+    tracer = Tracer(str(Path(args.home).resolve()), args.pause_at, args.pause_on, args.nth)
     sys.addaudithook(tracer.audit)
     if not args.threads:
         sys.setprofile(tracer.profile)
