@@ -245,7 +245,7 @@ class Downloader:
         return spec.decoded_size + spec.decoded_size // 500 + 4096
 
     @staticmethod
-    def _check_head(head: bytes, location: str) -> None:
+    def _check_head(head: bytes) -> None:
         kind = sniff(head)
         if kind not in _ACCEPTED_KINDS:
             what = {"html": "an HTML page", "empty": "an empty body"}.get(kind, f"{kind} data")
@@ -262,7 +262,7 @@ class Downloader:
             raise SourceFailed("not found")
         try:
             with open(src, "rb") as fin:
-                self._check_head(fin.read(512), str(src))
+                self._check_head(fin.read(512))
                 fin.seek(0)
                 with open(part, "wb") as fout:
                     shutil.copyfileobj(fin, fout, 1 << 20)
@@ -383,7 +383,7 @@ class Downloader:
                     head = None if start else b""
                     if start:  # check the magic of what we kept before resuming on it
                         with open(part, "rb") as kept:
-                            self._check_head(kept.read(512), url)
+                            self._check_head(kept.read(512))
                     while True:
                         # read1: whatever has arrived, so a broken-off body keeps every byte it got;
                         # raw bytes as sent, never decoded, so a Range resume lines up with them
@@ -393,7 +393,7 @@ class Downloader:
                         if head is not None:
                             head += chunk
                             if len(head) >= 512:
-                                self._check_head(head, url)
+                                self._check_head(head)
                                 head = None
                         fh.write(chunk)
                         received += len(chunk)
@@ -409,7 +409,7 @@ class Downloader:
                                 f"(at least {self.retry.min_rate:.0f} needed)", transient=True
                             )
                     if head is not None:
-                        self._check_head(head, url)
+                        self._check_head(head)
             except SourceFailed as err:
                 if not err.transient:
                     _unlink(part)  # wrong content: not worth resuming

@@ -42,7 +42,7 @@ from .errors import (
     MissingFilesError,
     write_failed,
 )
-from .idx import IdxHeader
+from .idx import IDX_TYPES, IdxHeader
 from .integrity import Sink, split_digest, verify
 from .registry import Dataset, FileSpec
 
@@ -142,6 +142,11 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         _unlink(tmp)
         raise
+
+
+def _with_rejected(reason: str, problems: list[str]) -> str:
+    """``reason``, plus the local files that were found but are not the published data."""
+    return reason + "; files found but rejected: " + " | ".join(problems) if problems else reason
 
 
 def _unlink(path: str | os.PathLike) -> None:
@@ -335,10 +340,18 @@ class Store:
                 and [stat.st_size, stat.st_mtime_ns] == [manifest.get("size"), manifest.get("mtime_ns")]
             ):
                 return path
-            return self._obtain(archive, lambda found: self._vouch_for_archive(found, archive))
+            return self._obtain(
+                archive,
+                lambda found: self._vouch_for_archive(found, archive),
+                fetched=lambda got: self._record_archive(got, archive),  # the fetcher verified it
+            )
 
     def _vouch_for_archive(self, path: Path, archive: FileSpec) -> None:
         verify(path, archive, source=str(path))
+        self._record_archive(path, archive)
+
+    def _record_archive(self, path: Path, archive: FileSpec) -> None:
+        """Write the manifest that lets later calls trust the verified archive at ``path``."""
         self._make_folder(self.cache_folder)
         stat = path.stat()
         manifest = {
@@ -357,8 +370,13 @@ class Store:
 
         return read_member(self.archive_path(archive), member)
 
-    def _obtain(self, spec: FileSpec, use: Callable[[Path], None]) -> Path:
-        """Find or fetch a file that ``use`` accepts (it raises IdxFormatError/ChecksumError if not); its path."""
+    def _obtain(
+        self, spec: FileSpec, use: Callable[[Path], None], fetched: Callable[[Path], None] | None = None
+    ) -> Path:
+        """Find or fetch a file that ``use`` accepts (it raises IdxFormatError/ChecksumError if not); its path.
+
+        A downloaded file goes to ``fetched`` instead when given: the fetcher has verified it already.
+        """
         problems: list[str] = []
         for path in self.candidates(spec):
             try:
@@ -370,23 +388,21 @@ class Store:
                 continue
             return path
         if self.fetcher is None:
-            reason = "downloading is disabled"
-            if problems:
-                reason += "; files found but rejected: " + " | ".join(problems)
+            reason = _with_rejected("downloading is disabled", problems)
             raise MissingFilesError(self.dataset.name, [spec.name], self.folder, self.dataset.urls(spec), reason)
         try:
             path = self.fetcher(self.dataset, spec, self.folder)
         except MissingFilesError as err:
             if not problems:
                 raise
-            reason = err.reason + "; files found but rejected: " + " | ".join(problems)
+            reason = _with_rejected(err.reason, problems)
             raise MissingFilesError(err.dataset, err.missing, err.folder, err.urls, reason) from None
         except DownloadError as err:
             if not problems:
                 raise
             local = [(str(self.folder), f"found but rejected: {p}") for p in problems]
             raise DownloadError(err.file_name, local + err.attempts, err.folder) from None
-        use(path)
+        (fetched or use)(path)
         return path
 
     def build_cache(self, path: Path | BinaryIO, spec: FileSpec) -> None:
@@ -399,7 +415,7 @@ class Store:
         a few chunks whatever the file's size.
         """
         npy_path, manifest_path = self.cache_paths(spec)
-        dtype = np.dtype(_dtype_of(spec))
+        dtype = _dtype_of(spec)
         # Leftovers of a process killed mid-write: safe to remove, we hold the lock.
         for stale in self.cache_folder.glob(f".{spec.stem}.*.tmp"):
             _unlink(stale)
@@ -444,8 +460,8 @@ class Store:
         problems = []
         archive = None if spec.archive is None else self.dataset.file(spec.archive)
         for path in self.candidates(archive or spec):
-            chunks: list[bytes] = []
-            keep = _sink(spec, lambda piece: chunks.append(bytes(piece)))
+            out = np.empty(spec.shape, dtype=_dtype_of(spec))
+            keep = _sink(spec, _filler(out))
             try:
                 if archive is None:
                     verify(path, spec, sink=keep, source=str(path))
@@ -459,11 +475,8 @@ class Store:
                 problems.append(str(err))
                 continue
             log.warning("%s is not writable: using %s without caching it", self.folder, path)
-            array = np.frombuffer(bytearray(b"".join(chunks)), dtype=_dtype_of(spec))
-            return array.reshape(spec.shape)
-        reason = f"{self.folder} cannot be written, so nothing can be downloaded there"
-        if problems:
-            reason += "; files found but rejected: " + " | ".join(problems)
+            return out
+        reason = _with_rejected(f"{self.folder} cannot be written, so nothing can be downloaded there", problems)
         missing = archive or spec
         raise MissingFilesError(self.dataset.name, [missing.name], self.folder, self.dataset.urls(missing), reason)
 
@@ -641,12 +654,24 @@ class _Upright:
         self.pending = bytes(data[whole:])
 
 
+def _filler(out: np.ndarray) -> Sink:
+    """A sink that copies the pieces it is given, in order, into ``out``'s memory."""
+    flat = out.reshape(-1).view(np.uint8)
+    filled = 0
+
+    def fill(piece: bytes | memoryview) -> None:
+        nonlocal filled
+        n = len(piece)
+        flat[filled : filled + n] = np.frombuffer(piece, np.uint8)
+        filled += n
+
+    return fill
+
+
 def _sink(spec: FileSpec, write: Sink) -> Sink:
     """``write``, or a transposing wrapper of it when ``spec``'s images are stored transposed."""
     return _Upright(write, spec) if spec.transposed else write
 
 
 def _dtype_of(spec: FileSpec) -> np.dtype:
-    from .idx import IDX_TYPES
-
     return IDX_TYPES[spec.type_code]
