@@ -239,6 +239,8 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    if args.mirror:
+        return _cmd_verify_mirror(args)
     from .api import dataset_store
 
     checked = bad = fixed = 0
@@ -276,6 +278,45 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if bad > fixed and not args.fix:
         print("run `mnistkit verify --fix` to delete the bad copies and fetch them again", file=sys.stderr)
     return EXIT_OK if bad == fixed else EXIT_ERROR
+
+
+def _cmd_verify_mirror(args: argparse.Namespace) -> int:
+    from .mirror import verify_mirror
+
+    if args.fix:
+        msg = "--fix repairs the data folder, not a mirror: run `mnistkit publish` to the mirror instead"
+        raise ArgumentError(msg)
+    findings = verify_mirror(args.mirror, [args.name] if args.name else None)
+    for finding in findings:
+        size = f" ({_size(finding.size)})" if finding.size is not None and finding.ok else ""
+        print(f"{'ok' if finding.ok else 'BAD':4} {finding.url}{size}")
+        if not finding.ok:
+            print(f"     {finding.problem}")
+    bad = sum(not f.ok for f in findings)
+    if not findings:
+        print(f"nothing to verify: no <dataset>/index.json under {args.mirror} (name a dataset to check its files)")
+        return EXIT_ERROR
+    print(f"{len(findings)} checked, {bad} bad")
+    return EXIT_OK if not bad else EXIT_ERROR
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    import time
+
+    from .mirror import publish
+
+    began = time.monotonic()
+
+    def report(item) -> None:
+        print(f"{item.action:8} {item.url} ({_size(item.size)})", flush=True)
+
+    done = publish(args.dest, args.names or None, report=report)
+    moved = sum(p.size for p in done if p.action == "uploaded")
+    uploaded = sum(p.action == "uploaded" for p in done)
+    skipped = sum(p.action == "skipped" for p in done)
+    print(f"{uploaded} uploaded ({_size(moved)}), {skipped} already there, "
+          f"{sum(p.action == 'index' for p in done)} index(es) written in {time.monotonic() - began:.1f} s")
+    return EXIT_OK
 
 
 def _cmd_clean(args: argparse.Namespace) -> int:
@@ -373,6 +414,16 @@ def build_parser() -> argparse.ArgumentParser:
                 "mnistkit verify mnist --fix")
     p.add_argument("name", nargs="?", metavar="NAME", help="one dataset (default: all that are here)")
     p.add_argument("--fix", action="store_true", help="delete bad copies and fetch or rebuild them")
+    p.add_argument("--mirror", metavar="SRC",
+                   help="check a mirror where it is instead (folder, http(s):// or fsspec URL such as s3://bucket/prefix): "
+                        "every file read and verified, sizes and checksums compared with its index.json")
+
+    p = command("publish", _cmd_publish,
+                "copy verified files to a folder or object store as a mirror, with an index of sizes and checksums",
+                "mnistkit publish s3://bucket/mnistkit mnist fashion-mnist")
+    p.add_argument("dest", metavar="DEST", help="folder, file:// or fsspec URL (s3://, gs://, az://, sftp://, ...)")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="datasets to publish, downloaded first if need be (default: those in the data folder)")
 
     p = command("clean", _cmd_clean, "delete downloaded files and cache entries, saying how much was freed",
                 "mnistkit clean mnist")

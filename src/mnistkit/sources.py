@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import remote
 from ._log import log
 from .errors import ChecksumError, DownloadError, IdxFormatError, MissingFilesError, write_failed
 from .idx import sniff
@@ -90,6 +91,11 @@ def parse_sources(mirrors: str | Sequence[str] | None) -> list[str]:
 def is_http(location: str) -> bool:
     """Whether ``location`` is an http(s) URL."""
     return location.lower().startswith(("http://", "https://"))
+
+
+def _is_network(location: str) -> bool:
+    """Whether a source needs the network: http(s), and fsspec URLs other than ``memory://``."""
+    return is_http(location) or remote.needs_network(location)
 
 
 def _local_folder(base: str) -> Path:
@@ -182,13 +188,13 @@ class Downloader:
         """Every place ``spec`` is looked for, in order (offline: local ones only)."""
         found = []
         for base in self.extra_sources:
-            if is_http(base):
+            if is_http(base) or remote.is_remote(base):  # remote: s3://, gs://, ... (remote.py)
                 found.append(base.rstrip("/") + f"/{dataset.folder}/{spec.name}")
             else:
                 found.append(str(_local_folder(base) / dataset.folder))
         found.extend(dataset.urls(spec))
         if self.offline:
-            found = [loc for loc in found if not is_http(loc)]
+            found = [loc for loc in found if not _is_network(loc)]
         return found
 
     def __call__(self, dataset: Dataset, spec: FileSpec, folder: Path) -> Path:
@@ -205,6 +211,8 @@ class Downloader:
             try:
                 if is_http(location):
                     self._http(location, spec, part)
+                elif remote.is_remote(location):
+                    remote.fetch(self, location, spec, part)
                 else:
                     self._copy_local(Path(location), spec, part)
                 self._verify(part, spec, location)
@@ -218,7 +226,7 @@ class Downloader:
             os.replace(part, final)
             log.info("got %s from %s", spec.name, location)
             return final
-        if self.offline and not any(is_http(loc) for loc in locations):
+        if self.offline and not any(_is_network(loc) for loc in locations):
             raise MissingFilesError(
                 dataset.name,
                 [spec.name],
