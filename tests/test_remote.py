@@ -187,6 +187,41 @@ def test_cli_publish_and_verify_mirror(s3, synth, home):
     assert f"BAD  s3://cli/mirror/tiny/{IMAGES}" in result.stdout and "1 bad" in result.stdout, result.stdout
 
 
+def test_endpoint_from_fsspec_configuration_instead_of_aws_variables(s3, synth, home, tmp_path):
+    put_objects("s3://viaconf/m", {f"tiny/{n}": d for n, d in synth.gz.items()})
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nothing listens on: were the setting ignored,
+        sock.bind(("127.0.0.1", 0))  # the client would fail there, never reach out to AWS
+        closed = sock.getsockname()[1]
+    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed}", "AWS_MAX_ATTEMPTS": "1"}
+    env["FSSPEC_S3_ENDPOINT_URL"] = s3.url  # fsspec's own configuration, read by fsspec at import
+    env["MNISTKIT_MIRROR"] = "s3://viaconf/m"
+    result = run_cli("download", "tiny", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (home / "tiny" / IMAGES).read_bytes() == synth.gz[IMAGES]
+
+
+def test_verify_mirror_of_a_served_data_folder_without_index(synth, home, tmp_path):
+    import threading
+
+    from mnistkit.serve import MirrorServer
+
+    synth.write(home)
+    server = MirrorServer(home)
+    server.RequestHandlerClass.log_message = lambda *a, **k: None
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        found = verify_mirror(server.url, ["tiny"])
+        result = run_cli("verify", "--mirror", server.url, "tiny")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [f.name for f in found if f.note] == [INDEX_NAME]
+    assert sorted(f.name for f in found if not f.note and f.ok) == sorted(synth.gz)
+    assert result.returncode == 0 and "4 checked, 0 bad" in result.stdout, result.stdout + result.stderr
+
+
 def test_verify_mirror_reports_missing_files_and_stale_index(s3, synth, home):
     synth.write(home)
     make_bucket("mm1")

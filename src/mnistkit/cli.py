@@ -288,11 +288,15 @@ def _cmd_verify_mirror(args: argparse.Namespace) -> int:
         raise ArgumentError(msg)
     findings = verify_mirror(args.mirror, [args.name] if args.name else None)
     for finding in findings:
+        if finding.note:
+            print(f"--   {finding.url}: {finding.note}")
+            continue
         size = f" ({_size(finding.size)})" if finding.size is not None and finding.ok else ""
         print(f"{'ok' if finding.ok else 'BAD':4} {finding.url}{size}")
         if not finding.ok:
             print(f"     {finding.problem}")
     bad = sum(not f.ok for f in findings)
+    findings = [f for f in findings if not f.note]
     if not findings:
         print(f"nothing to verify: no <dataset>/index.json under {args.mirror} (name a dataset to check its files)")
         return EXIT_ERROR

@@ -83,6 +83,9 @@ class MirrorFinding:
         Bytes read (None when missing).
     problem : str or None
         What is wrong, or None when it holds exactly the published data and matches the index.
+    note : str or None
+        Something worth saying that is not wrong (a folder without an index: files checked
+        against the registry only).
     """
 
     folder: str
@@ -90,6 +93,7 @@ class MirrorFinding:
     url: str
     size: int | None = None
     problem: str | None = None
+    note: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -367,8 +371,10 @@ def verify_mirror(src: str | os.PathLike, names: Sequence[str] | None = None) ->
             continue  # not published here
         index: dict = {}
         index_problem = None
-        if raw_index is None:
-            index_problem = f"no {INDEX_NAME} in {place.url(folder)} (publish with `mnistkit publish`)"
+        index_url = place.url(f"{folder}/{INDEX_NAME}")
+        if raw_index is None:  # a mirror made by hand or by copying a data folder: still checkable
+            note = f"no {INDEX_NAME}: files checked against the registry only (`mnistkit publish` writes one)"
+            findings.append(MirrorFinding(folder, INDEX_NAME, index_url, None, None, note))
         else:
             try:
                 index = json.loads(raw_index)
@@ -378,7 +384,7 @@ def verify_mirror(src: str | os.PathLike, names: Sequence[str] | None = None) ->
                 index_problem = f"{place.url(folder + '/' + INDEX_NAME)}: not valid JSON"
         listed = index.get("files", {}) if isinstance(index.get("files"), dict) else {}
         if index_problem:
-            findings.append(MirrorFinding(folder, INDEX_NAME, place.url(f"{folder}/{INDEX_NAME}"), None, index_problem))
+            findings.append(MirrorFinding(folder, INDEX_NAME, index_url, None, index_problem))
         if not names:
             specs = [s for s in specs if s.name in listed]  # what this folder's index says was published
         for spec in specs:
