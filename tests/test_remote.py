@@ -120,16 +120,25 @@ def test_files_put_there_by_hand_are_compared_by_content_not_reuploaded(s3, synt
     assert fs.cat_file(f"byhand/m/tiny/{IMAGES}") == synth.gz[IMAGES]
 
 
-@pytest.mark.parametrize("damage", ["truncated", "other data"])
+BAD_OBJECTS = {
+    "truncated": (lambda gz: gz[: len(gz) // 2], "rejected after download"),
+    "other data": (lambda gz: make_synthetic(seed=1).gz[IMAGES], "rejected after download"),
+    "an HTML page": (lambda gz: b"<!DOCTYPE html><html>" + b" " * 1000 + b"</html>", "served an HTML page"),
+    "too big": (lambda gz: gz + bytes(200_000), "more than any copy of"),
+}
+
+
+@pytest.mark.parametrize("damage", list(BAD_OBJECTS))
 def test_a_bad_file_in_a_bucket_is_refused_and_the_next_source_tried(s3, synth, home, damage, caplog):
-    bad = synth.gz[IMAGES][: len(synth.gz[IMAGES]) // 2] if damage == "truncated" else make_synthetic(seed=1).gz[IMAGES]
+    make_bad, reason = BAD_OBJECTS[damage]
+    bad = make_bad(synth.gz[IMAGES])
     put_objects("s3://bad/m", {**{f"tiny/{n}": d for n, d in synth.gz.items()}, f"tiny/{IMAGES}": bad})
     put_objects("s3://good/m", {f"tiny/{n}": d for n, d in synth.gz.items()})
     with caplog.at_level(logging.WARNING, logger="mnistkit"):
         assert_loaded(synth, mirrors="s3://bad/m,s3://good/m")
     assert s3.gets(f"/good/m/tiny/{IMAGES}") and not s3.gets("/good/m/tiny/train-labels-idx1-ubyte.gz")
     warned = [r.getMessage() for r in caplog.records if "s3://bad/m/tiny/" + IMAGES in r.getMessage()]
-    assert warned and "rejected after download" in warned[0], warned
+    assert warned and reason in warned[0], warned
     assert (home / "tiny" / IMAGES).read_bytes() == synth.gz[IMAGES]
     assert leftovers(home / "tiny") == []
 
@@ -306,6 +315,13 @@ def test_without_fsspec_an_s3_url_says_what_to_install(synth, home, monkeypatch)
     )
     with pytest.raises(MissingDependencyError, match=r"gs:// mirrors need fsspec and gcsfs.*mnistkit\[gcs\]"):
         publish("gs://bucket/m", ["tiny"], data_home=home)
+
+
+@pytest.mark.parametrize("base", ["s3://", "s3:///prefix", "gs://"])
+def test_a_url_without_bucket_is_refused_in_one_line(synth, home, base):
+    with pytest.raises(ArgumentError, match="names no bucket or host") as info:
+        load_mnist(dataset="tiny", mirrors=[base])
+    assert "\n" not in str(info.value)
 
 
 def test_a_password_in_the_url_is_refused_and_never_printed(synth, home):

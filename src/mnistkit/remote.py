@@ -135,8 +135,10 @@ def needs_network(location: str) -> bool:
 
 
 def join(base: str, *parts: str) -> str:
-    """``base/part/...`` with one slash between each."""
-    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+    """``base/part/...`` with one slash between each (a bare ``s3://`` keeps its two: no bucket is made up)."""
+    while base.endswith("/") and not base.endswith("://"):
+        base = base[:-1]
+    return "/".join([base, *(p.strip("/") for p in parts)])
 
 
 def redact(url: str) -> str:
@@ -162,6 +164,10 @@ def check_url(url: str) -> None:
         password = urllib.parse.urlsplit(url).password
     except ValueError:
         password = None
+    scheme = scheme_of(url)
+    if scheme in BACKENDS and scheme not in ("hdfs",) and "::" not in url and not urllib.parse.urlsplit(url).netloc:
+        msg = f"{redact(url)}: the URL names no bucket or host; write it as {scheme}://BUCKET-OR-HOST/prefix"
+        raise ArgumentError(msg)
     if password:
         msg = (
             f"{redact(url)}: the URL holds a password; mnistkit never takes credentials in a URL. "

@@ -188,7 +188,9 @@ class Downloader:
         """Every place ``spec`` is looked for, in order (offline: local ones only)."""
         found = []
         for base in self.extra_sources:
-            if is_http(base) or remote.is_remote(base):  # remote: s3://, gs://, ... (remote.py)
+            if remote.is_remote(base):  # s3://, gs://, sftp://, ...: see remote.py
+                found.append(remote.join(base, dataset.folder, spec.name))
+            elif is_http(base):
                 found.append(base.rstrip("/") + f"/{dataset.folder}/{spec.name}")
             else:
                 found.append(str(_local_folder(base) / dataset.folder))
