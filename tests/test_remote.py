@@ -364,6 +364,24 @@ def test_publish_to_a_folder_then_serve_it_as_a_mirror(synth, home, tmp_path):
     assert_loaded(synth, data_home=tmp_path / "node", mirrors=[str(dest)])
 
 
+def test_an_unreadable_index_is_reported_and_every_file_still_checked(synth, home, tmp_path):
+    synth.write(home)
+    dest = tmp_path / "mirror"
+    publish(str(dest), data_home=home)
+    (dest / "tiny" / INDEX_NAME).write_text("{not json")
+    found = verify_mirror(str(dest))
+    assert [f.name for f in found if not f.ok] == [INDEX_NAME]
+    assert sorted(f.name for f in found if f.ok) == sorted(synth.gz)
+    assert [p.action for p in publish(str(dest), data_home=home)] == ["skipped"] * 4 + ["index"]  # by content
+    assert all(f.ok for f in verify_mirror(str(dest)))
+
+
+def test_an_http_destination_is_refused_before_anything_is_read(synth, home):
+    synth.write(home)
+    with pytest.raises(ArgumentError, match="read-only"):
+        publish("http://127.0.0.1:9/mirror", data_home=home)
+
+
 def test_nothing_to_publish_is_one_line(home):
     with pytest.raises(ArgumentError, match="nothing to publish"):
         publish("/tmp/unused-destination", data_home=home)

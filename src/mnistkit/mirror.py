@@ -193,6 +193,9 @@ def publish(
             )
             raise ArgumentError(msg)
     place = open_place(dest)
+    if not place.writable:
+        msg = f"{dest}: an HTTP mirror is read-only; publish to a folder (then `mnistkit serve` it) or an fsspec URL"
+        raise ArgumentError(msg)
     done: list[Published] = []
 
     def note(item: Published) -> None:
@@ -385,7 +388,7 @@ def verify_mirror(src: str | os.PathLike, names: Sequence[str] | None = None) ->
         listed = index.get("files", {}) if isinstance(index.get("files"), dict) else {}
         if index_problem:
             findings.append(MirrorFinding(folder, INDEX_NAME, index_url, None, index_problem))
-        if not names:
+        if not names and not index_problem:
             specs = [s for s in specs if s.name in listed]  # what this folder's index says was published
         for spec in specs:
             findings.append(_check_file(place, folder, spec, listed.get(spec.name)))

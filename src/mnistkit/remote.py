@@ -420,6 +420,8 @@ class Place:
     """
 
     base: str
+    #: Whether :meth:`put_file` and :meth:`put_bytes` can work here at all.
+    writable: bool = True
 
     def url(self, rel: str) -> str:
         """The full location of ``rel``, for messages."""
@@ -595,6 +597,8 @@ def open_place(base: str) -> Place:
 
 class HttpPlace(Place):
     """An HTTP mirror (such as ``mnistkit serve``), read-only: for checking, never for publishing."""
+
+    writable = False
 
     def __init__(self, base: str) -> None:
         import requests
