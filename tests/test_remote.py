@@ -382,6 +382,21 @@ def test_an_http_destination_is_refused_before_anything_is_read(synth, home):
         publish("http://127.0.0.1:9/mirror", data_home=home)
 
 
+def test_a_filesystem_destination_gets_write_beside_then_rename(synth, home, tmp_path):
+    """fsspec's local:// filesystem takes the path of sftp://, hdfs://: a temporary name, then a rename."""
+    synth.write(home)
+    dest = tmp_path / "fs-mirror"
+    from mnistkit.remote import open_place
+
+    assert open_place(f"local://{dest}").atomic_put is False
+    assert [p.action for p in publish(f"local://{dest}", data_home=home)] == ["uploaded"] * 4 + ["index"]
+    (dest / "tiny" / IMAGES).write_bytes(make_synthetic(seed=5).gz[IMAGES])  # replaced: the rename overwrites
+    assert [p.action for p in publish(f"local://{dest}", data_home=home)][0] == "uploaded"
+    assert sorted(p.name for p in (dest / "tiny").iterdir()) == sorted([*synth.gz, INDEX_NAME])  # no temp names
+    assert all(f.ok for f in verify_mirror(f"local://{dest}"))
+    assert_loaded(synth, data_home=tmp_path / "node", mirrors=[f"local://{dest}"], offline=True)
+
+
 def test_nothing_to_publish_is_one_line(home):
     with pytest.raises(ArgumentError, match="nothing to publish"):
         publish("/tmp/unused-destination", data_home=home)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -158,7 +159,8 @@ def publish(
     data_home : path-like, optional
         The data folder to publish from (default: ``$MNISTKIT_HOME`` or the user cache).
     mirrors, offline, progress
-        Where missing files are downloaded from, as for :func:`mnistkit.load`.
+        Where missing files are downloaded from, as for :func:`mnistkit.load`; ``progress`` also
+        shows a bar per upload to an fsspec destination (None: when stderr is a terminal).
     report : callable, optional
         Called with each :class:`Published` as soon as it is done (the CLI prints them).
 
@@ -197,6 +199,7 @@ def publish(
         msg = f"{dest}: an HTTP mirror is read-only; publish to a folder (then `mnistkit serve` it) or an fsspec URL"
         raise ArgumentError(msg)
     done: list[Published] = []
+    show_bars = progress if progress is not None else sys.stderr.isatty()
 
     def note(item: Published) -> None:
         done.append(item)
@@ -216,7 +219,7 @@ def publish(
             size = local.stat().st_size
             action = "skipped" if _already_there(place, rel, size, sha256, old_files.get(spec.name)) else "uploaded"
             if action == "uploaded":
-                place.put_file(local, rel)
+                place.put_file(local, rel, progress=show_bars)
             entry = place.entry(rel)
             if entry is None or (entry.size is not None and entry.size != size):
                 got = "nothing" if entry is None else f"{entry.size} bytes"

@@ -435,8 +435,8 @@ class Place:
         """``rel`` for reading, as a binary stream."""
         raise NotImplementedError
 
-    def put_file(self, local: Path, rel: str) -> None:  # pragma: no cover - interface
-        """Copy ``local`` to ``rel`` so that ``rel`` is never seen half-written."""
+    def put_file(self, local: Path, rel: str, progress: bool = False) -> None:  # pragma: no cover - interface
+        """Copy ``local`` to ``rel`` so that ``rel`` is never seen half-written (a bar on stderr if ``progress``)."""
         raise NotImplementedError
 
     def put_bytes(self, data: bytes, rel: str) -> None:  # pragma: no cover - interface
@@ -474,7 +474,7 @@ class FolderPlace(Place):
     def open(self, rel: str) -> BinaryIO:
         return open(self.root / rel, "rb")
 
-    def put_file(self, local: Path, rel: str) -> None:
+    def put_file(self, local: Path, rel: str, progress: bool = False) -> None:
         import shutil
 
         with open(local, "rb") as fin:
@@ -531,8 +531,20 @@ class RemotePlace(Place):
         except Exception as err:
             raise self._error(err, rel) from None
 
-    def put_file(self, local: Path, rel: str) -> None:
-        self._put(rel, lambda target: self.fs.put_file(str(local), target))
+    def put_file(self, local: Path, rel: str, progress: bool = False) -> None:
+        def upload(target: str) -> None:
+            if not progress:
+                self.fs.put_file(str(local), target)
+                return
+            import sys
+
+            from fsspec.callbacks import TqdmCallback
+
+            bar = {"desc": rel.rsplit("/", 1)[-1], "unit": "B", "unit_scale": True, "unit_divisor": 1024,
+                   "file": sys.stderr}
+            self.fs.put_file(str(local), target, callback=TqdmCallback(tqdm_kwargs=bar))
+
+        self._put(rel, upload)
 
     def put_bytes(self, data: bytes, rel: str) -> None:
         self._put(rel, lambda target: self.fs.pipe_file(target, data))
@@ -643,8 +655,9 @@ class HttpPlace(Place):
         resp.raw.decode_content = False
         return resp.raw
 
-    def put_file(self, local: Path, rel: str) -> None:
+    def put_file(self, local: Path, rel: str, progress: bool = False) -> None:
         msg = f"{self.base}: an HTTP mirror is read-only; publish to a folder (then `mnistkit serve` it) or an fsspec URL"
         raise ArgumentError(msg)
 
-    put_bytes = put_file  # type: ignore[assignment]
+    def put_bytes(self, data: bytes, rel: str) -> None:
+        self.put_file(Path(), rel)
