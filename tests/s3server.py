@@ -23,7 +23,8 @@ class S3Server:
 
         def recording(environ, start_response):
             with self.lock:
-                self.requests.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), environ.get("HTTP_RANGE")))
+                method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+                self.requests.append((method, path, environ.get("HTTP_RANGE")))
             return app(environ, start_response)
 
         self.httpd = make_server("127.0.0.1", 0, recording, threaded=True, request_handler=_Quiet(MotoRequestHandler))

@@ -419,8 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", metavar="NAME", help="one dataset (default: all that are here)")
     p.add_argument("--fix", action="store_true", help="delete bad copies and fetch or rebuild them")
     p.add_argument("--mirror", metavar="SRC",
-                   help="check a mirror where it is instead (folder, http(s):// or fsspec URL such as s3://bucket/prefix): "
-                        "every file read and verified, sizes and checksums compared with its index.json")
+                   help="check a mirror where it is instead (folder, http(s):// or fsspec URL such as "
+                        "s3://bucket/prefix): every file read and verified, sizes and checksums compared "
+                        "with its index.json")
 
     p = command("publish", _cmd_publish,
                 "copy verified files to a folder or object store as a mirror, with an index of sizes and checksums",

@@ -26,6 +26,12 @@ Credentials and endpoints are the backend's business: environment variables
 their config files, and fsspec's own configuration (``FSSPEC_S3_ENDPOINT_URL``,
 ``FSSPEC_S3='{"anon": true}'``, ``~/.config/fsspec/*.json``).  mnistkit never
 reads, stores or prints them, and refuses a URL that carries a password.
+
+The hook in :class:`mnistkit.sources.Downloader` is two lines: ``locations()`` maps a
+remote base with :func:`join`, and the loop over locations calls :func:`fetch` when
+:func:`is_remote`.  :func:`fetch` uses the downloader's retry policy, ``sleep``,
+``rng``, ``clock``, ``_cap``, ``_check_head`` and ``_bar``, and the ``.part`` resume
+record beside the file (``<file>.part.json``: ``url`` and the object's ``stamp``).
 """
 
 from __future__ import annotations
@@ -332,7 +338,10 @@ def _transfer(dl: Downloader, fs, path: str, url: str, spec: FileSpec, part: Pat
     began, grace = dl.clock(), 2 * dl.retry.read_timeout
     bar = dl._bar(spec.name, total, have)
     try:
-        with fs.open(path, "rb", block_size=_READ, cache_type="none") as fin, open(part, "ab" if have else "wb") as fout:
+        with (
+            fs.open(path, "rb", block_size=_READ, cache_type="none") as fin,
+            open(part, "ab" if have else "wb") as fout,
+        ):
             head = b""
             if have:
                 with open(part, "rb") as kept:  # the magic of what we kept, before resuming on it
@@ -656,7 +665,10 @@ class HttpPlace(Place):
         return resp.raw
 
     def put_file(self, local: Path, rel: str, progress: bool = False) -> None:
-        msg = f"{self.base}: an HTTP mirror is read-only; publish to a folder (then `mnistkit serve` it) or an fsspec URL"
+        msg = (
+            f"{self.base}: an HTTP mirror is read-only; publish to a folder (then `mnistkit serve` it) "
+            f"or an fsspec URL"
+        )
         raise ArgumentError(msg)
 
     def put_bytes(self, data: bytes, rel: str) -> None:
