@@ -8,6 +8,7 @@ The server stops when the ``with`` block ends.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 
 class S3Server:
@@ -21,11 +22,21 @@ class S3Server:
         self.requests: list[tuple[str, str, str | None]] = []
         self.lock = threading.Lock()
 
+        #: Faults: path -> Drop; a GET of that path whose Range starts with ``drop.range`` sends
+        #: ``drop.after`` bytes of its body and then breaks the connection, ``drop.times`` times.
+        self.drop: dict[str, Drop] = {}
+
         def recording(environ, start_response):
+            cut = None
             with self.lock:
-                method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
-                self.requests.append((method, path, environ.get("HTTP_RANGE")))
-            return app(environ, start_response)
+                method, path, rng = environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), environ.get("HTTP_RANGE")
+                self.requests.append((method, path, rng))
+                fault = self.drop.get(path)
+                if method == "GET" and fault and fault.times > 0 and (rng or "").startswith(fault.range):
+                    fault.times -= 1
+                    cut = fault.after
+            body = app(environ, start_response)
+            return body if cut is None else _cut(body, cut)
 
         self.httpd = make_server("127.0.0.1", 0, recording, threaded=True, request_handler=_Quiet(MotoRequestHandler))
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -56,6 +67,29 @@ class S3Server:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(10)
+
+
+@dataclass
+class Drop:
+    """A fault: break off GETs of one object (see :attr:`S3Server.drop`)."""
+
+    range: str = "bytes="
+    times: int = 1
+    after: int = 0
+
+
+class BrokenOff(ConnectionError):
+    """Raised in the middle of a response body: the server closes the connection there."""
+
+
+def _cut(body, limit: int):
+    sent = 0
+    for piece in body:
+        if sent + len(piece) > limit:
+            yield piece[: limit - sent]
+            raise BrokenOff(f"dropped after {limit} bytes")
+        sent += len(piece)
+        yield piece
 
 
 def _Quiet(handler):

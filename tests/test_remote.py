@@ -274,6 +274,27 @@ def test_an_interrupted_transfer_resumes_with_an_offset_read(s3, synth, home):
     assert leftovers(folder) == []
 
 
+def test_a_connection_dropped_mid_body_is_retried_and_resumed(s3, synth, home, monkeypatch):
+    from s3server import Drop
+
+    from mnistkit import remote
+
+    monkeypatch.setattr(remote, "_READ", 16384)  # three reads for this 47 kB file (8 MiB in real use)
+    put_objects("s3://drop/m", {f"tiny/{IMAGES}": synth.gz[IMAGES]})
+    # the second block breaks off mid-body until s3fs's own 5 tries are spent: ours take over
+    s3.drop[f"/drop/m/tiny/{IMAGES}"] = Drop(range="bytes=16384-", times=5, after=1000)
+    folder = home / "tiny"
+    folder.mkdir(parents=True)
+    dl = fast_downloader(["s3://drop/m"], attempts=3)
+    path = dl(synth.dataset, synth.dataset.file(IMAGES), folder)
+    assert path.read_bytes() == synth.gz[IMAGES]
+    assert dl.waits == [0.5]  # one retry of ours, after backoff
+    ranges = s3.gets(f"/drop/m/tiny/{IMAGES}")
+    assert ranges.count("bytes=0-16383") == 1, ranges  # the first block was kept, never read again
+    assert ranges.count("bytes=16384-32767") == 6, ranges  # 5 broken, then the resumed read
+    assert leftovers(folder) == []
+
+
 def test_a_part_from_another_version_of_the_object_starts_over(s3, synth, home):
     put_objects("s3://res2/m", {f"tiny/{IMAGES}": synth.gz[IMAGES]})
     folder = home / "tiny"
