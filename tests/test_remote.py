@@ -196,19 +196,33 @@ def test_cli_publish_and_verify_mirror(s3, synth, home):
     assert f"BAD  s3://cli/mirror/tiny/{IMAGES}" in result.stdout and "1 bad" in result.stdout, result.stdout
 
 
-def test_endpoint_from_fsspec_configuration_instead_of_aws_variables(s3, synth, home, tmp_path):
-    put_objects("s3://viaconf/m", {f"tiny/{n}": d for n, d in synth.gz.items()})
+@pytest.mark.parametrize("how", ["FSSPEC_S3_ENDPOINT_URL", "fsspec config file", "AWS credentials file"])
+def test_endpoint_and_credentials_the_backends_way(s3, synth, home, tmp_path, how):
+    """Settings read by fsspec and botocore themselves, in a fresh process: mnistkit passes none of them."""
     import socket
 
-    with socket.socket() as sock:  # a loopback port nothing listens on: were the setting ignored,
+    put_objects("s3://viaconf/m", {f"tiny/{n}": d for n, d in synth.gz.items()})
+    with socket.socket() as sock:  # a loopback port nothing listens on: were a setting ignored,
         sock.bind(("127.0.0.1", 0))  # the client would fail there, never reach out to AWS
         closed = sock.getsockname()[1]
-    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed}", "AWS_MAX_ATTEMPTS": "1"}
-    env["FSSPEC_S3_ENDPOINT_URL"] = s3.url  # fsspec's own configuration, read by fsspec at import
-    env["MNISTKIT_MIRROR"] = "s3://viaconf/m"
+    env = {**os.environ, "AWS_MAX_ATTEMPTS": "1", "MNISTKIT_MIRROR": "s3://viaconf/m"}
+    if how == "FSSPEC_S3_ENDPOINT_URL":
+        env.update(AWS_ENDPOINT_URL=f"http://127.0.0.1:{closed}", FSSPEC_S3_ENDPOINT_URL=s3.url)
+    elif how == "fsspec config file":
+        conf = tmp_path / "fsspec-conf"
+        conf.mkdir()
+        (conf / "s3.json").write_text(json.dumps({"s3": {"endpoint_url": s3.url}}))
+        env.update(AWS_ENDPOINT_URL=f"http://127.0.0.1:{closed}", FSSPEC_CONFIG_DIR=str(conf))
+    else:
+        creds = tmp_path / "aws-credentials"
+        creds.write_text("[default]\naws_access_key_id = fromfile\naws_secret_access_key = fromfile\n")
+        env.pop("AWS_ACCESS_KEY_ID")
+        env.pop("AWS_SECRET_ACCESS_KEY")
+        env["AWS_SHARED_CREDENTIALS_FILE"] = str(creds)
     result = run_cli("download", "tiny", env=env)
     assert result.returncode == 0, result.stderr
     assert (home / "tiny" / IMAGES).read_bytes() == synth.gz[IMAGES]
+    assert "fromfile" not in result.stdout + result.stderr
 
 
 def test_verify_mirror_of_a_served_data_folder_without_index(synth, home, tmp_path):
