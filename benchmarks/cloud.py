@@ -9,7 +9,8 @@ repository); without it, MNIST-shaped synthetic files are made (sparse strokes, 
 like MNIST) and the page says so.  The S3 server is moto's (``pip install '.[test]'``), started in
 this process on a free loopback port and stopped at the end; nothing leaves the machine.
 
-Each figure is the median of ``--repeat`` runs (min-max beside it), timed in this process:
+Each figure is the median of ``--repeat`` runs (min-max beside it), timed in this process, the cases
+taken in turn in every round so that all of them see the same background load:
 
 * publish cold: ``mnistkit.mirror.publish`` of the four files to an empty bucket (verify the local
   files, upload, write the index), against the floor: ``s3fs.put_file`` of the same four files;
@@ -153,39 +154,15 @@ def main(argv=None) -> int:
         state["bucket"] = f"bench{next(counter)}"
         fs.mkdir(state["bucket"])
 
-    rows = []
-
-    def row(what, times, floor=None, note=""):
-        med = statistics.median(times)
-        rows.append((what, med, min(times), max(times), floor, note))
-        print(f"{what:62} {med * 1000:8.0f} ms  ({min(times) * 1000:.0f}-{max(times) * 1000:.0f})", flush=True)
-        return med
-
-    put_floor = row("s3fs.put_file of the 4 files (floor)", timed(
-        lambda: [fs.put_file(str(src / n), f"{state['bucket']}/floor/{ds.folder}/{n}") for n in NAMES],
-        args.repeat, fresh_bucket))
-    row("publish, cold (verify, upload, index)", timed(
-        lambda: publish(f"s3://{state['bucket']}/m", [ds.name], data_home=home), args.repeat, fresh_bucket),
-        put_floor)
-    fs.mkdir("warm")
-    publish("s3://warm/m", [ds.name], data_home=home)
-    row("publish again (all 4 already there: index and stamps match)", timed(
-        lambda: publish("s3://warm/m", [ds.name], data_home=home), args.repeat), put_floor)
-
     def hand_copied():
         fresh_bucket()
         for n in NAMES:
             fs.put_file(str(src / n), f"{state['bucket']}/m/{ds.folder}/{n}")
 
-    row("publish over hand-copied files (no index: read back, compare)", timed(
-        lambda: publish(f"s3://{state['bucket']}/m", [ds.name], data_home=home), args.repeat, hand_copied), put_floor)
-
     def cat_all():
         client, _ = filesystem("s3://warm")  # a new client, as a cold load makes one
         for n in NAMES:
             client.cat_file(f"warm/m/{ds.folder}/{n}")
-
-    get_floor = row("s3fs.cat_file of the 4 objects, new client (floor)", timed(cat_all, args.repeat))
 
     def fresh_home():
         state["home"] = Path(tempfile.mkdtemp(dir=work))
@@ -194,16 +171,43 @@ def main(argv=None) -> int:
         return lambda: load_mnist(normalize=False, dataset=ds.name, data_home=state["home"], mirrors=[mirror],
                                   progress=False)
 
-    s3_load = row("load_mnist cold, S3 mirror (download, verify, cache)",
-                  timed(load_from("s3://warm/m"), args.repeat, fresh_home), get_floor)
+    fs.mkdir("warm")
+    publish("s3://warm/m", [ds.name], data_home=home)
     server = MirrorServer(home)
     server.RequestHandlerClass.log_message = lambda *a, **k: None  # quiet: this is a benchmark
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    http_load = row("load_mnist cold, `mnistkit serve` mirror (HTTP)",
-                    timed(load_from(server.url), args.repeat, fresh_home), get_floor)
-    folder_load = row("load_mnist cold, folder mirror", timed(load_from(str(home)), args.repeat, fresh_home), get_floor)
-    row("verify_mirror of the S3 mirror (read and verify every byte)", timed(
-        lambda: verify_mirror("s3://warm/m", [ds.name]), args.repeat), get_floor)
+    put, get = "s3fs.put_file of the 4 files (floor)", "s3fs.cat_file of the 4 objects, new client (floor)"
+    # (label, setup, timed call, floor label)
+    cases = [
+        (put, fresh_bucket,
+         lambda: [fs.put_file(str(src / n), f"{state['bucket']}/floor/{ds.folder}/{n}") for n in NAMES], None),
+        ("publish, cold (verify, upload, index)", fresh_bucket,
+         lambda: publish(f"s3://{state['bucket']}/m", [ds.name], data_home=home), put),
+        ("publish again (all 4 already there: index and stamps match)", None,
+         lambda: publish("s3://warm/m", [ds.name], data_home=home), put),
+        ("publish over hand-copied files (no index: read back, compare)", hand_copied,
+         lambda: publish(f"s3://{state['bucket']}/m", [ds.name], data_home=home), put),
+        (get, None, cat_all, None),
+        ("load_mnist cold, S3 mirror (download, verify, cache)", fresh_home, load_from("s3://warm/m"), get),
+        ("load_mnist cold, `mnistkit serve` mirror (HTTP)", fresh_home, load_from(server.url), get),
+        ("load_mnist cold, folder mirror", fresh_home, load_from(str(home)), get),
+        ("verify_mirror of the S3 mirror (read and verify every byte)", None,
+         lambda: verify_mirror("s3://warm/m", [ds.name]), get),
+    ]
+    # Round robin: every case sees the same background load over the run (this machine is shared).
+    times: dict[str, list[float]] = {label: [] for label, *_ in cases}
+    for _ in range(args.repeat):
+        for label, setup, call, _floor in cases:
+            times[label] += timed(call, 1, setup)
+    medians = {label: statistics.median(t) for label, t in times.items()}
+    rows = []
+    for label, _setup, _call, floor in cases:
+        t = times[label]
+        rows.append((label, medians[label], min(t), max(t), medians[floor] if floor else None, ""))
+        print(f"{label:62} {medians[label] * 1000:8.0f} ms  ({min(t) * 1000:.0f}-{max(t) * 1000:.0f})", flush=True)
+    s3_load = medians["load_mnist cold, S3 mirror (download, verify, cache)"]
+    http_load = medians["load_mnist cold, `mnistkit serve` mirror (HTTP)"]
+    folder_load = medians["load_mnist cold, folder mirror"]
     server.shutdown()
     httpd.shutdown()
     shutil.rmtree(work, ignore_errors=True)
@@ -233,7 +237,7 @@ def write_doc(path: Path, rows, what: str, total: int, args, s3_load, http_load,
         "# Remote mirrors: publish and load against an S3-compatible server on 127.0.0.1",
         "",
         "Written by `python benchmarks/cloud.py --doc docs/cloud.md` (median of "
-        f"{args.repeat} runs, min-max in brackets, all in one process).",
+        f"{args.repeat} rounds, each case once per round in turn; min-max beside it; all in one process).",
         "",
         f"* data: {what}, "
         f"{total / 1e6:.1f} MB in 4 `.gz` files ({decoded / 1e6:.0f} MB decoded)",
