@@ -20,7 +20,8 @@ from .errors import ArgumentError, MissingFilesError, MnistkitError
 EXIT_OK = 0
 EXIT_ERROR = 1  # a runtime failure: download failed, bad data, ...
 EXIT_USAGE = 2  # bad arguments (argparse uses 2 as well)
-EXIT_MISSING = 3  # files missing and not obtainable (offline)
+EXIT_MISSING = 3  # files missing and not obtainable (offline, or every source failed)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -291,9 +292,18 @@ def _cmd_clean(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import export
+    from pathlib import Path
 
-    written = export(args.name, args.format, args.out, splits=args.split)
+    from .export import PARTIAL_SUFFIX, export
+
+    try:
+        written = export(args.name, args.format, args.out, splits=args.split)
+    except KeyboardInterrupt:
+        partial = sorted(Path(args.out).glob(f"*{PARTIAL_SUFFIX}"))
+        where = f" ({', '.join(p.name for p in partial)} holds what was written)" if partial else ""
+        print(f"mnistkit: interrupted: the export to {args.out} is unfinished{where}; "
+              "run the same command again to finish it", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(f"wrote {len(written)} file(s) to {args.out}")
     return EXIT_OK
 
@@ -421,4 +431,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("mnistkit: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED

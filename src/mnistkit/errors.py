@@ -6,6 +6,7 @@
     ├── IdxFormatError (ValueError)    bytes that are not a valid IDX file
     ├── ChecksumError (ValueError)     right format, wrong content
     ├── DataFolderError (OSError)      the data folder cannot be created or written
+    ├── OutputError (OSError)          a file or folder asked for (export, PNG) cannot be written
     ├── MissingFilesError (FileNotFoundError)
     │                                  files absent and not allowed or able to fetch them
     ├── DownloadError (OSError)        every source failed; lists each with its reason
@@ -76,6 +77,22 @@ class ChecksumError(MnistkitError, ValueError):
 
 class DataFolderError(MnistkitError, OSError):
     """The data folder cannot be created or written."""
+
+
+class OutputError(MnistkitError, OSError):
+    """A file or folder the caller asked for (an export, a PNG) cannot be written there."""
+
+
+def cannot_write(path: Path, err: OSError) -> OutputError:
+    """An OSError met while writing ``path`` as one sentence naming ``path`` (never a temporary name)."""
+    why = err.strerror or str(err)
+    if isinstance(err, PermissionError):
+        what = "choose a folder you can write to"
+    elif isinstance(err, (NotADirectoryError, FileExistsError)):
+        what = "a file stands where a folder is needed; choose another place"
+    else:
+        what = "free some space or choose another place"
+    return OutputError(f"cannot write {path}: {why}; {what}")
 
 
 def write_failed(folder: Path, err: OSError) -> DataFolderError:
