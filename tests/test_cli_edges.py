@@ -100,3 +100,78 @@ def test_export_refuses_a_split_folder_that_is_not_its_own(synth, home, tmp_path
         "delete it or export to another folder\n"
     )
     assert (tmp_path / "png" / "test" / "mine.txt").read_text() == "a user's file"
+
+
+# --- 3. no network: every missing file, exit 3, each source once ------------------------------------
+
+
+def test_no_source_works_lists_every_file_once_with_exit_3(synth, home, tmp_path):
+    from helpers import Server
+
+    with Server() as first, Server() as second:  # both answer 404 to everything
+        env = {**os.environ, "MNISTKIT_MIRROR": f"{first.url},{second.url}"}
+        proc = run_cli("export", "tiny", "--format", "npz", "--out", tmp_path / "out", env=env)
+    assert proc.returncode == 3, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0] == (
+        "mnistkit: error: tiny: 4 file(s) missing, and no source could provide them: train-images-idx3-ubyte.gz, "
+        "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz"
+    )
+    # Each source once, for all four files; no WARNING line repeats what the error says.
+    assert lines[1:3] == [f"  {first.url}/tiny/: HTTP 404 Not Found", f"  {second.url}/tiny/: HTTP 404 Not Found"]
+    assert lines[3].startswith("What to do: check the network, or set MNISTKIT_MIRROR") and len(lines) == 4
+    assert not (tmp_path / "out").exists()  # nothing made for an export that could not start
+
+
+def test_a_source_that_fails_before_one_that_works_is_one_warning(synth, home, tmp_path):
+    from helpers import Server
+
+    with Server() as broken, Server() as good:
+        good.serve_dataset(synth)
+        env = {**os.environ, "MNISTKIT_MIRROR": f"{broken.url},{good.url}"}
+        proc = run_cli("download", "tiny", env=env)
+    assert proc.returncode == 0, proc.stderr
+    warnings = proc.stderr.splitlines()
+    assert len(warnings) == 4 and all(w.startswith("mnistkit: WARNING: got ") for w in warnings)
+    assert all(f"after 1 source(s) failed: {broken.url}/tiny/" in w and "HTTP 404" in w for w in warnings)
+
+
+def test_download_lists_every_missing_file_and_a_shared_archive_once(home):
+    env = {**os.environ, "MNISTKIT_OFFLINE": "1"}
+    proc = run_cli("download", "mnist", "kmnist", "emnist-digits", "emnist-letters", env=env)
+    assert proc.returncode == 3
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("mnistkit: ")]
+    assert errors == [
+        "mnistkit: error: mnist: 4 file(s) missing: train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+        "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz (offline mode: the network is not used)",
+        "mnistkit: error: kmnist: 4 file(s) missing: train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+        "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz (offline mode: the network is not used)",
+        "mnistkit: error: emnist-digits: 1 file(s) missing: gzip.zip (offline mode: the network is not used)",
+        "mnistkit: error: emnist-letters: missing the same file(s) as emnist-digits, listed above",
+    ]
+    assert proc.stderr.count("biometrics.nist.gov") == 1
+
+
+def test_library_error_lists_every_file_and_has_no_thread_pool_frames(synth, home):
+    import traceback
+
+    from mnistkit import FilesUnavailableError, MissingFilesError, load_mnist
+
+    with pytest.raises(MissingFilesError) as info:
+        load_mnist(dataset="tiny", offline=True)
+    assert len(info.value.missing) == 4
+    from helpers import Server
+
+    with Server() as empty, pytest.raises(FilesUnavailableError) as info:
+        load_mnist(dataset="tiny", mirrors=empty.url)
+    assert len(info.value.missing) == 4 and isinstance(info.value, MissingFilesError)
+    # A bad file met in a worker thread: the traceback runs from the caller into the store.
+    synth.write(home)
+    bad = home / "tiny" / "t10k-images-idx3-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:-40])
+    with pytest.raises(Exception) as info:
+        load_mnist(dataset="tiny", offline=True)
+    frames = traceback.extract_tb(info.value.__traceback__)
+    assert not [f for f in frames if "concurrent" in f.filename]
+    assert frames[0].name == "test_library_error_lists_every_file_and_has_no_thread_pool_frames"
+    assert any(f.filename.endswith("store.py") for f in frames)

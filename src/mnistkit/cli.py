@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .errors import ArgumentError, MissingFilesError, MnistkitError
+from .errors import ArgumentError, DownloadError, MissingFilesError, MnistkitError
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # a runtime failure: download failed, bad data, ...
@@ -51,7 +51,7 @@ def _size(n: int | None) -> str:
 def _exit_code(err: MnistkitError) -> int:
     if isinstance(err, ArgumentError):
         return EXIT_USAGE
-    if isinstance(err, MissingFilesError):
+    if isinstance(err, (MissingFilesError, DownloadError)):  # missing here, and not obtainable
         return EXIT_MISSING
     return EXIT_ERROR
 
@@ -99,19 +99,25 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from .api import dataset_store
+    from .api import _load_files, dataset_store
 
     code = EXIT_OK
+    said: dict[str, str] = {}  # an error already printed -> the dataset it was printed for
     for ds in _datasets(args.names):
         store = dataset_store(ds)
         try:
-            for spec in ds.files:
-                store.load(spec)
+            _load_files(store, ds.files)  # every file of the dataset: one error lists all that are missing
         except MnistkitError as err:  # one dataset failing must not stop the others
             if args.debug:
                 raise
-            _error(err)
             code = max(code, _exit_code(err))
+            # Datasets that share an archive (EMNIST) fail the same way: say it once.
+            text = str(err).split(": ", 1)[1] if str(err).startswith(ds.name + ": ") else str(err)
+            if text in said:
+                print(f"mnistkit: error: {ds.name}: missing the same file(s) as {said[text]}, listed above", file=sys.stderr)
+            else:
+                said[text] = ds.name
+                _error(err)
             continue
         print(f"{ds.name}: {len(ds.files)} files verified and cached in {store.folder}")
     return code

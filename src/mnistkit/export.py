@@ -281,6 +281,13 @@ def export(
     chosen = [ds.split(s).name for s in splits] if splits else [s.name for s in ds.splits]
     out = Path(out)
     check_out_folder(out)
+    # Every file first: when some are missing, one error names all of them (not one split per run).
+    from .api import _load_files, dataset_store
+
+    store = dataset_store(ds, data_home=data_home, progress=progress)
+    names = dict.fromkeys(f for s in chosen for f in (ds.split(s).images, ds.split(s).labels))
+    _load_files(store, [ds.file(f) for f in names])
+    make_out_folder(out)
     written: list[Path] = []
     arrays: dict[str, np.ndarray] = {}
     for split in chosen:
@@ -303,7 +310,7 @@ def export(
 
 
 def check_out_folder(out: Path) -> None:
-    """Create the output folder; an ArgumentError if a file is in the way, an OutputError if it cannot be."""
+    """Raise ArgumentError if a file stands where the output folder (or one of its parents) would be."""
     for parent in (out, *out.parents):
         if parent.exists():
             if not parent.is_dir():
@@ -311,6 +318,10 @@ def check_out_folder(out: Path) -> None:
                 msg = f"{parent} {what} is a file, not a folder; choose a folder to export to"
                 raise ArgumentError(msg)
             break
+
+
+def make_out_folder(out: Path) -> None:
+    """Create the output folder, or raise OutputError saying why it cannot be written."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         if not os.access(out, os.W_OK | os.X_OK):
