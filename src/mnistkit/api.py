@@ -14,7 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ArgumentError, MissingFilesError, MnistkitError, check_choice
+from .errors import (
+    ArgumentError,
+    DownloadError,
+    FilesUnavailableError,
+    MissingFilesError,
+    MnistkitError,
+    check_choice,
+)
 from .registry import Dataset, get_dataset
 from .store import Store
 
@@ -97,7 +104,10 @@ def _parallel_divide(raw: np.ndarray, divisor: np.floating, out: np.ndarray) -> 
         np.divide(raw[rows], divisor, out=out[rows], dtype=out.dtype, casting="unsafe")
 
     with ThreadPoolExecutor(workers, thread_name_prefix="mnistkit-divide") as pool:
-        list(pool.map(part, range(workers)))  # list(): re-raise any worker's exception here
+        futures = [pool.submit(part, i) for i in range(workers)]
+    for future in futures:
+        if future.exception() is not None:
+            raise _as_if_here(future.exception())
 
 
 def _one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -139,13 +149,48 @@ def _load_files(store: Store, specs: Sequence) -> list[np.ndarray]:
                 errors[i] = future.exception()
     if not errors:
         return arrays
-    missing = [errors[i] for i in sorted(errors) if isinstance(errors[i], MissingFilesError)]
-    if missing and len(missing) == len(errors):
-        first = missing[0]
-        names = [name for err in missing for name in err.missing]
-        urls = [url for err in missing for url in err.urls]
-        raise MissingFilesError(first.dataset, names, first.folder, urls, first.reason)
-    raise errors[min(i for i in errors if not isinstance(errors[i], MissingFilesError))]
+    raise _one_error([errors[i] for i in sorted(errors)], store)
+
+
+def _one_error(errors: Sequence[BaseException], store: Store) -> BaseException:
+    """One error for the files a call could not load: every missing file in it, each source once.
+
+    Errors other than "missing" or "could not download" (bad data, a full disk) come first: the
+    first of them is the one to fix.  Raised in a worker thread, an error is returned with the
+    thread pool's own frames cut off, so that it reads as if raised in the caller.
+    """
+    other = [err for err in errors if not isinstance(err, (MissingFilesError, DownloadError))]
+    if other:
+        return _as_if_here(other[0])
+    if len(errors) == 1:
+        return _as_if_here(errors[0])
+    ds = store.dataset
+    names = [name for err in errors for name in (err.missing if isinstance(err, MissingFilesError) else [err.file_name])]
+    urls = [url for err in errors for url in getattr(err, "urls", ())]
+    if all(isinstance(err, MissingFilesError) and not isinstance(err, DownloadError) for err in errors):
+        reasons = ", ".join(dict.fromkeys(err.reason for err in errors if err.reason))
+        return MissingFilesError(ds.name, list(dict.fromkeys(names)), errors[0].folder, list(dict.fromkeys(urls)),
+                                 reasons)
+    attempts = []
+    for err in errors:
+        if isinstance(err, DownloadError):
+            attempts += err.attempts
+        else:
+            attempts.append((str(err.folder), err.reason))
+    if not urls:
+        urls = [url for name in names for url in ds.urls(ds.file(name))]
+    return FilesUnavailableError(ds.name, names, errors[0].folder, attempts, urls)
+
+
+def _as_if_here(err: BaseException) -> BaseException:
+    """``err`` without the leading frames of ``concurrent.futures`` (a worker thread's own machinery)."""
+    import concurrent.futures
+
+    machinery = os.path.dirname(concurrent.futures.__file__)
+    tb = err.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(machinery):
+        tb = tb.tb_next
+    return err.with_traceback(tb)
 
 
 def _labels(raw: np.ndarray, ds: Dataset, table: bool) -> np.ndarray:

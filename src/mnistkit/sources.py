@@ -209,7 +209,8 @@ class Downloader:
                     self._copy_local(Path(location), spec, part)
                 self._verify(part, spec, location)
             except SourceFailed as err:
-                log.warning("%s: %s", location, err.reason)
+                # Said once: in the error if every source fails, else in the warning below.
+                log.info("%s: %s", location, err.reason)
                 attempts.append((location, err.reason))
                 continue
             # The resume record goes first: a process killed between these two steps leaves a
@@ -217,6 +218,9 @@ class Downloader:
             _unlink(_meta_path(part))
             os.replace(part, final)
             log.info("got %s from %s", spec.name, location)
+            if attempts:  # a mirror that fails is worth knowing about even when another one works
+                failed = "; ".join(f"{loc}: {why}" for loc, why in attempts)
+                log.warning("got %s from %s after %d source(s) failed: %s", spec.name, location, len(attempts), failed)
             return final
         if self.offline and not any(is_http(loc) for loc in locations):
             raise MissingFilesError(
