@@ -232,7 +232,8 @@ class Downloader:
                     self._copy_local(Path(location), spec, part)
                     self._verify(part, spec, shown)
             except SourceFailed as err:
-                log.warning("%s: %s", shown, err.reason)
+                # Said once: in the error if every source fails, else in the warning below.
+                log.info("%s: %s", shown, err.reason)
                 attempts.append((shown, err.reason))
                 continue
             final = _destination(folder, spec.name)
@@ -241,6 +242,9 @@ class Downloader:
             unlink(record_path(part))
             os.replace(part, final)
             log.info("got %s from %s", spec.name, shown)
+            if attempts:  # a mirror that fails is worth knowing about even when another one works
+                failed = "; ".join(f"{loc}: {why}" for loc, why in attempts)
+                log.warning("got %s from %s after %d source(s) failed: %s", spec.name, shown, len(attempts), failed)
             return final
         if self.offline and not any(is_http(loc) for loc in locations):
             raise MissingFilesError(

@@ -350,14 +350,19 @@ class Store:
         A downloaded file goes to ``fetched`` instead when given: the fetcher has verified it already.
         """
         problems: list[str] = []
+
+        def say_rejected() -> None:  # only when a file was found after all: else the error says it
+            for problem in problems:
+                log.warning("ignored a file that is not the published data: %s", problem)
+
         for path in self.candidates(spec):
             try:
                 use(path)
             except (IdxFormatError, ChecksumError) as err:
                 # Not the published data. Hand-placed files are the user's: leave them, say so.
-                log.warning("ignoring %s: %s", path, err)
                 problems.append(str(err))
                 continue
+            say_rejected()
             return path
         if self.fetcher is None:
             reason = _with_rejected("downloading is disabled", problems)
@@ -375,6 +380,7 @@ class Store:
             local = [(str(self.folder), f"found but rejected: {p}") for p in problems]
             raise DownloadError(err.file_name, local + err.attempts, err.folder) from None
         (fetched or use)(path)
+        say_rejected()
         return path
 
     def build_cache(self, path: Path | BinaryIO, spec: FileSpec) -> None:
