@@ -26,6 +26,7 @@ from .errors import (
     MissingDependencyError,
     MissingFilesError,
     MnistkitError,
+    RegistryMismatchError,
 )
 from .idx import read_idx, write_idx
 from .registry import datasets, get_dataset
@@ -52,4 +53,5 @@ __all__ = [
     "LockTimeout",
     "MissingDependencyError",
     "MissingFilesError",
+    "RegistryMismatchError",
 ]

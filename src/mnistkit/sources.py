@@ -34,7 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._log import log
-from .errors import ChecksumError, DownloadError, IdxFormatError, MissingFilesError, write_failed
+from .errors import (
+    ChecksumError,
+    DownloadError,
+    IdxFormatError,
+    MissingFilesError,
+    RegistryMismatchError,
+    write_failed,
+)
 from .idx import sniff
 from .integrity import verify
 from .registry import Dataset, FileSpec
@@ -238,6 +245,11 @@ class Downloader:
             _unlink(part)  # never keep wrong bytes, not even as a resume point
             _unlink(_meta_path(part))
             raise SourceFailed(f"rejected after download: {_reason(err)}") from None
+        except RegistryMismatchError:
+            # The published file contradicts the registry: every source would; nothing is kept.
+            _unlink(part)
+            _unlink(_meta_path(part))
+            raise
 
     @staticmethod
     def _cap(spec: FileSpec) -> int:
