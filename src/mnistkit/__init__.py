@@ -27,6 +27,7 @@ from .errors import (
     MissingDependencyError,
     MissingFilesError,
     MnistkitError,
+    RegistryMismatchError,
 )
 from .idx import read_idx, write_idx
 from .registry import datasets, get_dataset
@@ -54,4 +55,5 @@ __all__ = [
     "LockTimeout",
     "MissingDependencyError",
     "MissingFilesError",
+    "RegistryMismatchError",
 ]

@@ -37,7 +37,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._log import log
-from .errors import ChecksumError, DownloadError, IdxFormatError, MissingFilesError, write_failed
+from .errors import (
+    ChecksumError,
+    DownloadError,
+    IdxFormatError,
+    MissingFilesError,
+    RegistryMismatchError,
+    write_failed,
+)
 from .idx import sniff
 from .integrity import verify
 from .layout import downloaded_path, part_path, record_path, unlink
@@ -266,6 +273,11 @@ class Downloader:
             unlink(part)  # never keep wrong bytes, not even as a resume point
             unlink(record_path(part))
             raise SourceFailed(f"rejected after download: {_reason(err)}") from None
+        except RegistryMismatchError:
+            # The published file contradicts the registry: every source would; nothing is kept.
+            _unlink(part)
+            _unlink(_meta_path(part))
+            raise
 
     @staticmethod
     def _cap(spec: FileSpec) -> int:

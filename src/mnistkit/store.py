@@ -280,7 +280,10 @@ class Store:
                 archive = self.archive_path(self.dataset.file(spec.archive))
                 from .archive import open_member  # zipfile: imported only for archive datasets
 
-                with open_member(archive, spec.member) as stream:  # streamed: never unpacked
+                pinned = self.dataset.file(spec.archive)
+                # archive_path has just checked it against its published checksum (when one is pinned)
+                vouched = f"{archive.name} has its published checksum" if pinned.sha256 or pinned.md5 else None
+                with open_member(archive, spec.member, vouched) as stream:  # streamed: never unpacked
                     self.build_cache(stream, spec)
             array = self.cached(spec)
             if array is None:  # pragma: no cover - only if the folder changes under us
@@ -412,7 +415,9 @@ class Store:
                         raise write_failed(self.cache_folder, err) from err
 
                 write(_npy_header(tuple(spec.shape), dtype))
-                verified = verify(path, spec, sink=_sink(spec, write), source=str(getattr(path, "name", path)))
+                # a stream's name is "<archive>:<member>"; a Path's .name would drop the folder from messages
+                source = path.name if hasattr(path, "read") else str(path)
+                verified = verify(path, spec, sink=_sink(spec, write), source=source)
                 size = fh.tell()
             os.replace(tmp, npy_path)
         except BaseException:
@@ -447,7 +452,8 @@ class Store:
                     verify(path, archive, source=str(path))
                     from .archive import open_member
 
-                    with open_member(path, spec.member) as stream:
+                    vouched = f"{path.name} has its published checksum" if archive.sha256 or archive.md5 else None
+                    with open_member(path, spec.member, vouched) as stream:
                         verify(stream, spec, sink=keep, source=stream.name)
             except (IdxFormatError, ChecksumError) as err:
                 problems.append(str(err))
