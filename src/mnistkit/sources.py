@@ -26,7 +26,6 @@ import json
 import os
 import random
 import shutil
-import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -434,15 +433,9 @@ class Downloader:
                 raise SourceFailed(f"transfer ended after {received} of {total} bytes", transient=True)
 
     def _bar(self, name: str, total: int | None, initial: int):
-        show = self.progress if self.progress is not None else sys.stderr.isatty()
-        if not show:
-            return None
-        from tqdm.auto import tqdm
+        from .notebook import progress_bar  # a terminal bar, a notebook widget, or None
 
-        return tqdm(
-            total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=name, file=sys.stderr,
-            leave=True,
-        )
+        return progress_bar(total=total, desc=name, unit="B", progress=self.progress, initial=initial, leave=True)
 
 
 def _unresolvable(err: BaseException) -> bool:
