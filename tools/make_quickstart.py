@@ -36,7 +36,7 @@ x_train.shape, t_train[:10]"""),
 dist = (x_test**2).sum(axis=1)[:, None] - 2 * x_test @ means.T + (means**2).sum(axis=1)
 pred = dist.argmin(axis=1)
 print(f"test accuracy: {(pred == t_test).mean():.4f}")"""),
-    ("markdown", "Its mistakes, each captioned `label→prediction` and framed in red:"),
+    ("markdown", "Its mistakes, each captioned `label->prediction` and framed in red:"),
     ("code", """mistakes = np.flatnonzero(pred != t_test)
 mnistkit.grid(x_test, t_test, predictions=pred, indices=mistakes[:20], dataset="mnist")"""),
     ("markdown", "Mini-batches for your own training loop: each `for` loop over `train` is one shuffled epoch."),

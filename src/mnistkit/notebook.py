@@ -13,6 +13,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from .errors import MnistkitError
+
 if TYPE_CHECKING:  # pragma: no cover
     from .registry import Dataset
 
@@ -183,8 +185,12 @@ def dataset_card_html(ds: Dataset, data_home: str | os.PathLike | None = None) -
     import base64
     from html import escape
 
-    status, folder, cached = local_status(ds, data_home)
+    try:
+        status, folder, cached = local_status(ds, data_home)
+    except (OSError, MnistkitError) as err:  # an unreadable folder: the card still shows, saying so
+        status, folder, cached = "unknown", f"cannot look in the data folder: {err}", []
     here = {
+        "unknown": escape(folder),
         "cached": f"cached in <code>{escape(folder)}</code>",
         "downloaded": f"downloaded in <code>{escape(folder)}</code>",
         "partial": f"some files in <code>{escape(folder)}</code>; the first load fetches the rest",
@@ -192,7 +198,7 @@ def dataset_card_html(ds: Dataset, data_home: str | os.PathLike | None = None) -
     }[status]
     if status != "cached":
         done = f"cache built for {', '.join(map(escape, cached))}" if cached else "no cache built yet"
-        here += f" ({done}; a split is decoded and cached on its first load)" if status != "no" else ""
+        here += f" ({done}; a split is decoded and cached on its first load)" if status not in ("no", "unknown") else ""
     download = sum(spec.size or 0 for spec in ds.files if spec.archive is None)
     if status == "no" and download:
         here += f" ({download / 1e6:,.1f} MB)"

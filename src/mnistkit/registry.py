@@ -144,7 +144,8 @@ class Dataset:
 
     def __repr__(self) -> str:
         splits = ", ".join(f"{split.name} {self.split_size(split.name):,}" for split in self.splits)
-        return f"<Dataset {self.name}: {self.title}; {splits}; {self.num_classes} classes>"
+        title = self.title if len(self.title) <= 50 else self.title[:50].rsplit(" ", 1)[0].rstrip(" ,:(") + "…"
+        return f"<Dataset {self.name}: {title}; {splits}; {self.num_classes} classes>"
 
     def _repr_html_(self) -> str:
         """The notebook card: see :func:`mnistkit.notebook.dataset_card_html`."""

@@ -198,14 +198,14 @@ class Picture:
         from PIL import Image
 
         path = Path(path)
+        if path.is_dir():
+            msg = f"{path} is a folder: give a file name such as {path / 'picture.png'}"
+            raise ArgumentError(msg)
         if format is None:
             format = Image.registered_extensions().get(path.suffix.lower())  # noqa: A001
             if format is None:
                 msg = f"cannot tell an image format from the name {str(path)!r}: use a name ending in .png"
                 raise ArgumentError(msg)
-        if path.is_dir():
-            msg = f"{path} is a folder: give a file name such as {path / 'picture.png'}"
-            raise ArgumentError(msg)
         folder = path.parent
         if not folder.is_dir():
             msg = f"cannot save {path.name}: the folder {folder} does not exist; create it first"
@@ -293,8 +293,8 @@ def grid(
       order, ``columns`` per row, each captioned with its label.
 
     With ``predictions``, a cell whose prediction differs from its label gets
-    a red frame and the caption ``label→prediction`` in red (per class: just
-    ``→prediction`` under the cell, the row says the label), so the mistakes
+    a red frame and the caption ``label->prediction`` in red (per class: just
+    ``->prediction`` under the cell, the row says the label), so the mistakes
     of a model stand out.
 
     Parameters
@@ -457,7 +457,7 @@ def _per_class(images, labels, predictions, classes, per_class, scale) -> Pictur
             if predictions is not None and predictions[index] != row:
                 draw.rectangle((x - frame, y - frame, x + cell_w + frame - 1, y + cell_h + frame - 1),
                                outline=_RED, width=frame)
-                text = "→" + _caption_name(int(predictions[index]), classes, small, cell_w, measure)
+                text = "->" + _caption_name(int(predictions[index]), classes, small, cell_w, measure)
                 draw.text((x + cell_w // 2, y + cell_h + frame), text, fill=_RED, font=small, anchor="ma")
     return Picture(np.asarray(sheet))
 
@@ -508,7 +508,7 @@ def _given(images, picks, labels, predictions, classes, columns, scale, captions
             text = _caption_name(int(predictions[index]), classes, small, cell_w, draw)
         elif wrong:
             room = cell_w // 2
-            text = (_caption_name(int(labels[index]), classes, small, room, draw) + "→"
+            text = (_caption_name(int(labels[index]), classes, small, room, draw) + "->"
                     + _caption_name(int(predictions[index]), classes, small, room, draw))
         else:
             text = _caption_name(int(labels[index]), classes, small, cell_w, draw)
