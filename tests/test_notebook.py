@@ -52,7 +52,8 @@ def test_img_show_is_an_inline_png_upscaled_without_blur_and_echoes_nothing(synt
     first, second, both = nb.cells[2], nb.cells[3], nb.cells[4]
     # one display_data, no execute_result: nothing echoes as the cell's value
     assert [o["output_type"] for o in first.outputs] == ["display_data"]
-    assert "image/png" in first.outputs[0]["data"]
+    assert set(first.outputs[0]["data"]) == {"image/png", "text/plain"}
+    assert len(first.outputs[0]["data"]["text/plain"].splitlines()) == 28  # the character picture, for text front ends
     pixels = png_pixels(first.outputs[0])
     assert pixels.shape == (224, 224)  # 28 x 8
     np.testing.assert_array_equal(pixels, np.kron(images[3], np.ones((8, 8), np.uint8)))  # normalised, then back

@@ -8,6 +8,7 @@ from PIL import Image
 
 import tempfile
 
+import mnistkit
 from mnistkit import ArgumentError, Picture, grid, img_show
 from mnistkit.render import as_image, terminal_lines
 
@@ -158,3 +159,36 @@ def test_terminal_half_blocks_encode_grey_levels():
     assert lines[0].startswith("\x1b[38;2;200;200;200m\x1b[48;2;50;50;50m\u2580")
     plain = terminal_lines(img, color=False)
     assert len(plain) == 28 and plain[0][:2] != "  " and plain[1][:2] != "  " and plain[2][:2] == "  "
+
+
+def test_per_class_mistakes_are_framed_exactly_where_prediction_differs():
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8)
+    labels = np.arange(40) % 10
+    pred = labels.copy()
+    wrong = {3, 17, 28}
+    pred[list(wrong)] = (labels[list(wrong)] + 1) % 10
+    sheet = np.asarray(grid(images, labels, predictions=pred, per_class=4, scale=2))
+    assert sheet.ndim == 3
+    h, w, _ = sheet.shape
+    row_h = (h - 4) // 10
+    for c in range(10):
+        for col, index in enumerate(np.flatnonzero(labels == c)[:4]):
+            y, x = 4 + c * row_h, w - (4 - col) * 60
+            cell = sheet[y : y + 56, x : x + 56]
+            np.testing.assert_array_equal(cell[..., 0], np.kron(images[index], np.ones((2, 2), np.uint8)))
+            above = sheet[y - 1, x : x + 56]
+            assert (above == (220, 0, 0)).all() == (index in wrong), index
+
+
+def test_captions_use_names_only_when_every_name_fits():
+    from PIL import Image, ImageDraw
+
+    from mnistkit.render import _font, _namer
+
+    fashion = mnistkit.get_dataset("fashion-mnist").classes
+    measure = ImageDraw.Draw(Image.new("L", (1, 1)))
+    small = _namer(fashion, "{}->{}", _font(14), 60, measure)
+    assert [small(0), small(9)] == ["0", "9"]  # "Ankle boot->Ankle boot" is wider than a 56-pixel cell
+    big = _namer(fashion, "{}->{}", _font(14), 8 * 28 + 16, measure)
+    assert [big(0), big(9), big(12)] == ["T-shirt/top", "Ankle boot", "12"]

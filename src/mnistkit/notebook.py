@@ -72,11 +72,11 @@ def widgets_available() -> bool:
     return True
 
 
-def display(obj: object) -> None:
-    """Show ``obj`` as the cell's rich output (its ``_repr_png_`` / ``_repr_html_``), in a kernel only."""
+def display(bundle: dict[str, object]) -> None:
+    """Show a MIME bundle (``{"image/png": bytes, "text/plain": str}``) as a cell output; in a kernel only."""
     from IPython.display import display as ipy_display  # only called in a kernel: already imported
 
-    ipy_display(obj)
+    ipy_display(bundle, raw=True)
 
 
 def progress_bar(*, total: int | None, desc: str, unit: str, progress: bool | None, **kwargs: Any):

@@ -433,7 +433,7 @@ def _per_class(images, labels, predictions, classes, per_class, scale) -> Pictur
     cell_h, cell_w = first.shape[0] * scale, first.shape[1] * scale
     pad = MONTAGE_PAD * scale
     names = [str(c) if name == str(c) else f"{c} {name}" for c, name in enumerate(classes)]
-    font = _font(max(10, cell_h // 2))
+    font = _font(max(10, min(40, cell_h // 2)))
     small = _font(max(10, min(16, cell_w // 4)))
     measure = ImageDraw.Draw(Image.new("L", (1, 1)))
     label_w = max(int(measure.textlength(name, font=font)) for name in names) + 2 * pad
@@ -448,6 +448,7 @@ def _per_class(images, labels, predictions, classes, per_class, scale) -> Pictur
     black = (0, 0, 0) if colour else 0
     x0 = width - per_class * (cell_w + pad)
     frame = max(1, pad // 2)
+    names_of = _namer(classes, "->{}", small, cell_w + pad, measure)
     for row, name in enumerate(names):
         y = pad + row * row_h
         draw.text((pad, y + cell_h // 2), name, fill=black, font=font, anchor="lm")
@@ -457,16 +458,24 @@ def _per_class(images, labels, predictions, classes, per_class, scale) -> Pictur
             if predictions is not None and predictions[index] != row:
                 draw.rectangle((x - frame, y - frame, x + cell_w + frame - 1, y + cell_h + frame - 1),
                                outline=_RED, width=frame)
-                text = "->" + _caption_name(int(predictions[index]), classes, small, cell_w, measure)
+                text = "->" + names_of(int(predictions[index]))
                 draw.text((x + cell_w // 2, y + cell_h + frame), text, fill=_RED, font=small, anchor="ma")
     return Picture(np.asarray(sheet))
 
 
-def _caption_name(label: int, classes, font, room: int, measure) -> str:
-    """The class name when it fits in ``room`` pixels, else its number."""
-    if 0 <= label < len(classes) and measure.textlength(classes[label], font=font) <= room:
-        return classes[label]
-    return str(label)
+def _namer(classes, pattern: str, font, room: int, measure):
+    """Label -> caption text: class names if ``pattern`` (``"{}"``, ``"->{}"``, ``"{}->{}"``) filled with
+    the longest name fits ``room`` pixels, else numbers.
+
+    Decided once per picture, so captions never mix names and numbers.
+    """
+    widest = max((measure.textlength(c, font=font) for c in classes), default=0.0)
+    fits = measure.textlength(pattern.replace("{}", ""), font=font) + pattern.count("{}") * widest <= room
+
+    def name(label: int) -> str:
+        return classes[label] if fits and 0 <= label < len(classes) else str(label)
+
+    return name
 
 
 def _given(images, picks, labels, predictions, classes, columns, scale, captions) -> Picture:
@@ -489,6 +498,7 @@ def _given(images, picks, labels, predictions, classes, columns, scale, captions
     draw = ImageDraw.Draw(sheet)
     black = (0, 0, 0) if colour else 0
     frame = max(1, pad // 2)
+    name_of = _namer(classes, "{}->{}" if colour else "{}", small, cell_w + pad, draw)
     for i, index in enumerate(picks):
         index = int(index)
         x = pad + (i % columns) * (cell_w + pad)
@@ -505,15 +515,14 @@ def _given(images, picks, labels, predictions, classes, columns, scale, captions
         if not captioned:
             continue
         if labels is None:
-            text = _caption_name(int(predictions[index]), classes, small, cell_w, draw)
+            text = name_of(int(predictions[index]))
         elif wrong:
-            room = cell_w // 2
-            text = (_caption_name(int(labels[index]), classes, small, room, draw) + "->"
-                    + _caption_name(int(predictions[index]), classes, small, room, draw))
+            text = f"{name_of(int(labels[index]))}->{name_of(int(predictions[index]))}"
         else:
-            text = _caption_name(int(labels[index]), classes, small, cell_w, draw)
+            text = name_of(int(labels[index]))
         draw.text((x + cell_w // 2, y + cell_h + frame), text, fill=_RED if wrong else black, font=small, anchor="ma")
     return Picture(np.asarray(sheet))
+
 
 def has_display() -> bool:
     """Whether a window can be opened: macOS and Windows always, elsewhere with X11 or Wayland."""
@@ -588,7 +597,9 @@ def img_show(img: np.ndarray, *, label: object = None, scale: int | None = None)
 
         if label is not None:
             print(f"label: {label}")
-        display(Picture(upscale(pixels, scale or _inline_scale(pixels))))
+        picture = Picture(upscale(pixels, scale or _inline_scale(pixels)))
+        # The text version is for front ends that show no images (jupyter console, text exports).
+        display({"image/png": picture._repr_png_(), "text/plain": "\n".join(terminal_lines(pixels, color=False))})
         return None
     if has_display():
         from PIL import Image
