@@ -1,8 +1,9 @@
 """Execute examples/quickstart.ipynb in a real kernel and draw what it shows into docs/quickstart.png.
 
     python tools/notebook_picture.py [--data ../shared/data] [--out docs/quickstart.png] [--doc docs/notebooks.md]
+                                     [--repeat 3]
 
-The notebook runs twice in fresh kernels on the real MNIST files of ``--data`` (a folder holding
+The notebook runs ``--repeat`` times twice in fresh kernels on the real MNIST files of ``--data`` (a folder holding
 ``mnist/``, used as an offline mirror): a cold run into an empty data folder (files copied, verified,
 decoded and cached) and a warm run (the cache is mapped).  The picture is drawn from the warm run's
 outputs (code, text, the PNGs as they are, the HTML card's text and image), so the README shows what
@@ -21,6 +22,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import sys
 import tempfile
 import textwrap
@@ -172,21 +174,25 @@ def main(argv: list[str] | None = None) -> int:
                         help="a folder holding mnist/ with the four .gz files")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "quickstart.png")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "notebooks.md")
+    parser.add_argument("--repeat", type=int, default=3, help="cold + warm runs to take medians over (default 3)")
     args = parser.parse_args(argv)
     if not (args.data / "mnist" / "train-images-idx3-ubyte.gz").is_file():
         print(f"notebook_picture: no MNIST files in {args.data / 'mnist'}; pass --data", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(prefix="mnistkit-nb-") as tmp:
-        home = Path(tmp)
-        cold, cold_s = execute(args.notebook, home, args.data)
-        warm, warm_s = execute(args.notebook, home, args.data)
+    colds, warms = [], []  # (executed notebook, seconds) per repetition
+    for _ in range(args.repeat):
+        with tempfile.TemporaryDirectory(prefix="mnistkit-nb-") as tmp:
+            home = Path(tmp)
+            colds.append(execute(args.notebook, home, args.data))
+            warms.append(execute(args.notebook, home, args.data))
+    warm = warms[-1][0]
     size = draw(warm, args.out)
+    med = statistics.median
     rows = []
-    for c_cold, c_warm in zip(cold.cells, warm.cells):
-        if c_warm.cell_type != "code":
-            continue
+    code_index = [i for i, c in enumerate(warm.cells) if c.cell_type == "code"]
+    for i in code_index:
         outs = []
-        for o in c_warm.outputs:
+        for o in warm.cells[i].outputs:
             if o["output_type"] == "stream":
                 outs.append(f"{o['name']} {len(o['text'])} chars")
                 continue
@@ -200,34 +206,47 @@ def main(argv: list[str] | None = None) -> int:
                     outs.append(f"image/png {w}x{h} ({len(raw):,} B)")
                 elif mime != "text/plain" or len(data) == 1:
                     outs.append(f"{mime} ({len(value):,} chars)")
-        first = c_warm.source.strip().splitlines()[-1][:60]
-        rows.append(f"| `{first}` | {cell_seconds(c_cold):.3f} | {cell_seconds(c_warm):.3f} | {'; '.join(outs)} |")
+        first = warm.cells[i].source.strip().splitlines()[-1][:60]
+        cold_s = med(cell_seconds(nb.cells[i]) for nb, _ in colds)
+        warm_s = med(cell_seconds(nb.cells[i]) for nb, _ in warms)
+        rows.append(f"| `{first}` | {cold_s:.3f} | {warm_s:.3f} | {'; '.join(outs)} |")
+
+    def cells_total(runs):
+        return med(sum(cell_seconds(nb.cells[i]) for i in code_index) for nb, _ in runs)
+
+    def whole(runs):
+        times = [t for _, t in runs]
+        return f"{med(times):.2f} (min {min(times):.2f})"
+
     nb_bytes = len(json.dumps(warm))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     doc = f"""# Notebooks: the quickstart in a real kernel
 
-Written by `python tools/notebook_picture.py` on {dt.date.today()} ({platform.python_implementation()}
-{platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs): `examples/quickstart.ipynb` executed
-with nbclient in fresh ipykernel kernels, on the real MNIST files (an offline folder mirror), first into an
-empty data folder (cold: copied, verified, decoded, cached), then again (warm: the cache is mapped).
+Written by `python tools/notebook_picture.py --repeat {args.repeat}` on {dt.date.today()}
+({platform.python_implementation()} {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs shared
+with other work, load average {load:.1f} at the end): `examples/quickstart.ipynb` executed with nbclient in fresh
+ipykernel kernels on the real MNIST files (an offline folder mirror), {args.repeat} times over: first into an
+empty data folder (cold: files copied, verified, decoded, cached), then again (warm: the cache is mapped).
+Times are medians over the repetitions.
 
 ![the executed quickstart](quickstart.png)
 
 | | cold | warm |
 |---|---|---|
-| whole notebook, kernel start included (s) | {cold_s:.2f} | {warm_s:.2f} |
-| sum of cell run times (s) | {sum(cell_seconds(c) for c in cold.cells if c.cell_type == 'code'):.2f} | {sum(cell_seconds(c) for c in warm.cells if c.cell_type == 'code'):.2f} |
+| whole notebook, kernel start and shutdown included (s) | {whole(colds)} | {whole(warms)} |
+| sum of cell run times (s) | {cells_total(colds):.2f} | {cells_total(warms):.2f} |
 
-Per cell (last line of its code; run time in seconds; what the warm run's outputs hold):
+Per cell (last line of its code; run time in seconds; what the outputs hold):
 
 | cell | cold (s) | warm (s) | outputs |
 |---|---|---|---|
 """ + "\n".join(rows) + f"""
 
 The executed notebook is {nb_bytes:,} bytes of JSON; the picture above is {size[0]}x{size[1]} pixels,
-drawn from the warm run's outputs (code and text in DejaVu fonts, the PNGs pasted as they are).
+drawn from the last warm run's outputs (code and text in DejaVu fonts, the PNGs pasted as they are).
 """
     args.doc.write_text(doc, encoding="utf-8")
-    print(f"wrote {args.out} ({size[0]}x{size[1]}) and {args.doc}; cold {cold_s:.2f} s, warm {warm_s:.2f} s")
+    print(f"wrote {args.out} ({size[0]}x{size[1]}) and {args.doc}; cold {whole(colds)} s, warm {whole(warms)} s")
     return 0
 
 
