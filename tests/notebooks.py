@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -27,8 +28,23 @@ def kernel_spec(folder: Path) -> str:
     spec.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": KERNEL, "language": "python"}))
-    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(folder), os.environ.get("JUPYTER_PATH", "")]).rstrip(os.pathsep)
     return KERNEL
+
+
+@contextlib.contextmanager
+def _jupyter_env(folder: Path):
+    """JUPYTER_PATH (our kernelspec first) and a private runtime folder, for one execution only."""
+    saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "JUPYTER_RUNTIME_DIR")}
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(folder), saved["JUPYTER_PATH"]]))
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(folder / "runtime")
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def setup_cell(dataset_name: str = "tiny") -> str:
@@ -46,9 +62,10 @@ def execute(nb, folder: Path, timeout: int = 300):
     from nbclient import NotebookClient
 
     name = kernel_spec(folder / "jupyter")
-    started = time.perf_counter()
-    NotebookClient(nb, kernel_name=name, timeout=timeout, resources={"metadata": {"path": str(folder)}}).execute()
-    return nb, time.perf_counter() - started
+    with _jupyter_env(folder / "jupyter"):
+        started = time.perf_counter()
+        NotebookClient(nb, kernel_name=name, timeout=timeout, resources={"metadata": {"path": str(folder)}}).execute()
+        return nb, time.perf_counter() - started
 
 
 def code_notebook(*sources: str):

@@ -54,7 +54,8 @@ def execute(notebook: Path, home: Path, mirror: Path):
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "mnistkit", "language": "python"}))
     os.environ.update(
-        JUPYTER_PATH=str(home / "jupyter"), MNISTKIT_HOME=str(home / "data"), MNISTKIT_MIRROR=str(mirror),
+        JUPYTER_PATH=str(home / "jupyter"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        MNISTKIT_HOME=str(home / "data"), MNISTKIT_MIRROR=str(mirror),
         MNISTKIT_OFFLINE="1",
     )
     nb = nbformat.read(notebook, as_version=4)

@@ -213,7 +213,9 @@ class Picture:
         image = self.to_pil()
         if format.upper() in ("JPEG", "JPG") and image.mode not in ("L", "RGB"):
             image = image.convert("RGB")
-        tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+        import threading
+
+        tmp = folder / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"  # unique per writer
         try:
             image.save(tmp, format=format)
             os.replace(tmp, path)
@@ -433,6 +435,7 @@ def _per_class(images, labels, predictions, classes, per_class, scale) -> Pictur
     cell_h, cell_w = first.shape[0] * scale, first.shape[1] * scale
     pad = MONTAGE_PAD * scale
     names = [str(c) if name == str(c) else f"{c} {name}" for c, name in enumerate(classes)]
+    _check_size(per_class * (cell_w + pad), len(names) * (cell_h + pad), len(names) * per_class, scale)  # early
     font = _font(max(10, min(40, cell_h // 2)))
     small = _font(max(10, min(16, cell_w // 4)))
     measure = ImageDraw.Draw(Image.new("L", (1, 1)))
@@ -553,6 +556,8 @@ def _show_png_path() -> Path:
 
         if not stat.S_ISDIR(info.st_mode) or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
             raise PermissionError(f"{folder} is not a folder of this user")
+        if info.st_mode & 0o077:  # ours but open to others: they could plant links at our temporary names
+            os.chmod(folder, 0o700)
     except OSError:
         folder = Path(tempfile.mkdtemp(prefix="mnistkit-"))  # someone else's: a fresh private one
     return folder / "img_show.png"
