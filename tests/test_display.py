@@ -109,3 +109,22 @@ def test_other_public_objects_have_one_line_reprs(home):
     assert repr(Store(mnistkit.get_dataset("mnist"))) == f"<Store mnist in {home / 'mnist'}, never downloads>"
     picture = mnistkit.grid(np.zeros((3, 28, 28), np.uint8))
     assert repr(picture).startswith(f"<mnistkit Picture {picture.width}x{picture.height} grey")
+
+
+def test_card_states_follow_the_folder(synth, home):
+    ds = synth.dataset
+    card = ds._repr_html_
+    assert "not here yet" in card()
+    synth.write(home)
+    (home / "tiny" / "t10k-labels-idx1-ubyte.gz").unlink()
+    assert "some files in" in card() and "<img" not in card()
+    synth.write(home)
+    assert "downloaded in" in card() and "no cache built yet" in card()
+    mnistkit.load("tiny", "train")
+    mnistkit.load("tiny", "test")
+    html = card()
+    assert "cached in" in html and "cache built" not in html and html.count("<img") == 1
+    npy = home / "tiny" / ".cache" / "train-images-idx3-ubyte.npy"
+    npy.write_bytes(npy.read_bytes()[:100])  # a damaged cache entry: no samples, no error
+    html = card()
+    assert "cache built for test" in html and "<img" not in html

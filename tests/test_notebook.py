@@ -183,6 +183,7 @@ def test_download_progress_is_a_widget_or_one_updating_line(synth, home, tmp_pat
     assert len(views) == 2  # one widget bar per downloaded file (images, labels)
     assert "it/s" not in stream(widgets, "stderr")  # no text bar besides
     assert not [o for o in rich(text) if "application/vnd.jupyter.widget-view+json" in o["data"]]
+    assert "IProgress" not in stream(text, "stderr")  # tqdm.auto's warning: we chose text ourselves
     lines = rendered_text(stream(text, "stderr"))
     assert len(lines) == 2 and all("100%" in line for line in lines), lines  # one finished line per file
     raw = stream(many, "stderr")
