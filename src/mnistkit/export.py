@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,12 +80,10 @@ def _atomic_path(path: Path) -> Iterator[Path]:
 
 
 def _bar(total: int, desc: str, progress: bool | None):
-    """A tqdm bar on stderr, or None when progress is off (default: only on a terminal)."""
-    if not (sys.stderr.isatty() if progress is None else progress):
-        return None
-    from tqdm.auto import tqdm
+    """A progress bar on stderr (a widget in a notebook), or None when progress is off."""
+    from .notebook import progress_bar
 
-    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, leave=False)
+    return progress_bar(total=total, desc=desc, unit="img", progress=progress, leave=False)
 
 
 def write_png_folders(

@@ -18,7 +18,7 @@ import numpy as np
 from .errors import ArgumentError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FileSpec:
     """One published dataset file.
 
@@ -68,6 +68,12 @@ class FileSpec:
     member: str | None = None
     transposed: bool = False
 
+    def __repr__(self) -> str:
+        size = f", {self.size:,} bytes" if self.size else ""
+        where = f", in {self.archive}" if self.archive else ""
+        shape = f", shape={self.shape}" if self.kind == "idx" else ", archive"
+        return f"FileSpec({self.name!r}{shape}{size}{where})"
+
     @property
     def stem(self) -> str:
         """The name without a compression suffix: ``train-images-idx3-ubyte``."""
@@ -106,9 +112,14 @@ class Split:
     rows: tuple[int, int] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Dataset:
-    """A dataset: files, where to get them, and what they mean."""
+    """A dataset: files, where to get them, and what they mean.
+
+    ``repr()`` is one line; in a notebook a dataset shows as a card (name,
+    splits and sizes, classes, licence, whether it is here, and sample
+    images when its cache is built).
+    """
 
     name: str
     title: str
@@ -130,6 +141,17 @@ class Dataset:
     label_columns: tuple[str, ...] = ()
     #: Path, inside the archive file, of a text file mapping labels to character codes (EMNIST).
     mapping: str | None = None
+
+    def __repr__(self) -> str:
+        splits = ", ".join(f"{split.name} {self.split_size(split.name):,}" for split in self.splits)
+        title = self.title if len(self.title) <= 50 else self.title[:50].rsplit(" ", 1)[0].rstrip(" ,:(") + "…"
+        return f"<Dataset {self.name}: {title}; {splits}; {self.num_classes} classes>"
+
+    def _repr_html_(self) -> str:
+        """The notebook card: see :func:`mnistkit.notebook.dataset_card_html`."""
+        from .notebook import dataset_card_html
+
+        return dataset_card_html(self)
 
     @property
     def folder(self) -> str:

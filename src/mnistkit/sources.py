@@ -30,6 +30,7 @@ import random
 import re
 import sys
 import threading
+import shutil
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -552,15 +553,9 @@ class Downloader:
                                transient=True) from None
 
     def _bar(self, name: str, total: int | None, initial: int):
-        show = self.progress if self.progress is not None else sys.stderr.isatty()
-        if not show:
-            return None
-        from tqdm.auto import tqdm
+        from .notebook import progress_bar  # a terminal bar, a notebook widget, or None
 
-        return tqdm(
-            total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=name, file=sys.stderr,
-            leave=True,
-        )
+        return progress_bar(total=total, desc=name, unit="B", progress=self.progress, initial=initial, leave=True)
 
 
 def size_cap(spec: FileSpec) -> int:

@@ -185,6 +185,10 @@ class Store:
         self.fetcher = fetcher
         self.lock_timeout = lock_timeout
 
+    def __repr__(self) -> str:
+        fetch = "downloads missing files" if self.fetcher is not None else "never downloads"
+        return f"<Store {self.dataset.name} in {self.folder}, {fetch}>"
+
     # --- paths -----------------------------------------------------------------------------
 
     def cache_paths(self, spec: FileSpec) -> tuple[Path, Path]:
