@@ -20,7 +20,7 @@ from mnistkit import DownloadError, MissingDependencyError, load_mnist  # noqa: 
 from mnistkit.errors import ArgumentError  # noqa: E402
 from mnistkit.mirror import INDEX_NAME, publish, verify_mirror  # noqa: E402
 from mnistkit.remote import StorageError, _stamp, filesystem  # noqa: E402
-from mnistkit.sources import Downloader, RetryPolicy  # noqa: E402
+from mnistkit.sources import Downloader, ResumeRecord, RetryPolicy  # noqa: E402
 
 IMAGES = "train-images-idx3-ubyte.gz"
 
@@ -278,8 +278,8 @@ def test_an_interrupted_transfer_resumes_with_an_offset_read(s3, synth, home):
     folder.mkdir(parents=True)
     half = len(synth.gz[IMAGES]) // 2
     (folder / (IMAGES + ".part")).write_bytes(synth.gz[IMAGES][:half])
-    record = {"url": url, "stamp": _stamp(fs.info(f"res/m/tiny/{IMAGES}"))}
-    (folder / (IMAGES + ".part.json")).write_text(json.dumps(record))
+    ResumeRecord(url, _stamp(fs.info(f"res/m/tiny/{IMAGES}")), len(synth.gz[IMAGES])).write(
+        folder / (IMAGES + ".part.json"))
     dl = fast_downloader(["s3://res/m"])
     path = dl(synth.dataset, synth.dataset.file(IMAGES), folder)
     assert path.read_bytes() == synth.gz[IMAGES]
@@ -314,8 +314,7 @@ def test_a_part_from_another_version_of_the_object_starts_over(s3, synth, home):
     folder = home / "tiny"
     folder.mkdir(parents=True)
     (folder / (IMAGES + ".part")).write_bytes(b"\x1f\x8b" + b"x" * 100)  # kept from some other file
-    record = {"url": f"s3://res2/m/tiny/{IMAGES}", "stamp": 'ETag:"stale"'}
-    (folder / (IMAGES + ".part.json")).write_text(json.dumps(record))
+    ResumeRecord(f"s3://res2/m/tiny/{IMAGES}", 'ETag:"stale"', 101).write(folder / (IMAGES + ".part.json"))
     path = fast_downloader(["s3://res2/m"])(synth.dataset, synth.dataset.file(IMAGES), folder)
     assert path.read_bytes() == synth.gz[IMAGES]
     assert all(r is None or r.startswith("bytes=0-") for r in s3.gets(f"/res2/m/tiny/{IMAGES}"))

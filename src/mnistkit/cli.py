@@ -15,12 +15,13 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .errors import ArgumentError, MissingFilesError, MnistkitError
+from .errors import ArgumentError, DownloadError, MissingFilesError, MnistkitError
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # a runtime failure: download failed, bad data, ...
 EXIT_USAGE = 2  # bad arguments (argparse uses 2 as well)
-EXIT_MISSING = 3  # files missing and not obtainable (offline)
+EXIT_MISSING = 3  # files missing and not obtainable (offline, or every source failed)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -50,7 +51,7 @@ def _size(n: int | None) -> str:
 def _exit_code(err: MnistkitError) -> int:
     if isinstance(err, ArgumentError):
         return EXIT_USAGE
-    if isinstance(err, MissingFilesError):
+    if isinstance(err, (MissingFilesError, DownloadError)):  # missing here, and not obtainable
         return EXIT_MISSING
     return EXIT_ERROR
 
@@ -98,19 +99,25 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from .api import dataset_store
+    from .api import _load_files, dataset_store
 
     code = EXIT_OK
+    said: dict[str, str] = {}  # an error already printed -> the dataset it was printed for
     for ds in _datasets(args.names):
         store = dataset_store(ds)
         try:
-            for spec in ds.files:
-                store.load(spec)
+            _load_files(store, ds.files)  # every file of the dataset: one error lists all that are missing
         except MnistkitError as err:  # one dataset failing must not stop the others
             if args.debug:
                 raise
-            _error(err)
             code = max(code, _exit_code(err))
+            # Datasets that share an archive (EMNIST) fail the same way: say it once.
+            text = str(err).split(": ", 1)[1] if str(err).startswith(ds.name + ": ") else str(err)
+            if text in said:
+                print(f"mnistkit: error: {ds.name}: missing the same file(s) as {said[text]}, listed above", file=sys.stderr)
+            else:
+                said[text] = ds.name
+                _error(err)
             continue
         print(f"{ds.name}: {len(ds.files)} files verified and cached in {store.folder}")
     return code
@@ -228,11 +235,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_grid(args: argparse.Namespace) -> int:
     from .registry import get_dataset
-    from .render import montage
+    from .render import grid
 
     ds = get_dataset(args.name)
     images, labels = _split_arrays(ds, args.split)
-    sheet = montage(images, ds.class_index(labels), ds.classes, per_class=args.per_class, scale=args.scale)
+    sheet = grid(images, labels, dataset=ds, per_class=args.per_class, scale=args.scale)  # = mnistkit.grid
     sheet.save(args.png)
     print(f"saved {args.png} ({ds.num_classes} classes x {args.per_class}, {sheet.width}x{sheet.height} pixels)")
     return EXIT_OK
@@ -336,9 +343,18 @@ def _cmd_clean(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import export
+    from pathlib import Path
 
-    written = export(args.name, args.format, args.out, splits=args.split)
+    from .export import PARTIAL_SUFFIX, export
+
+    try:
+        written = export(args.name, args.format, args.out, splits=args.split)
+    except KeyboardInterrupt:
+        partial = sorted(Path(args.out).glob(f"*{PARTIAL_SUFFIX}"))
+        where = f" ({', '.join(p.name for p in partial)} holds what was written)" if partial else ""
+        print(f"mnistkit: interrupted: the export to {args.out} is unfinished{where}; "
+              "run the same command again to finish it", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(f"wrote {len(written)} file(s) to {args.out}")
     return EXIT_OK
 
@@ -477,4 +493,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("mnistkit: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED

@@ -6,10 +6,15 @@
     ├── IdxFormatError (ValueError)    bytes that are not a valid IDX file
     ├── ChecksumError (ValueError)     right format, wrong content
     ├── DataFolderError (OSError)      the data folder cannot be created or written
+    ├── OutputError (OSError)          a file or folder asked for (export, PNG) cannot be written
     ├── MissingFilesError (FileNotFoundError)
     │                                  files absent and not allowed or able to fetch them
     ├── DownloadError (OSError)        every source failed; lists each with its reason
+    │   └── FilesUnavailableError (also MissingFilesError)
+    │                                  several files: every one missing, each source once
     ├── LockTimeout (TimeoutError)     another process held a lock for too long
+    ├── RegistryMismatchError (ValueError)
+    │                                  a published file contradicts a number or table of the registry
     ├── ArgumentError (ValueError)     a bad argument to a public function
     └── MissingDependencyError (ImportError)
                                        an optional package is not installed
@@ -76,6 +81,22 @@ class ChecksumError(MnistkitError, ValueError):
 
 class DataFolderError(MnistkitError, OSError):
     """The data folder cannot be created or written."""
+
+
+class OutputError(MnistkitError, OSError):
+    """A file or folder the caller asked for (an export, a PNG) cannot be written there."""
+
+
+def cannot_write(path: Path, err: OSError) -> OutputError:
+    """An OSError met while writing ``path`` as one sentence naming ``path`` (never a temporary name)."""
+    why = err.strerror or str(err)
+    if isinstance(err, PermissionError):
+        what = "choose a folder you can write to"
+    elif isinstance(err, (NotADirectoryError, FileExistsError)):
+        what = "a file stands where a folder is needed; choose another place"
+    else:
+        what = "free some space or choose another place"
+    return OutputError(f"cannot write {path}: {why}; {what}")
 
 
 def write_failed(folder: Path, err: OSError) -> DataFolderError:
@@ -158,6 +179,75 @@ class DownloadError(MnistkitError, OSError):
 
     def __reduce__(self):
         return (type(self), (self.file_name, self.attempts, self.folder))
+
+
+class FilesUnavailableError(MissingFilesError, DownloadError):
+    """Several files are missing and no source could provide them.
+
+    One error for everything one call needed: every missing file, and each
+    source tried with its reason, once (a source that failed the same way for
+    every file is listed once, not once per file).  It is both a
+    :class:`MissingFilesError` and a :class:`DownloadError`.
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset name.
+    missing : sequence of str
+        Published file names that are missing.
+    folder : pathlib.Path
+        The folder where they should be placed.
+    attempts : iterable of (str, str)
+        Each source tried (a URL or folder; for one file) with the reason it failed.
+    urls : sequence of str
+        Where each can be fetched by hand.
+    """
+
+    def __init__(
+        self,
+        dataset: str,
+        missing: Sequence[str],
+        folder: Path,
+        attempts: Iterable[tuple[str, str]],
+        urls: Sequence[str] = (),
+    ) -> None:
+        self.dataset = dataset
+        self.missing = list(dict.fromkeys(missing))
+        self.folder = Path(folder)
+        self.attempts = list(dict.fromkeys((str(src), why) for src, why in attempts))
+        self.urls = list(dict.fromkeys(urls))
+        self.file_name = self.missing[0] if self.missing else ""
+        self.reason = "no source could provide them"
+        groups: dict[tuple[str, str], list[str]] = {}
+        for src, why in self.attempts:
+            name = next((m for m in self.missing if src.endswith("/" + m)), None)
+            base = src[: -len(name)] if name else src
+            groups.setdefault((base, why), []).extend([name] if name else [])
+        lines = [f"{dataset}: {len(self.missing)} file(s) missing, and no source could provide them: "
+                 f"{', '.join(self.missing)}"]
+        for (base, why), names in groups.items():
+            some = sorted(set(names))
+            which = f" (for {', '.join(some)})" if some and len(some) < len(self.missing) else ""
+            lines.append(f"  {base}: {why}{which}")
+        lines.append(
+            f"What to do: check the network, or set MNISTKIT_MIRROR to a working mirror (a URL or folder holding "
+            f"<dataset>/<file name>), or download them by hand and put them (compressed or not) in {self.folder}"
+        )
+        OSError.__init__(self, "\n".join(lines))
+
+    def __reduce__(self):
+        return (type(self), (self.dataset, self.missing, self.folder, self.attempts, self.urls))
+
+
+class RegistryMismatchError(MnistkitError, ValueError):
+    """A file vouched for as the published one contradicts what mnistkit's registry declares.
+
+    The data is right and the registry is wrong: the message names the registry's
+    number (or table), the file, and what the file says, so that it can be reported.
+    """
+
+
+REPORT_HINT = "this is a bug in mnistkit's registry: please report it with this message"
 
 
 class LockTimeout(MnistkitError, TimeoutError):

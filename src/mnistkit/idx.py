@@ -68,6 +68,8 @@ BZ2_MAGIC = b"BZh"
 #: hashing with decompression.
 CHUNK = 4 << 20
 _IN_CHUNK = 1 << 20
+#: Zero bytes tolerated after a compressed stream (copies padded to a block size); more is refused.
+MAX_PADDING = 4096
 
 # Upper bounds on decoded/compressed size, used to refuse a header that claims
 # more data than the compressed stream can possibly hold before anything is
@@ -271,11 +273,15 @@ def _rest_after_stream(tail: bytes, blocks: Iterator, magic: bytes, kind: str, s
     if tail.startswith(magic):
         return tail
     extra = len(tail.strip(b"\x00"))
+    padding = len(tail)
     for block in blocks:  # count what is left, so the error says how much
         extra += len(bytes(block).strip(b"\x00"))
-    if not extra:
-        return None
-    raise IdxFormatError(source, f"{extra} trailing bytes after the {kind} stream")
+        padding += len(block)
+    if extra:
+        raise IdxFormatError(source, f"{extra} trailing bytes after the {kind} stream")
+    if padding > MAX_PADDING:  # zeros are tolerated (block-padded copies), but not without bound
+        raise IdxFormatError(source, f"{padding} zero bytes after the {kind} stream (at most {MAX_PADDING} allowed)")
+    return None
 
 
 def _xz_chunks(blocks: Iterator[bytes | memoryview], source: str) -> Iterator[bytes]:

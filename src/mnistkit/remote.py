@@ -31,12 +31,12 @@ The hook in :class:`mnistkit.sources.Downloader` is two lines: ``locations()`` m
 remote base with :func:`join`, and the loop over locations calls :func:`fetch` when
 :func:`is_remote`.  :func:`fetch` uses the downloader's retry policy, ``sleep``,
 ``rng``, ``clock``, ``_cap``, ``_check_head`` and ``_bar``, and the ``.part`` resume
-record beside the file (``<file>.part.json``: ``url`` and the object's ``stamp``).
+record beside the file (``<file>.part.json``, a ``sources.ResumeRecord`` whose validator is the
+object's stamp).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import urllib.parse
@@ -312,7 +312,8 @@ def _cached_filesystem(dl: Downloader, url: str):
 
 
 def _transfer(dl: Downloader, fs, path: str, url: str, spec: FileSpec, part: Path) -> None:
-    from .sources import SourceFailed, _meta_path, _unlink
+    from .layout import record_path, unlink
+    from .sources import ResumeRecord, SourceFailed
 
     try:
         info = fs.info(path)
@@ -326,14 +327,16 @@ def _transfer(dl: Downloader, fs, path: str, url: str, spec: FileSpec, part: Pat
     if total is not None and total > cap:
         raise SourceFailed(f"holds {total} bytes, more than any copy of {spec.name} can be ({cap})")
     stamp = _stamp(info)
-    meta_path = _meta_path(part)
+    meta_path = record_path(part)
     have = part.stat().st_size if part.exists() else 0
-    meta = _read_meta(meta_path) if have else {}
-    if not (have and stamp and meta.get("url") == url and meta.get("stamp") == stamp and total and have <= total):
+    record = ResumeRecord.read(meta_path) if have else None
+    same = record is not None and record.url == redact(url) and bool(stamp) and record.validator == stamp
+    if not (have and same and total and have <= total):
         have = 0  # nothing kept, or kept from another object or another version of it: start over
     elif have == total:
         return  # complete already (a process stopped while verifying it): the caller verifies it
-    meta_path.write_text(json.dumps({"url": url, "stamp": stamp}), encoding="utf-8")
+    # The record the HTTP transfers write (sources.ResumeRecord): the object's stamp is its validator.
+    ResumeRecord(redact(url), stamp or None, total).write(meta_path)
     received = have
     began, grace = dl.clock(), 2 * dl.retry.read_timeout
     bar = dl._bar(spec.name, total, have)
@@ -371,8 +374,8 @@ def _transfer(dl: Downloader, fs, path: str, url: str, spec: FileSpec, part: Pat
                 dl._check_head(head)
     except SourceFailed as err:
         if not err.transient:
-            _unlink(part)  # wrong content: not worth resuming
-            _unlink(meta_path)
+            unlink(part)  # wrong content: not worth resuming
+            unlink(meta_path)
         raise
     except OSError as err:
         if isinstance(err, (FileNotFoundError, PermissionError)) or not _is_local_write_error(err, part):
@@ -382,8 +385,8 @@ def _transfer(dl: Downloader, fs, path: str, url: str, spec: FileSpec, part: Pat
             raise SourceFailed(reason, transient) from None
         from .errors import write_failed
 
-        _unlink(part)
-        _unlink(meta_path)
+        unlink(part)
+        unlink(meta_path)
         raise write_failed(part.parent, err) from err
     except Exception as err:  # a backend's own exception types (botocore, aiohttp, paramiko, ...)
         reason, transient = describe(err, url)
@@ -402,13 +405,6 @@ def _is_local_write_error(err: OSError, part: Path) -> bool:
     return err.errno in {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS} or (
         err.filename is not None and Path(err.filename) == part
     )
-
-
-def _read_meta(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
 
 
 # --- a place to publish to or check: a folder, or any fsspec URL ------------------------------------
@@ -493,11 +489,11 @@ class FolderPlace(Place):
         self._write(rel, lambda fout: fout.write(data))
 
     def _write(self, rel: str, fill) -> None:
-        from .store import _create_temp, _unlink
+        from .layout import create_temp, unlink
 
         final = self.root / rel
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _create_temp(final.parent, f".{final.name}.", ".tmp")
+        fd, tmp = create_temp(final.parent, f".{final.name}.", ".tmp")
         try:
             with os.fdopen(fd, "wb") as fout:
                 fill(fout)
@@ -505,7 +501,7 @@ class FolderPlace(Place):
                 os.fsync(fout.fileno())  # the data is on disk before the name points at it
             os.replace(tmp, final)
         except BaseException:
-            _unlink(tmp)
+            unlink(tmp)
             raise
 
 

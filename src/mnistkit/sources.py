@@ -22,11 +22,15 @@ session are injected, so retry and backoff are testable without patching.
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import os
 import random
-import shutil
+import re
 import sys
+import threading
+import shutil
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -35,9 +39,17 @@ from pathlib import Path
 
 from . import remote
 from ._log import log
-from .errors import ChecksumError, DownloadError, IdxFormatError, MissingFilesError, write_failed
+from .errors import (
+    ChecksumError,
+    DownloadError,
+    IdxFormatError,
+    MissingFilesError,
+    RegistryMismatchError,
+    write_failed,
+)
 from .idx import sniff
 from .integrity import verify
+from .layout import downloaded_path, part_path, record_path, unlink
 from .registry import Dataset, FileSpec
 
 
@@ -53,11 +65,14 @@ _MAX_REDIRECTS = 5
 class SourceFailed(Exception):
     """One source could not deliver the file; ``transient`` says whether to retry it."""
 
-    def __init__(self, reason: str, transient: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, transient: bool = False, retry_after: float | None = None, resumed: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.transient = transient
         self.retry_after = retry_after
+        self.resumed = resumed  # the attempt had continued bytes kept from before
 
 
 def _truthy(value: str | None) -> bool:
@@ -200,33 +215,55 @@ class Downloader:
         return found
 
     def __call__(self, dataset: Dataset, spec: FileSpec, folder: Path) -> Path:
-        """Obtain ``spec`` as ``folder/<published name>``, verified.  See :class:`Downloader`."""
+        """Obtain ``spec`` in ``folder``, verified; returns its path.  See :class:`Downloader`.
+
+        The path is ``folder/<published name>``, unless a file is already there (one of the
+        user's that is not the published data: never overwritten); then it is
+        ``folder/.downloaded/<published name>``.
+        """
         locations = self.locations(dataset, spec)
         if not locations:
             raise MissingFilesError(
                 dataset.name, [spec.name], folder, dataset.urls(spec), "offline mode: the network is not used"
             )
-        final = folder / spec.name
-        part = folder / (spec.name + ".part")
+        part = part_path(folder, spec.name)
         attempts: list[tuple[str, str]] = []
         for location in locations:
+            shown = redact(location)
             try:
                 if is_http(location):
-                    self._http(location, spec, part)
-                elif remote.is_remote(location):
+                    resumed = self._http(location, spec, part)
+                    try:
+                        self._verify(part, spec, shown)
+                    except SourceFailed:
+                        if not resumed:
+                            raise
+                        # The kept bytes may be another file's prefix (a stale .part): one fresh try
+                        # before this source is blamed.
+                        log.info("%s: resumed %s did not verify; downloading it again from the start", shown,
+                                 spec.name)
+                        self._http(location, spec, part)
+                        self._verify(part, spec, shown)
+                elif remote.is_remote(location):  # s3://, gs://, sftp://, ...: see remote.py
                     remote.fetch(self, location, spec, part)
+                    self._verify(part, spec, shown)
                 else:
                     self._copy_local(Path(location), spec, part)
-                self._verify(part, spec, location)
+                    self._verify(part, spec, shown)
             except SourceFailed as err:
-                log.warning("%s: %s", location, err.reason)
-                attempts.append((location, err.reason))
+                # Said once: in the error if every source fails, else in the warning below.
+                log.info("%s: %s", shown, err.reason)
+                attempts.append((shown, err.reason))
                 continue
+            final = _destination(folder, spec.name)
             # The resume record goes first: a process killed between these two steps leaves a
             # .part without it (downloaded again), never a record that nothing would clean up.
-            _unlink(_meta_path(part))
+            unlink(record_path(part))
             os.replace(part, final)
-            log.info("got %s from %s", spec.name, location)
+            log.info("got %s from %s", spec.name, shown)
+            if attempts:  # a mirror that fails is worth knowing about even when another one works
+                failed = "; ".join(f"{loc}: {why}" for loc, why in attempts)
+                log.warning("got %s from %s after %d source(s) failed: %s", spec.name, shown, len(attempts), failed)
             return final
         if self.offline and not any(_is_network(loc) for loc in locations):
             raise MissingFilesError(
@@ -234,7 +271,7 @@ class Downloader:
                 [spec.name],
                 folder,
                 dataset.urls(spec),
-                "offline mode; not in " + ", ".join(locations),
+                "offline mode; not in " + ", ".join(redact(loc) for loc in locations),
             )
         raise DownloadError(spec.name, attempts, folder)
 
@@ -245,14 +282,19 @@ class Downloader:
         try:
             verify(part, spec, source=f"{spec.name} from {location}")
         except (IdxFormatError, ChecksumError) as err:
-            _unlink(part)  # never keep wrong bytes, not even as a resume point
-            _unlink(_meta_path(part))
+            unlink(part)  # never keep wrong bytes, not even as a resume point
+            unlink(record_path(part))
             raise SourceFailed(f"rejected after download: {_reason(err)}") from None
+        except RegistryMismatchError:
+            # The published file contradicts the registry: every source would; nothing is kept.
+            unlink(part)
+            unlink(record_path(part))
+            raise
 
     @staticmethod
     def _cap(spec: FileSpec) -> int:
         """The most bytes a correct copy can take: the decoded size plus container overhead."""
-        return spec.decoded_size + spec.decoded_size // 500 + 4096
+        return size_cap(spec)
 
     @staticmethod
     def _check_head(head: bytes) -> None:
@@ -270,14 +312,26 @@ class Downloader:
                 break
         else:
             raise SourceFailed("not found")
+        cap = self._cap(spec)
         try:
             with open(src, "rb") as fin:
+                size = os.fstat(fin.fileno()).st_size
+                if size > cap:  # the same cap as over HTTP: a padded or foreign file is not copied whole
+                    raise SourceFailed(f"{src} is {size} bytes, more than any copy of {spec.name} can be ({cap})")
                 self._check_head(fin.read(512))
                 fin.seek(0)
                 with open(part, "wb") as fout:
-                    shutil.copyfileobj(fin, fout, 1 << 20)
+                    copied = 0
+                    while block := fin.read(min(1 << 20, cap + 1 - copied)):
+                        fout.write(block)
+                        copied += len(block)
+                        if copied > cap:  # it grew while being copied
+                            raise SourceFailed(f"{src} grew past {cap} bytes while being copied")
+        except SourceFailed:
+            unlink(part)
+            raise
         except OSError as err:
-            _unlink(part)
+            unlink(part)
             raise SourceFailed(f"cannot read {src}: {err.strerror or err}") from None
 
     # --- HTTP -------------------------------------------------------------------------------
@@ -289,16 +343,31 @@ class Downloader:
 
             self._session = requests.Session()  # honours HTTP(S)_PROXY/NO_PROXY; TLS roots from certifi
             self._session.headers["User-Agent"] = _user_agent()
+            adapter = _header_deadline_adapter()
+            self._session.mount("http://", adapter)
+            self._session.mount("https://", adapter)
         return self._session
 
-    def _http(self, url: str, spec: FileSpec, part: Path) -> None:
+    def _http(self, url: str, spec: FileSpec, part: Path) -> bool:
+        """Transfer ``url`` into ``part``, retrying transient failures; whether kept bytes were resumed.
+
+        An attempt that moved the download on by a useful amount (see :func:`_progress_step`) starts
+        the count of tries again: a link that breaks every few hundred kB still gets the file.
+        """
         attempt = 0
+        resumed = False
+        step = _progress_step(spec)
         while True:
+            before = _size(part)
             try:
-                self._transfer(url, spec, part)
-                return
+                resumed = self._transfer(url, spec, part) or resumed
+                return resumed
             except SourceFailed as err:
+                if err.resumed:
+                    resumed = True
                 attempt += 1
+                if err.transient and _size(part) - before >= step:
+                    attempt = 1  # progress: this try counts as the first of a new series
                 if not err.transient or attempt >= self.retry.attempts:
                     if err.transient:
                         raise SourceFailed(f"{err.reason} (gave up after {attempt} tries)") from None
@@ -306,7 +375,7 @@ class Downloader:
                 wait = self.retry.delay(attempt - 1, self.rng)
                 if err.retry_after is not None:
                     wait = min(max(wait, err.retry_after), self.retry.max_delay)
-                log.info("%s: %s; retrying in %.1f s", url, err.reason, wait)
+                log.info("%s: %s; retrying in %.1f s", redact(url), err.reason, wait)
                 self.sleep(wait)
 
     def _request(self, url: str, headers: dict):
@@ -315,13 +384,21 @@ class Downloader:
 
         timeout = (self.retry.connect_timeout, self.retry.read_timeout)
         for _ in range(_MAX_REDIRECTS + 1):
+            deadline = _HeaderDeadline(2 * self.retry.read_timeout)  # silence alone trips the read timeout first
             try:
-                resp = self.session.get(url, headers=headers, stream=True, timeout=timeout, allow_redirects=False)
+                with deadline:
+                    resp = self.session.get(
+                        url, headers=headers, stream=True, timeout=timeout, allow_redirects=False
+                    )
             except requests.exceptions.SSLError as err:
-                raise SourceFailed(f"TLS error: {err}") from None
+                raise SourceFailed(f"TLS error: {scrub(str(err))}") from None
             except requests.exceptions.Timeout:
                 raise SourceFailed("timed out waiting for the server", transient=True) from None
             except requests.exceptions.ConnectionError as err:
+                if deadline.expired:
+                    raise SourceFailed(
+                        f"no complete response headers within {deadline.seconds:g} s", transient=True
+                    ) from None
                 if _unresolvable(err):
                     # No DNS answer: an offline node or a mistyped host; retrying only wastes the backoff.
                     host = urllib.parse.urlsplit(url).hostname
@@ -329,130 +406,390 @@ class Downloader:
                 raise SourceFailed(f"connection failed ({_short(err)})", transient=True) from None
             except requests.exceptions.RequestException as err:
                 raise SourceFailed(f"request failed ({_short(err)})") from None
-            if resp.status_code in (301, 302, 303, 307, 308) and "location" in resp.headers:
-                target = urllib.parse.urljoin(url, resp.headers["location"])
+            except ValueError as err:  # requests parses a Location even when not following it
+                raise SourceFailed(f"unusable answer ({_short(err)})") from None
+            if deadline.expired:  # cut off mid-headers, http.client may still have made a response of it
                 resp.close()
+                raise SourceFailed(f"no complete response headers within {deadline.seconds:g} s", transient=True)
+            if resp.status_code in (301, 302, 303, 307, 308) and "location" in resp.headers:
+                resp.close()
+                try:
+                    target = urllib.parse.urljoin(url, resp.headers["location"])
+                    urllib.parse.urlsplit(target).port  # noqa: B018 - raises ValueError on a malformed one
+                except ValueError as err:
+                    raise SourceFailed(f"redirected to a malformed URL ({_short(err)})") from None
                 if url.lower().startswith("https:") and not target.lower().startswith("https:"):
-                    raise SourceFailed(f"refused a redirect from https to {target}")
+                    raise SourceFailed(f"refused a redirect from https to {redact(target)}")
                 url = target
                 continue
             return resp
         raise SourceFailed(f"more than {_MAX_REDIRECTS} redirects")
 
-    def _transfer(self, url: str, spec: FileSpec, part: Path) -> None:
-        meta_path = _meta_path(part)
-        have = part.stat().st_size if part.exists() else 0
-        meta = _read_meta(meta_path) if have else {}
+    def _transfer(self, url: str, spec: FileSpec, part: Path) -> bool:
+        """One HTTP attempt into ``part``; whether it continued bytes kept from before."""
+        have = _size(part)
+        record = ResumeRecord.read(record_path(part)) if have else None
         headers = {"Accept-Encoding": "identity"}  # the bytes as stored: never let a server re-encode them
-        if have and meta.get("url") == url:
+        if record is not None and record.resumable(url, spec):
             headers["Range"] = f"bytes={have}-"
-            validator = meta.get("etag") or meta.get("last_modified")
-            if validator:
-                headers["If-Range"] = validator
+            if record.url == redact(url) and record.validator:
+                headers["If-Range"] = record.validator
         else:
             have = 0
         resp = self._request(url, headers)
         with resp:
-            status = resp.status_code
-            if status in _TRANSIENT_STATUS:
-                retry_after = _retry_after(resp.headers.get("retry-after"))
-                raise SourceFailed(f"HTTP {status} {resp.reason}", transient=True, retry_after=retry_after)
-            if status == 416 and have:
-                # Nothing left to send: the .part may be complete (a process killed while verifying it).
-                try:
-                    verify(part, spec, source=str(part))
-                    return
-                except (IdxFormatError, ChecksumError):
-                    _unlink(part)  # not a prefix of their file after all: start over
-                    raise SourceFailed("server refused to resume (HTTP 416)", transient=True) from None
-            if status not in (200, 206):
-                raise SourceFailed(f"HTTP {status} {resp.reason}")
-            ctype = resp.headers.get("content-type", "").lower()
-            if "text/html" in ctype:
-                raise SourceFailed(f"served an HTML page (Content-Type {ctype}), not the dataset file")
-            start = 0
-            if status == 206:
-                start = _content_range_start(resp.headers.get("content-range"))
-                if start != have:
-                    _unlink(part)
-                    raise SourceFailed("server resumed at the wrong offset", transient=True)
-            elif have:
-                log.info("%s ignored the Range request: starting %s over", url, spec.name)
-            length = resp.headers.get("content-length")
-            total = start + int(length) if length and length.isdigit() else None
-            cap = self._cap(spec)
-            if total is not None and total > cap:
-                raise SourceFailed(f"announced {total} bytes, more than any copy of {spec.name} can be ({cap})")
-            _write_meta(meta_path, url, resp.headers)
-            mode = "ab" if status == 206 else "wb"
-            received = start
-            began, grace = self.clock(), 2 * self.retry.read_timeout
-            bar = self._bar(spec.name, total, start)
+            plan = self._triage(resp, url, spec, part, have, record if have else None)
+            if plan is None:  # the kept .part was complete already
+                return True
+            start, total = plan
+            ResumeRecord.from_response(url, resp.headers, total).write(record_path(part))
+            self._stream(resp, spec, part, start, total)
+        return start > 0
+
+    def _triage(
+        self, resp, url: str, spec: FileSpec, part: Path, have: int, record: ResumeRecord | None
+    ) -> tuple[int, int | None] | None:
+        """Judge the status and headers: ``(offset to write at, total size or None)``, None if done."""
+        status = resp.status_code
+        if status in _TRANSIENT_STATUS:
+            retry_after = _retry_after(resp.headers.get("retry-after"))
+            raise SourceFailed(f"HTTP {status} {resp.reason}", transient=True, retry_after=retry_after)
+        if status == 416 and have:
+            # Nothing left to send: the .part may be complete (a process killed while verifying it).
             try:
-                with open(part, mode) as fh:
-                    head = None if start else b""
-                    if start:  # check the magic of what we kept before resuming on it
-                        with open(part, "rb") as kept:
-                            self._check_head(kept.read(512))
-                    while True:
-                        # read1: whatever has arrived, so a broken-off body keeps every byte it got;
-                        # raw bytes as sent, never decoded, so a Range resume lines up with them
-                        chunk = resp.raw.read1(1 << 16, decode_content=False)
-                        if not chunk:
-                            break
-                        if head is not None:
-                            head += chunk
-                            if len(head) >= 512:
-                                self._check_head(head)
-                                head = None
-                        fh.write(chunk)
-                        received += len(chunk)
-                        if bar is not None:
-                            bar.update(len(chunk))
-                        if received > cap:
-                            raise SourceFailed(f"sent more than {cap} bytes, more than any copy of {spec.name}")
-                        elapsed = self.clock() - began
-                        if elapsed > grace and received - start < self.retry.min_rate * elapsed:
-                            rate = (received - start) / elapsed
-                            raise SourceFailed(
-                                f"too slow: {rate:.0f} bytes/s over {elapsed:.1f} s "
-                                f"(at least {self.retry.min_rate:.0f} needed)", transient=True
-                            )
+                verify(part, spec, source=str(part))
+                return None
+            except (IdxFormatError, ChecksumError):
+                _discard(part)  # not a prefix of their file after all: start over
+                raise SourceFailed("server refused to resume (HTTP 416)", transient=True) from None
+        if status not in (200, 206):
+            raise SourceFailed(f"HTTP {status} {resp.reason}")
+        ctype = resp.headers.get("content-type", "").lower()
+        if "text/html" in ctype:
+            raise SourceFailed(f"served an HTML page (Content-Type {ctype}), not the dataset file")
+        length = resp.headers.get("content-length")
+        start = 0
+        if status == 206:
+            start, whole = _content_range(resp.headers.get("content-range"))
+            if not have and start != 0:
+                raise SourceFailed("answered a request without Range with a part of the file (HTTP 206)")
+            if have and start != have:
+                _discard(part)
+                raise SourceFailed("server resumed at the wrong offset", transient=True)
+            if have and record is not None and record.total and whole and whole != record.total:
+                # The kept bytes are the prefix of a file of another size: they cannot continue this one.
+                _discard(part)
+                raise SourceFailed("the kept bytes belong to a file of another size; starting over", transient=True)
+            total = whole or (start + int(length) if length and length.isdigit() else None)
+        else:
+            if have:
+                log.info("%s ignored the Range request: starting %s over", redact(url), spec.name)
+            total = int(length) if length and length.isdigit() else None
+        cap = self._cap(spec)
+        if total is not None and total > cap:
+            raise SourceFailed(f"announced {total} bytes, more than any copy of {spec.name} can be ({cap})")
+        return start, total
+
+    def _stream(self, resp, spec: FileSpec, part: Path, start: int, total: int | None) -> None:
+        """Write the body at ``start`` of ``part``: magic check, size cap, slow-server guard, progress."""
+        cap = self._cap(spec)
+        received = start
+        began, grace = self.clock(), 2 * self.retry.read_timeout
+        bar = self._bar(spec.name, total, start)
+        try:
+            with open(part, "ab" if start else "wb") as fh:
+                head: bytes | None = b""
+                if start:  # the kept bytes and the new ones are judged together
+                    with open(part, "rb") as kept:
+                        head = kept.read(512)
+                while True:
+                    # read1: whatever has arrived, so a broken-off body keeps every byte it got;
+                    # raw bytes as sent, never decoded, so a Range resume lines up with them
+                    chunk = resp.raw.read1(1 << 16, decode_content=False)
+                    if not chunk:
+                        break
                     if head is not None:
-                        self._check_head(head)
-            except SourceFailed as err:
-                if not err.transient:
-                    _unlink(part)  # wrong content: not worth resuming
-                    _unlink(meta_path)
+                        head += chunk
+                        if len(head) >= 512:
+                            self._check_start(head, start)
+                            head = None
+                    fh.write(chunk)
+                    received += len(chunk)
+                    if bar is not None:
+                        bar.update(len(chunk))
+                    if received > cap:
+                        raise SourceFailed(f"sent more than {cap} bytes, more than any copy of {spec.name}")
+                    elapsed = self.clock() - began
+                    if elapsed > grace and received - start < self.retry.min_rate * elapsed:
+                        rate = (received - start) / elapsed
+                        raise SourceFailed(
+                            f"too slow: {rate:.0f} bytes/s over {elapsed:.1f} s "
+                            f"(at least {self.retry.min_rate:.0f} needed)",
+                            transient=True,
+                        )
+                if head is not None:
+                    self._check_start(head, start)
+        except SourceFailed as err:
+            if not err.transient:
+                _discard(part)  # wrong content: not worth resuming
+            err.resumed = err.resumed or start > 0
+            raise
+        except _network_errors() as err:
+            # The body broke off: what arrived stays in the .part file for the retry to resume.
+            # (A local disk error is an OSError of another kind and propagates as it is.)
+            raise SourceFailed(
+                f"transfer interrupted after {received} bytes ({_short(err)})", transient=True, resumed=start > 0
+            ) from None
+        except OSError as err:
+            # The disk, not the network (full, quota, file size limit): no other mirror can help,
+            # and a half-written .part would only keep the space taken.
+            _discard(part)
+            raise write_failed(part.parent, err) from err
+        finally:
+            if bar is not None:
+                bar.close()
+        if total is not None and received != total:
+            raise SourceFailed(
+                f"transfer ended after {received} of {total} bytes", transient=True, resumed=start > 0
+            )
+
+    def _check_start(self, head: bytes, start: int) -> None:
+        """Check the first bytes; when they were partly kept from before, a failure means start over."""
+        try:
+            self._check_head(head)
+        except SourceFailed as err:
+            if not start:
                 raise
-            except _network_errors() as err:
-                # The body broke off: what arrived stays in the .part file for the retry to resume.
-                # (A local disk error is an OSError of another kind and propagates as it is.)
-                raise SourceFailed(
-                    f"transfer interrupted after {received} bytes ({_short(err)})", transient=True
-                ) from None
-            except OSError as err:
-                # The disk, not the network (full, quota, file size limit): no other mirror can help,
-                # and a half-written .part would only keep the space taken.
-                _unlink(part)
-                _unlink(meta_path)
-                raise write_failed(part.parent, err) from err
-            finally:
-                if bar is not None:
-                    bar.close()
-            if total is not None and received != total:
-                raise SourceFailed(f"transfer ended after {received} of {total} bytes", transient=True)
+            raise SourceFailed(f"the kept bytes and the new ones are not the file ({err.reason}); starting over",
+                               transient=True) from None
 
     def _bar(self, name: str, total: int | None, initial: int):
-        show = self.progress if self.progress is not None else sys.stderr.isatty()
-        if not show:
-            return None
-        from tqdm.auto import tqdm
+        from .notebook import progress_bar  # a terminal bar, a notebook widget, or None
 
-        return tqdm(
-            total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=name, file=sys.stderr,
-            leave=True,
-        )
+        return progress_bar(total=total, desc=name, unit="B", progress=self.progress, initial=initial, leave=True)
+
+
+def size_cap(spec: FileSpec) -> int:
+    """The most bytes a correct copy of ``spec`` can take, from any source.
+
+    The decoded size plus what a container adds (gzip of incompressible data: about 0.03 %;
+    xz a little more) plus room for a few kB of zero padding after the stream.
+    """
+    return spec.decoded_size + spec.decoded_size // 500 + 4096
+
+
+def _progress_step(spec: FileSpec) -> int:
+    """How many new bytes make an attempt count as progress: 64 KiB, less for small files."""
+    return max(1, min(1 << 16, size_cap(spec) // 16))
+
+
+def _destination(folder: Path, name: str) -> Path:
+    """The published name, unless something (a file of the user's) is there already."""
+    final = folder / name
+    if not os.path.lexists(final):
+        return final
+    other = downloaded_path(folder, name)
+    other.parent.mkdir(exist_ok=True)
+    log.warning("%s holds another file (left alone); the verified download goes to %s", final, other)
+    return other
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _discard(part: Path) -> None:
+    unlink(part)
+    unlink(record_path(part))
+
+
+@dataclass(frozen=True)
+class ResumeRecord:
+    """Where the bytes of a ``.part`` file came from: what a resume needs, and nothing secret.
+
+    Attributes
+    ----------
+    url : str
+        The source, without credentials (see :func:`redact`).
+    validator : str or None
+        A strong validator for ``If-Range``: a strong ETag, or a Last-Modified date the
+        HTTP rules allow there; None when the server gave neither (weak ETags never are).
+    total : int or None
+        The size of the whole file the ``.part`` is a prefix of, when announced.
+    """
+
+    url: str
+    validator: str | None = None
+    total: int | None = None
+
+    @classmethod
+    def from_response(cls, url: str, headers, total: int | None) -> ResumeRecord:
+        """The record of a transfer from ``url`` answered with ``headers``."""
+        return cls(redact(url), _strong_validator(headers), total)
+
+    @classmethod
+    def read(cls, path: Path) -> ResumeRecord | None:
+        """The record at ``path``; None when absent, unreadable or of an unknown shape."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+            return None
+        validator = data.get("validator")
+        if "validator" not in data:  # written by mnistkit 0.x: raw etag and last_modified
+            etag = data.get("etag")
+            validator = etag if isinstance(etag, str) and not etag.startswith("W/") else None
+        total = data.get("total")
+        if not isinstance(validator, (str, type(None))) or not (total is None or type(total) is int):
+            return None
+        return cls(data["url"], validator, total)
+
+    def write(self, path: Path) -> None:
+        """Write the record (before any byte of the body, so a kill never leaves bytes unaccounted)."""
+        path.write_text(json.dumps({"url": self.url, "validator": self.validator, "total": self.total}),
+                        encoding="utf-8")
+
+    def resumable(self, url: str, spec: FileSpec) -> bool:
+        """Whether the kept bytes may be continued from ``url``.
+
+        From the same source, always (``If-Range`` guards against a change).  From another
+        source, when the kept bytes are a prefix of a file of exactly the published size:
+        every mirror holds the same published bytes, and the whole is verified at the end.
+        """
+        if self.url == redact(url):
+            return True
+        return spec.size is not None and self.total == spec.size
+
+
+def _strong_validator(headers) -> str | None:
+    """A validator that ``If-Range`` may carry (RFC 9110, 13.1.5), or None.
+
+    A weak ETag (``W/"..."``) must not be sent there; a Last-Modified date only when there is
+    no ETag at all and the date is strong: at least a second before the response's Date.
+    """
+    etag = (headers.get("etag") or "").strip()
+    if etag:
+        return None if etag.startswith("W/") else etag
+    modified = headers.get("last-modified")
+    sent = headers.get("date")
+    if not modified or not sent:
+        return None
+    from email.utils import parsedate_to_datetime
+
+    try:
+        strong = (parsedate_to_datetime(sent) - parsedate_to_datetime(modified)).total_seconds() >= 1
+    except (TypeError, ValueError, IndexError):
+        return None
+    return modified if strong else None
+
+
+# --- an overall deadline for the status line and headers -----------------------------------------
+
+_DEADLINES = threading.local()
+
+
+class _HeaderDeadline:
+    """While active in this thread, a response's status line and headers must arrive within ``seconds``.
+
+    The read timeout bounds each silence, not the whole: a server sending its headers a byte at
+    a time would otherwise be waited on for as long as it keeps trickling, holding the file's lock.
+    The connections made by :func:`_header_deadline_adapter` read this and shut their socket down
+    when the time is up.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+
+    def __enter__(self) -> _HeaderDeadline:
+        _DEADLINES.current = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _DEADLINES.current = None
+
+
+@functools.lru_cache(maxsize=1)
+def _deadline_classes():
+    """urllib3 connection pools whose connections enforce the current :class:`_HeaderDeadline`."""
+    import socket
+
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class Deadline:
+        def getresponse(self, *args, **kwargs):
+            deadline = getattr(_DEADLINES, "current", None)
+            if deadline is None:
+                return super().getresponse(*args, **kwargs)
+
+            def expire() -> None:
+                deadline.expired = True
+                sock = getattr(self, "sock", None)
+                if sock is not None:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)  # the blocked read returns; http.client raises
+                    except OSError:
+                        pass
+
+            timer = threading.Timer(deadline.seconds, expire)
+            timer.daemon = True
+            timer.start()
+            try:
+                return super().getresponse(*args, **kwargs)
+            finally:
+                timer.cancel()
+
+    class Conn(Deadline, HTTPConnection):
+        pass
+
+    class SConn(Deadline, HTTPSConnection):
+        pass
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = Conn
+
+    class SPool(HTTPSConnectionPool):
+        ConnectionCls = SConn
+
+    return {"http": Pool, "https": SPool}
+
+
+def _header_deadline_adapter():
+    """A requests adapter whose connections honour :class:`_HeaderDeadline` (proxied ones too)."""
+    from requests.adapters import HTTPAdapter
+
+    class Adapter(HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = _deadline_classes()
+
+        def proxy_manager_for(self, proxy, **kwargs):
+            manager = super().proxy_manager_for(proxy, **kwargs)
+            if hasattr(manager, "pool_classes_by_scheme"):
+                manager.pool_classes_by_scheme = _deadline_classes()
+            return manager
+
+    return Adapter()
+
+
+# --- small helpers -------------------------------------------------------------------------------
+
+_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/@\s?#]*@")
+
+
+def redact(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@``: safe to log, show or store."""
+    return _CREDENTIALS.sub(r"\1***@", url)
+
+
+def scrub(text: str) -> str:
+    """``text`` with the credentials of every URL in it replaced by ``***``."""
+    return _CREDENTIALS.sub(r"\1***@", text)
 
 
 def _unresolvable(err: BaseException) -> bool:
@@ -476,28 +813,17 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     return (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
 
 
-def _meta_path(part: Path) -> Path:
-    return part.with_name(part.name + ".json")
-
-
-def _read_meta(path: Path) -> dict:
+def _content_range(value: str | None) -> tuple[int, int | None]:
+    """``(first byte, whole size or None)`` of a Content-Range such as ``bytes 100-199/200``; -1 if unreadable."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_meta(path: Path, url: str, headers) -> None:
-    meta = {"url": url, "etag": headers.get("etag"), "last_modified": headers.get("last-modified")}
-    path.write_text(json.dumps(meta), encoding="utf-8")
-
-
-def _content_range_start(value: str | None) -> int:
-    # "bytes 100-199/200"
-    try:
-        return int(value.split()[1].split("-")[0])  # type: ignore[union-attr]
+        unit, spec = value.split()  # type: ignore[union-attr]
+        span, _, whole = spec.partition("/")
+        start = int(span.split("-")[0])
     except (AttributeError, IndexError, ValueError):
-        return -1
+        return -1, None
+    if unit.lower() != "bytes":
+        return -1, None
+    return start, int(whole) if whole.isdigit() else None
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -508,7 +834,7 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _short(err: BaseException) -> str:
-    text = str(err)
+    text = scrub(str(err))
     return text if len(text) < 160 else text[:157] + "..."
 
 
@@ -520,11 +846,19 @@ def _reason(err: Exception) -> str:
     return str(err)
 
 
-def _unlink(path: Path) -> None:
+def parse_timeout(value: str | None) -> float | None:
+    """Seconds from ``$MNISTKIT_TIMEOUT``: a finite number above zero, else None (with a warning)."""
+    text = (value or "").strip()
+    if not text:
+        return None
     try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        log.warning("ignoring %s=%r: not a positive number of seconds", ENV_TIMEOUT, text)
+        return None
+    return seconds
 
 
 def make_fetcher(
@@ -544,12 +878,9 @@ def make_fetcher(
         None: a bar only when stderr is a terminal.
     """
     retry = RetryPolicy()
-    timeout = os.environ.get(ENV_TIMEOUT, "").strip()
-    if timeout:
-        try:
-            retry.read_timeout = retry.connect_timeout = float(timeout)
-        except ValueError:
-            log.warning("ignoring %s=%r: not a number of seconds", ENV_TIMEOUT, timeout)
+    timeout = parse_timeout(os.environ.get(ENV_TIMEOUT))
+    if timeout is not None:
+        retry.read_timeout = retry.connect_timeout = timeout
     return Downloader(
         parse_sources(mirrors),
         offline=env_offline() if offline is None else bool(offline),

@@ -44,12 +44,10 @@ from .errors import (
 )
 from .idx import IDX_TYPES, IdxHeader
 from .integrity import Sink, split_digest, verify
+from .layout import CACHE_DIR, LOCK_DIR, create_temp, downloaded_path, part_path, record_path, temp_prefix, unlink
 from .registry import Dataset, FileSpec
 
-
 CACHE_FORMAT = 1
-CACHE_DIR = ".cache"
-LOCK_DIR = ".locks"
 ENV_HOME = "MNISTKIT_HOME"
 
 #: A fetcher downloads ``spec`` into ``folder`` under its published name, verified,
@@ -108,25 +106,6 @@ def _map_npy(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray 
     return np.ndarray(shape, dtype=dtype, buffer=mm, offset=len(header))
 
 
-def _create_temp(folder: Path, prefix: str, suffix: str) -> tuple[int, str]:
-    """Create a new, uniquely named file for writing; returns (fd, path).
-
-    Unlike ``tempfile.mkstemp`` (mode 0600, which would hide a shared cache from the
-    other users of a data folder), the file gets 0666 less the umask, applied by the
-    kernel: nothing here reads or changes the process-wide umask, so threads are safe.
-    """
-    import secrets
-
-    for _ in range(100):
-        path = os.path.join(folder, f"{prefix}{secrets.token_hex(6)}{suffix}")
-        try:
-            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), path
-        except FileExistsError:
-            continue
-    msg = f"{folder}: could not create a temporary file"
-    raise DataFolderError(msg)
-
-
 def _manifest_bytes(manifest: dict) -> bytes:
     import json
 
@@ -134,26 +113,19 @@ def _manifest_bytes(manifest: dict) -> bytes:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = _create_temp(path.parent, f".{path.name}.", ".tmp")
+    fd, tmp = create_temp(path.parent, f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
     except BaseException:
-        _unlink(tmp)
+        unlink(tmp)
         raise
 
 
 def _with_rejected(reason: str, problems: list[str]) -> str:
     """``reason``, plus the local files that were found but are not the published data."""
     return reason + "; files found but rejected: " + " | ".join(problems) if problems else reason
-
-
-def _unlink(path: str | os.PathLike) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 @dataclass(frozen=True)
@@ -213,6 +185,10 @@ class Store:
         self.fetcher = fetcher
         self.lock_timeout = lock_timeout
 
+    def __repr__(self) -> str:
+        fetch = "downloads missing files" if self.fetcher is not None else "never downloads"
+        return f"<Store {self.dataset.name} in {self.folder}, {fetch}>"
+
     # --- paths -----------------------------------------------------------------------------
 
     def cache_paths(self, spec: FileSpec) -> tuple[Path, Path]:
@@ -220,13 +196,14 @@ class Store:
         return self.cache_folder / f"{spec.stem}.npy", self.cache_folder / f"{spec.stem}.json"
 
     def candidates(self, spec: FileSpec) -> list[Path]:
-        """Existing files in the dataset folder that may hold ``spec`` (any spelling)."""
-        found = []
-        for name in spec.spellings:
-            path = self.folder / name
-            if path.is_file():
-                found.append(path)
-        return found
+        """Existing files in the dataset folder that may hold ``spec``.
+
+        Every spelling of its name, then a verified download set aside because the published
+        name held a file of the user's (see :mod:`mnistkit.layout`).
+        """
+        paths = [self.folder / name for name in spec.spellings]
+        paths.append(downloaded_path(self.folder, spec.name))
+        return [path for path in paths if path.is_file()]
 
     # --- the warm path: no lock, no hashing --------------------------------------------------
 
@@ -236,9 +213,10 @@ class Store:
         try:
             import json  # here, not at the top: `import mnistkit` stays light
 
-            return json.loads(manifest_path.read_text(encoding="utf-8"))
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
+        return manifest if isinstance(manifest, dict) else None  # valid JSON of another shape: unreadable
 
     def cached(self, spec: FileSpec) -> np.ndarray | None:
         """Map ``spec``'s cache entry copy-on-write if it passes the cheap check, else None.
@@ -291,7 +269,9 @@ class Store:
             return array
         try:
             self._make_folder(self.cache_folder)
-        except DataFolderError:
+        except DataFolderError as err:
+            if isinstance(err.__cause__, (NotADirectoryError, FileExistsError)):
+                raise  # a file where a folder belongs: caching without it would hide the real cause
             # A read-only data folder that already holds the files is still usable, uncached.
             return self._load_uncached(spec)
         with self.lock(spec):
@@ -304,7 +284,10 @@ class Store:
                 archive = self.archive_path(self.dataset.file(spec.archive))
                 from .archive import open_member  # zipfile: imported only for archive datasets
 
-                with open_member(archive, spec.member) as stream:  # streamed: never unpacked
+                pinned = self.dataset.file(spec.archive)
+                # archive_path has just checked it against its published checksum (when one is pinned)
+                vouched = f"{archive.name} has its published checksum" if pinned.sha256 or pinned.md5 else None
+                with open_member(archive, spec.member, vouched) as stream:  # streamed: never unpacked
                     self.build_cache(stream, spec)
             array = self.cached(spec)
             if array is None:  # pragma: no cover - only if the folder changes under us
@@ -324,22 +307,18 @@ class Store:
         ------
         MissingFilesError, DownloadError, ChecksumError, DataFolderError, LockTimeout
         """
-        path = self.folder / archive.name
         with self.lock(archive):
             manifest = self.read_manifest(archive)
-            try:
-                stat = path.stat()
-            except OSError:
-                stat = None
             if (
                 manifest is not None
-                and stat is not None
                 and manifest.get("format") == CACHE_FORMAT
                 and manifest.get("file") == archive.name
                 and manifest.get("checksum") == (archive.sha256 or archive.md5 or "")
-                and [stat.st_size, stat.st_mtime_ns] == [manifest.get("size"), manifest.get("mtime_ns")]
             ):
-                return path
+                for path in self.candidates(archive):
+                    stat = path.stat()
+                    if [stat.st_size, stat.st_mtime_ns] == [manifest.get("size"), manifest.get("mtime_ns")]:
+                        return path
             return self._obtain(
                 archive,
                 lambda found: self._vouch_for_archive(found, archive),
@@ -378,14 +357,19 @@ class Store:
         A downloaded file goes to ``fetched`` instead when given: the fetcher has verified it already.
         """
         problems: list[str] = []
+
+        def say_rejected() -> None:  # only when a file was found after all: else the error says it
+            for problem in problems:
+                log.warning("ignored a file that is not the published data: %s", problem)
+
         for path in self.candidates(spec):
             try:
                 use(path)
             except (IdxFormatError, ChecksumError) as err:
                 # Not the published data. Hand-placed files are the user's: leave them, say so.
-                log.warning("ignoring %s: %s", path, err)
                 problems.append(str(err))
                 continue
+            say_rejected()
             return path
         if self.fetcher is None:
             reason = _with_rejected("downloading is disabled", problems)
@@ -403,6 +387,7 @@ class Store:
             local = [(str(self.folder), f"found but rejected: {p}") for p in problems]
             raise DownloadError(err.file_name, local + err.attempts, err.folder) from None
         (fetched or use)(path)
+        say_rejected()
         return path
 
     def build_cache(self, path: Path | BinaryIO, spec: FileSpec) -> None:
@@ -417,9 +402,9 @@ class Store:
         npy_path, manifest_path = self.cache_paths(spec)
         dtype = _dtype_of(spec)
         # Leftovers of a process killed mid-write: safe to remove, we hold the lock.
-        for stale in self.cache_folder.glob(f".{spec.stem}.*.tmp"):
-            _unlink(stale)
-        fd, tmp = _create_temp(self.cache_folder, f".{spec.stem}.", ".npy.tmp")
+        for stale in self.cache_folder.glob(f"{temp_prefix(spec.stem)}*.tmp"):
+            unlink(stale)
+        fd, tmp = create_temp(self.cache_folder, temp_prefix(spec.stem), ".npy.tmp")
         try:
             with os.fdopen(fd, "wb", buffering=0) as fh:
 
@@ -434,11 +419,13 @@ class Store:
                         raise write_failed(self.cache_folder, err) from err
 
                 write(_npy_header(tuple(spec.shape), dtype))
-                verified = verify(path, spec, sink=_sink(spec, write), source=str(getattr(path, "name", path)))
+                # a stream's name is "<archive>:<member>"; a Path's .name would drop the folder from messages
+                source = path.name if hasattr(path, "read") else str(path)
+                verified = verify(path, spec, sink=_sink(spec, write), source=source)
                 size = fh.tell()
             os.replace(tmp, npy_path)
         except BaseException:
-            _unlink(tmp)
+            unlink(tmp)
             raise
         manifest = {
             "format": CACHE_FORMAT,
@@ -469,7 +456,8 @@ class Store:
                     verify(path, archive, source=str(path))
                     from .archive import open_member
 
-                    with open_member(path, spec.member) as stream:
+                    vouched = f"{path.name} has its published checksum" if archive.sha256 or archive.md5 else None
+                    with open_member(path, spec.member, vouched) as stream:
                         verify(stream, spec, sink=keep, source=stream.name)
             except (IdxFormatError, ChecksumError) as err:
                 problems.append(str(err))
@@ -543,7 +531,7 @@ class Store:
             paths = list(self.cache_paths(finding.spec))
         with self.lock(finding.spec):
             for path in paths:
-                _unlink(path)
+                unlink(path)
 
     def fetch(self, spec: FileSpec) -> Path:
         """Download ``spec`` into the dataset folder under its lock (even if a cache entry exists).
@@ -572,15 +560,17 @@ class Store:
         """
         if not self.folder.is_dir():
             return 0
-        part = self.folder / (spec.name + ".part")
+        # All or nothing: a folder of ours that is not one would fail half-way, after deleting.
+        self._check_folder(self.cache_folder)
+        part = part_path(self.folder, spec.name)
         freed = 0
         with self.lock(spec):  # never pull a file from under a process that is building it
             paths = [
                 *self.candidates(spec),
                 part,
-                part.with_name(part.name + ".json"),
+                record_path(part),
                 *self.cache_paths(spec),
-                *self.cache_folder.glob(f".{spec.stem}.*.tmp"),
+                *self.cache_folder.glob(f"{temp_prefix(spec.stem)}*.tmp"),
             ]
             for path in paths:
                 try:
@@ -594,16 +584,32 @@ class Store:
     # --- folders and locks ------------------------------------------------------------------
 
     def _make_folder(self, folder: Path) -> None:
+        self._check_folder(folder)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             if not os.access(folder, os.W_OK | os.X_OK):
                 raise PermissionError(13, "not writable", str(folder))
         except OSError as err:
+            if isinstance(err, (NotADirectoryError, FileExistsError)):
+                self._check_folder(folder)  # a file that appeared meanwhile gets its own message
             msg = (
                 f"cannot use the data folder {folder}: {err.strerror or err}. "
                 f"Pass data_home=... or set {ENV_HOME} to a writable folder"
             )
             raise DataFolderError(msg) from err
+
+    @staticmethod
+    def _check_folder(folder: Path) -> None:
+        """Refuse, naming it, a file (not a folder) where ``folder`` or one of its parents belongs."""
+        for path in (folder, *folder.parents):
+            if path.exists() and not path.is_dir():
+                msg = (
+                    f"cannot use the data folder {folder}: {path} is a file, not a folder. "
+                    f"Move or delete that file, or pass data_home=... or set {ENV_HOME} to another folder"
+                )
+                raise DataFolderError(msg) from NotADirectoryError(20, "Not a directory", str(path))
+            if path.is_dir():
+                return
 
     @contextmanager
     def lock(self, spec: FileSpec):
