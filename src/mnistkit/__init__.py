@@ -27,6 +27,7 @@ from .errors import (
     MissingDependencyError,
     MissingFilesError,
     MnistkitError,
+    MnistkitWarning,
 )
 from .idx import read_idx, write_idx
 from .registry import datasets, get_dataset
@@ -45,6 +46,7 @@ __all__ = [
     "read_idx",
     "write_idx",
     "MnistkitError",
+    "MnistkitWarning",
     "ArgumentError",
     "ChecksumError",
     "DataFolderError",

@@ -343,6 +343,17 @@ def _load_splits(
     if label_table and one_hot_label:
         msg = "label_table=True and one_hot_label=True cannot be combined: one-hot encodes the class only"
         raise ArgumentError(msg)
+    if (validation is None or validation is False) and (validation_seed is not None or stratify):
+        import warnings
+
+        from .errors import MnistkitWarning
+
+        given = f"validation_seed={validation_seed!r}" if validation_seed is not None else "stratify=True"
+        warnings.warn(
+            f"{given} is ignored: nothing is held out without validation=... (a count, a fraction or True)",
+            MnistkitWarning,
+            stacklevel=3,
+        )
     parts = [ds.split(name) for name in splits]
     specs = [ds.file(name) for part in parts for name in (part.images, part.labels)]
     raw = _load_files(store, specs)

@@ -17,6 +17,9 @@
     └── MissingDependencyError (ImportError)
                                        an optional package is not installed
 
+Warnings (conditions to act on that do not stop the call) are ``MnistkitWarning``,
+a ``UserWarning``.
+
 Each leaf also inherits a builtin so that callers who know nothing of mnistkit
 can still catch it sensibly, and each message says what went wrong, with which
 file, and what to do next.
@@ -243,6 +246,10 @@ class LockTimeout(MnistkitError, TimeoutError):
 
 class ArgumentError(MnistkitError, ValueError):
     """A public function got an argument it cannot use."""
+
+
+class MnistkitWarning(UserWarning):
+    """Something the caller should act on that did not stop the call (a Python warning, shown once)."""
 
 
 class MissingDependencyError(MnistkitError, ImportError):

@@ -40,6 +40,7 @@ from .errors import (
     IdxFormatError,
     LockTimeout,
     MissingFilesError,
+    MnistkitWarning,
     write_failed,
 )
 from .idx import IDX_TYPES, IdxHeader
@@ -291,6 +292,8 @@ class Store:
             return array
         try:
             self._make_folder(self.cache_folder)
+        except _NotAFolder:
+            raise
         except DataFolderError:
             # A read-only data folder that already holds the files is still usable, uncached.
             return self._load_uncached(spec)
@@ -480,7 +483,15 @@ class Store:
             except (IdxFormatError, ChecksumError) as err:
                 problems.append(str(err))
                 continue
-            log.warning("%s is not writable: using %s without caching it", self.folder, path)
+            import warnings
+
+            # A warning, not a log line: library users see it without configuring logging.
+            warnings.warn(
+                f"{self.folder} is not writable: its files are decoded on every load, without a cache; "
+                f"make it writable, or copy it to a writable data folder (data_home=... or {ENV_HOME})",
+                MnistkitWarning,
+                stacklevel=2,
+            )
             return out
         reason = _with_rejected(f"{self.folder} cannot be written, so nothing can be downloaded there", problems)
         missing = archive or spec
@@ -568,8 +579,32 @@ class Store:
         with self.lock(spec):
             return self.fetcher(self.dataset, spec, self.folder)
 
-    def clean(self, spec: FileSpec) -> int:
-        """Delete every local copy of ``spec``: files, partial downloads, cache entry.
+    def local_files(self, spec: FileSpec) -> list[tuple[Path, str, int]]:
+        """Every file of ``spec`` in the data folder, as ``(path, kind, size in bytes)``.
+
+        ``kind`` is ``"data"`` (a downloaded or hand-placed file: getting it back means
+        downloading it again), ``"partial"`` (an unfinished download) or ``"cache"`` (built
+        from the data, rebuilt when needed).
+        """
+        if not self.folder.is_dir():
+            return []
+        part = self.folder / (spec.name + ".part")
+        groups = (
+            ("data", self.candidates(spec)),
+            ("partial", [part, part.with_name(part.name + ".json")]),
+            ("cache", [*self.cache_paths(spec), *self.cache_folder.glob(f".{spec.stem}.*.tmp")]),
+        )
+        found = []
+        for kind, paths in groups:
+            for path in paths:
+                try:
+                    found.append((path, kind, path.stat().st_size))
+                except OSError:
+                    continue
+        return found
+
+    def clean(self, spec: FileSpec, kinds: tuple[str, ...] = ("data", "partial", "cache")) -> int:
+        """Delete the local copies of ``spec`` of the given kinds (see :meth:`local_files`): by default all.
 
         Returns
         -------
@@ -578,16 +613,9 @@ class Store:
         """
         if not self.folder.is_dir():
             return 0
-        part = self.folder / (spec.name + ".part")
         freed = 0
         with self.lock(spec):  # never pull a file from under a process that is building it
-            paths = [
-                *self.candidates(spec),
-                part,
-                part.with_name(part.name + ".json"),
-                *self.cache_paths(spec),
-                *self.cache_folder.glob(f".{spec.stem}.*.tmp"),
-            ]
+            paths = [path for path, kind, _ in self.local_files(spec) if kind in kinds]
             for path in paths:
                 try:
                     size = path.stat().st_size
@@ -600,6 +628,19 @@ class Store:
     # --- folders and locks ------------------------------------------------------------------
 
     def _make_folder(self, folder: Path) -> None:
+        for above in (folder, *folder.parents):  # a file where a folder must be: say so, not "put files in it"
+            if above.exists():
+                if not above.is_dir():
+                    if above == self.home or above in self.home.parents:
+                        what = "is a file" if above == self.home else f"cannot be made: {above} is a file"
+                        msg = (
+                            f"the data folder {self.home} {what}, not a folder; "
+                            f"pass data_home=... or set {ENV_HOME} to a folder (it is created if missing)"
+                        )
+                    else:
+                        msg = f"{above} is a file where the data folder needs a folder; move it away or delete it"
+                    raise _NotAFolder(msg)
+                break
         try:
             folder.mkdir(parents=True, exist_ok=True)
             if not os.access(folder, os.W_OK | os.X_OK):
@@ -635,6 +676,10 @@ class Store:
             yield
         finally:
             lock.release()
+
+
+class _NotAFolder(DataFolderError):
+    """A file stands where the data folder (or a folder in it) must be: no fallback helps."""
 
 
 class _Upright:
