@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run_cli
+from helpers import cli_argv, run_cli
 
 HERE = Path(__file__).resolve().parent
 
@@ -175,3 +175,203 @@ def test_library_error_lists_every_file_and_has_no_thread_pool_frames(synth, hom
     assert not [f for f in frames if "concurrent" in f.filename]
     assert frames[0].name == "test_library_error_lists_every_file_and_has_no_thread_pool_frames"
     assert any(f.filename.endswith("store.py") for f in frames)
+
+
+# --- 2, 8. --png, --scale, --per-class: checked before any work, one line, exit 2 -----------------
+
+
+@pytest.mark.parametrize(
+    "png, text",
+    [
+        ("first", "--png first has no extension: a PNG file name must end in .png"),
+        ("x.pgn", "--png x.pgn ends in '.pgn': a PNG file name must end in .png"),
+        ("x.jpg", "--png x.jpg ends in '.jpg': a PNG file name must end in .png"),
+        ("adir", "--png adir is a folder; give a file name ending in .png"),
+        ("nodir/y.png", "--png nodir/y.png: the folder nodir does not exist; create it first or choose another place"),
+        ("afile/y.png", "--png afile/y.png: the folder afile is a file, not a folder; create it first"),
+        ("", "--png is empty; give a file name ending in .png"),
+    ],
+)
+@pytest.mark.parametrize("command", ["show", "grid"])
+def test_png_names_are_checked_before_anything_is_done(synth, home, tmp_path, png, text, command):
+    synth.write(home)
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("a file")
+    before = sorted(tmp_path.rglob("*"))
+    proc = subprocess.run(
+        [*cli_argv(command, "tiny", "--png", png)], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""  # nothing printed before the error: no picture, then a traceback
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"mnistkit: error: {text}")
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize(
+    "args, text",
+    [
+        (("show", "tiny", "--scale", "0"), "argument --scale: 0 is out of range: give a whole number from 1 to 64"),
+        (("show", "tiny", "--scale", "-3"), "argument --scale: -3 is out of range"),
+        (("show", "tiny", "--scale", "2.5"), "argument --scale: '2.5' is not a whole number"),
+        (("show", "tiny", "--index", "x"), "argument --index: 'x' is not a whole number"),
+        (("grid", "tiny", "--per-class", "7000", "--png", "g.png"), "argument --per-class: 7000 is out of range"),
+        (("grid", "tiny", "--per-class", "0", "--png", "g.png"), "argument --per-class: 0 is out of range"),
+        (("grid", "tiny", "--scale", "17", "--png", "g.png"), "argument --scale: 17 is out of range"),
+        (("grid", "tiny", "--per-class", "900", "--png", "g.png"),
+         "--per-class 900 at --scale 2 would make a picture over 16384 pixels wide; at this scale at most 272 fit"),
+        (("serve", "--port", "70000"), "argument --port: 70000 is out of range: give a whole number from 0 to 65535"),
+        (("serve", "--port", "-1"), "argument --port: -1 is out of range"),
+        (("show", "tiny", "--split", "valid"), "--split 'valid' is not a split of tiny; choose one of 'train', 'test'"),
+        (("show", "tiny", "--index", "60"), "--index 60 is out of range: tiny train has 60 images (0 to 59)"),
+        (("show", "nosuchset"), "dataset 'nosuchset' is not known"),
+        (("info", ""), "dataset '' is not known"),
+        (("clean", "nosuchset"), "dataset 'nosuchset' is not known"),
+        (("verify", "nosuchset"), "dataset 'nosuchset' is not known"),
+        (("export", "tiny", "--format", "csv", "--out", "o", "--split", "nope"), "--split 'nope' is not a split"),
+        (("--data-home", "", "list"), "--data-home '' is empty; give a folder"),
+        (("list", "extra"), "unrecognized arguments: extra"),
+        ((), "the following arguments are required: COMMAND"),
+    ],
+)
+def test_wrong_values_are_one_line_with_exit_2(synth, home, tmp_path, args, text):
+    synth.write(home)
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = subprocess.run(cli_argv(*args), capture_output=True, text=True, cwd=work)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and text in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stdout == "" and not list(work.iterdir())  # nothing written
+
+
+def test_png_written_whole_under_its_name(synth, home, tmp_path):
+    from PIL import Image
+
+    synth.write(home)
+    out = tmp_path / "pictures" / "seven.PNG"  # any case of .png
+    out.parent.mkdir()
+    proc = run_cli("show", "tiny", "--index", "3", "--scale", "2", "--png", out, "--color", "never")
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.size == (56, 56)
+        np.testing.assert_array_equal(np.asarray(im)[::2, ::2], synth.arrays["train-images-idx3-ubyte.gz"][3])
+    assert [p.name for p in out.parent.iterdir()] == ["seven.PNG"]  # no temporary file left
+
+
+def test_show_says_a_class_name_only_when_it_adds_something(synth, home):
+    synth.write(home)
+    proc = run_cli("show", "tiny", "--index", "3", "--color", "never")
+    label = int(synth.arrays["train-labels-idx1-ubyte.gz"][3])
+    assert proc.stdout.splitlines()[0] == f"tiny train[3]  label {label}"
+
+
+REAL_MNIST = Path(os.environ.get("MNISTKIT_REAL_DATA", HERE.parents[1] / "shared" / "data" / "mnist"))
+
+
+@pytest.mark.skipif(not (REAL_MNIST / "t10k-labels-idx1-ubyte.gz").is_file(), reason=f"real MNIST not at {REAL_MNIST}")
+def test_the_show_help_example_draws_a_seven(home, tmp_path):
+    import shutil
+
+    shutil.copytree(REAL_MNIST, home / "mnist")
+    example = run_cli("show", "--help").stdout.split("example: mnistkit ")[1].split()
+    assert "seven.png" in example
+    proc = subprocess.run(cli_argv(*example), capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == "mnist test[0]  label 7"
+    assert (tmp_path / "seven.png").is_file()
+
+
+# --- 4, 5. the data folder and the output folder: files in the way, unwritable places ------------
+
+
+def test_a_data_folder_that_is_a_file_is_called_one(synth, tmp_path, monkeypatch):
+    (tmp_path / "some.py").write_text("print('hello')")
+    proc = subprocess.run(
+        cli_argv("--data-home", "some.py", "show", "tiny"), capture_output=True, text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"mnistkit: error: the data folder {tmp_path / 'some.py'} (--data-home 'some.py') is a file, not a folder; "
+        "give a folder\n"
+    )
+    env = {**os.environ, "MNISTKIT_HOME": str(tmp_path / "some.py" / "below")}
+    proc = run_cli("list", env=env)
+    assert proc.returncode == 2 and f"cannot be made: {tmp_path / 'some.py'} is a file" in proc.stderr
+    # The library says the same, with its own keyword.
+    from mnistkit import DataFolderError, load_mnist
+
+    with pytest.raises(DataFolderError, match=r"some.py is a file, not a folder; pass data_home=\.\.\."):
+        load_mnist(dataset="tiny", data_home=tmp_path / "some.py")
+
+
+def test_export_places_that_cannot_be_written_are_named_not_their_temporary_files(synth, home, tmp_path):
+    synth.write(home)
+    (tmp_path / "afile").write_text("x")
+    proc = run_cli("export", "tiny", "--format", "npz", "--out", tmp_path / "afile")
+    assert proc.returncode == 2 and proc.stderr == f"mnistkit: error: {tmp_path / 'afile'} is a file, not a folder; choose a folder to export to\n"
+    proc = run_cli("export", "tiny", "--format", "npz", "--out", tmp_path / "afile" / "below")
+    assert proc.returncode == 2 and "(in the way of" in proc.stderr
+    (tmp_path / "out" / "tiny.npz").mkdir(parents=True)  # a folder where the file must go
+    proc = run_cli("export", "tiny", "--format", "npz", "--out", tmp_path / "out")
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        f"mnistkit: error: cannot write {tmp_path / 'out' / 'tiny.npz'}: Is a directory; "
+        "a folder stands where the file must go; move it or choose another place\n"
+    )
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["tiny.npz"]  # no temporary file left
+    proc = run_cli("export", "tiny", "--format", "csv", "--out", "/proc/mnistkit-cannot-be-here")
+    assert proc.returncode == 1 and proc.stderr.startswith("mnistkit: error: cannot write /proc/mnistkit-cannot-be-here: ")
+    assert "Errno" not in proc.stderr and ".tmp" not in proc.stderr
+
+
+# --- 8. Python warnings for library users -----------------------------------------------------------
+
+
+def test_read_only_data_folder_is_a_python_warning(synth, home, monkeypatch):
+    from mnistkit import MnistkitWarning, load_mnist
+
+    synth.write(home)
+    real_mkdir = Path.mkdir
+
+    def no_mkdir(self, *args, **kwargs):  # a folder we may not write, as root too
+        if ".cache" in self.parts or ".locks" in self.parts:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", no_mkdir)
+    with pytest.warns(MnistkitWarning, match="is not writable: its files are decoded on every load") as record:
+        load_mnist(dataset="tiny", offline=True)
+    assert record[0].filename == __file__  # points at the caller's line
+
+
+def test_validation_seed_without_validation_warns(synth, home):
+    from mnistkit import MnistkitWarning, load, load_mnist
+
+    synth.write(home)
+    with pytest.warns(MnistkitWarning, match=r"validation_seed=0 is ignored: nothing is held out without validation="):
+        out = load_mnist(dataset="tiny", validation_seed=0)
+    assert len(out) == 2
+    with pytest.warns(MnistkitWarning, match="stratify=True is ignored") as record:
+        load("tiny", stratify=True)
+    assert record[0].filename == __file__
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_mnist(dataset="tiny", validation=10, validation_seed=0)  # used: no warning
+
+
+# --- 8. a closed pipe ------------------------------------------------------------------------------
+
+
+def test_a_reader_that_left_ends_the_command_quietly(synth, home):
+    synth.write(home)
+    read, write = os.pipe()
+    os.close(read)  # `| head` that has already gone: every write fails with EPIPE
+    try:
+        proc = subprocess.run(cli_argv("info", "tiny"), stdout=write, stderr=subprocess.PIPE,
+                              text=True)
+    finally:
+        os.close(write)
+    assert proc.returncode == -signal.SIGPIPE  # as `cat` or `yes` end: 141 in a shell
+    assert proc.stderr == ""

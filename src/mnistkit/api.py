@@ -357,6 +357,13 @@ def _load_splits(
     parts = [ds.split(name) for name in splits]
     specs = [ds.file(name) for part in parts for name in (part.images, part.labels)]
     raw = _load_files(store, specs)
+    if store.uncached:
+        import warnings
+
+        from .errors import MnistkitWarning
+
+        # A warning, not a log line: library users see it without configuring logging.
+        warnings.warn(store.uncached, MnistkitWarning, stacklevel=3)
 
     def finish(raw_x: np.ndarray, raw_t: np.ndarray) -> Pair:
         return _images(raw_x, normalize, flatten, dtype), _labels(raw_t, ds, one_hot_label, label_table)

@@ -58,7 +58,7 @@ def _exit_code(err: MnistkitError) -> int:
 
 
 #: Library keywords and the command-line flags that set them: errors read in the user's words.
-_FLAGS = {"data_home": "--data-home", "per_class": "--per-class", "scale": "--scale", "split": "--split",
+_FLAGS = {"dataset": "dataset", "data_home": "--data-home", "per_class": "--per-class", "scale": "--scale", "split": "--split",
           "format": "--format", "index": "--index"}
 _KEYWORD = re.compile(r"\b(" + "|".join(_FLAGS) + r")=(\.\.\.)?")
 
@@ -248,7 +248,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
     ds = get_dataset(args.name)
     ds.split(args.split)
-    if args.png:  # before anything is loaded or printed
+    if args.png is not None:  # before anything is loaded or printed
         check_png_path(args.png, "--png")
     images, labels = _split_arrays(ds, args.split)
     if not -len(images) <= args.index < len(images):
@@ -259,7 +259,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     print(f"{ds.name} {args.split}[{args.index}]  label {label}" + (f" ({name})" if name != str(label) else ""))
     color = sys.stdout.isatty() if args.color == "auto" else args.color == "always"
     print("\n".join(terminal_lines(images[args.index], color=color)))
-    if args.png:
+    if args.png is not None:
         path = save_png(images[args.index], args.png, scale=args.scale)
         print(f"saved {path}")
     return EXIT_OK
@@ -420,7 +420,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     def ready(server) -> None:
         print(f"serving on {server.url} (folder {root}); on other machines: MNISTKIT_MIRROR={server.url}", flush=True)
 
-    serve(root, args.host, args.port, ready=ready)
+    try:
+        serve(root, args.host, args.port, ready=ready)
+    except OSError as err:  # the address: a host name that does not resolve, a port in use or not ours
+        why = err.strerror or str(err)
+        msg = f"cannot serve on {args.host} port {args.port}: {why}; choose another --host or --port (0 picks a free port)"
+        raise ArgumentError(msg) from err
     print("mnistkit: server stopped", file=sys.stderr)
     return EXIT_OK
 
@@ -573,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "mnistkit serve --host 0.0.0.0 --port 8000, then MNISTKIT_MIRROR=http://HOST:8000 elsewhere")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 exposes it to the network)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    p.add_argument("--port", type=_in_range(0, 65535), default=8000, metavar="PORT", help="port (default: 8000; 0 picks a free one)")
     return parser
 
 
@@ -604,7 +609,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:  # the disk or the network outside mnistkit's own checks: still one line
         if args.debug:
             raise
-        _error(err)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"mnistkit: error: {where}{err.strerror or err}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("mnistkit: interrupted", file=sys.stderr)

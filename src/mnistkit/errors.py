@@ -95,6 +95,10 @@ def cannot_write(path: Path, err: OSError) -> OutputError:
         what = "choose a folder you can write to"
     elif isinstance(err, (NotADirectoryError, FileExistsError)):
         what = "a file stands where a folder is needed; choose another place"
+    elif isinstance(err, IsADirectoryError):
+        what = "a folder stands where the file must go; move it or choose another place"
+    elif isinstance(err, FileNotFoundError):
+        what = "its folder cannot be made there; choose another place"
     else:
         what = "free some space or choose another place"
     return OutputError(f"cannot write {path}: {why}; {what}")

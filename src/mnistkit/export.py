@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ArgumentError, cannot_write, check_choice
+from .errors import ArgumentError, OutputError, cannot_write, check_choice
 
 __all__ = ["FORMATS", "class_folders", "export"]
 
@@ -75,6 +75,9 @@ def _atomic_path(path: Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise cannot_write(path, err) from err  # the final name: the temporary one means nothing to users
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -303,6 +306,8 @@ def export(
                 arrays[f"x_{split}"], arrays[f"y_{split}"] = images, labels
             if fmt == "npz" and split == chosen[-1]:
                 written.append(write_npz(arrays, out / f"{ds.name}.npz"))
+        except OutputError:
+            raise
         except OSError as err:
             # Name the folder the user chose, never a temporary file inside it.
             raise cannot_write(out, err) from err
@@ -314,8 +319,8 @@ def check_out_folder(out: Path) -> None:
     for parent in (out, *out.parents):
         if parent.exists():
             if not parent.is_dir():
-                what = "is" if parent == out else f"is in the way of {out}: it"
-                msg = f"{parent} {what} is a file, not a folder; choose a folder to export to"
+                what = "" if parent == out else f" (in the way of {out})"
+                msg = f"{parent}{what} is a file, not a folder; choose a folder to export to"
                 raise ArgumentError(msg)
             break
 

@@ -101,6 +101,9 @@ def check_png_path(path: str | os.PathLike, name: str = "path") -> Path:
     It must end in ``.png`` (any case) and not be a folder, and its folder must exist.
     ``name`` is how the message calls it (``--png`` on the command line).
     """
+    if not str(path).strip():
+        msg = f"{name} is empty; give a file name ending in .png"
+        raise ArgumentError(msg)
     path = Path(path)
     if path.is_dir():
         msg = f"{name} {path} is a folder; give a file name ending in .png"
@@ -113,6 +116,9 @@ def check_png_path(path: str | os.PathLike, name: str = "path") -> Path:
     if not folder.is_dir():
         what = "is a file, not a folder" if folder.exists() else "does not exist"
         msg = f"{name} {path}: the folder {folder} {what}; create it first or choose another place"
+        raise ArgumentError(msg)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        msg = f"{name} {path}: the folder {folder} is not writable for you; choose another place"
         raise ArgumentError(msg)
     return path
 

@@ -40,7 +40,6 @@ from .errors import (
     IdxFormatError,
     LockTimeout,
     MissingFilesError,
-    MnistkitWarning,
     write_failed,
 )
 from .idx import IDX_TYPES, IdxHeader
@@ -213,6 +212,8 @@ class Store:
         self.cache_folder = self.folder / CACHE_DIR
         self.fetcher = fetcher
         self.lock_timeout = lock_timeout
+        #: Why a load decoded files without caching them (a read-only folder), or None.
+        self.uncached: str | None = None
 
     # --- paths -----------------------------------------------------------------------------
 
@@ -483,15 +484,12 @@ class Store:
             except (IdxFormatError, ChecksumError) as err:
                 problems.append(str(err))
                 continue
-            import warnings
-
-            # A warning, not a log line: library users see it without configuring logging.
-            warnings.warn(
+            # Said by the caller (api) as a Python warning, from the caller's thread and line.
+            self.uncached = (
                 f"{self.folder} is not writable: its files are decoded on every load, without a cache; "
-                f"make it writable, or copy it to a writable data folder (data_home=... or {ENV_HOME})",
-                MnistkitWarning,
-                stacklevel=2,
+                f"make it writable, or copy it to a writable data folder (data_home=... or {ENV_HOME})"
             )
+            log.info("%s is not writable: using %s without caching it", self.folder, path)
             return out
         reason = _with_rejected(f"{self.folder} cannot be written, so nothing can be downloaded there", problems)
         missing = archive or spec
