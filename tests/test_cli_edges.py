@@ -375,3 +375,106 @@ def test_a_reader_that_left_ends_the_command_quietly(synth, home):
         os.close(write)
     assert proc.returncode == -signal.SIGPIPE  # as `cat` or `yes` end: 141 in a shell
     assert proc.stderr == ""
+
+
+# --- 6. clean: caches freely, downloaded data only when confirmed -----------------------------------
+
+
+def _downloaded(synth, home) -> dict[str, int]:
+    synth.write(home)
+    assert run_cli("download", "tiny").returncode == 0
+    return {p.name: p.stat().st_size for p in (home / "tiny").rglob("*") if p.is_file() and p.suffix != ".lock"}
+
+
+def test_clean_without_a_terminal_needs_yes_and_deletes_nothing_otherwise(synth, home):
+    files = _downloaded(synth, home)
+    data = sum(size for name, size in files.items() if name.endswith(".gz"))
+    proc = run_cli("clean", "tiny")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith(
+        f"mnistkit: error: clean would delete 4 downloaded or hand-placed file(s), {data / 1000:.1f} kB, in {home / 'tiny'}; "
+        "pass --yes to confirm"
+    )
+    assert {p.name for p in (home / "tiny").rglob("*") if p.is_file() and p.suffix != ".lock"} == set(files)
+
+
+def test_clean_dry_run_lists_and_deletes_nothing(synth, home):
+    files = _downloaded(synth, home)
+    proc = run_cli("clean", "tiny", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    listed = {line.split()[-1]: line.split()[2] for line in lines[:-1]}
+    assert {Path(p).name for p in listed} == set(files)
+    assert {kind for kind in listed.values()} == {"data", "cache"}
+    assert lines[-1] == f"would free {sum(files.values()) / 1000:.1f} kB in total (4 downloaded or hand-placed file(s)); nothing deleted"
+    assert {p.name for p in (home / "tiny").rglob("*") if p.is_file() and p.suffix != ".lock"} == set(files)
+
+
+def test_clean_cache_only_keeps_the_data_and_never_asks(synth, home):
+    files = _downloaded(synth, home)
+    proc = run_cli("clean", "tiny", "--cache-only")
+    assert proc.returncode == 0, proc.stderr
+    cache = sum(size for name, size in files.items() if not name.endswith(".gz"))
+    assert proc.stdout.splitlines()[0] == f"tiny: freed {cache / 1000:.1f} kB in {home / 'tiny'}"
+    left = {p.name for p in (home / "tiny").rglob("*") if p.is_file() and p.suffix != ".lock"}
+    assert left == {name for name in files if name.endswith(".gz")}
+    assert run_cli("list").returncode == 0  # and the data still loads (cache rebuilt)
+    assert run_cli("download", "tiny").returncode == 0
+
+
+@pytest.mark.parametrize("answer, deleted", [("y\n", True), ("n\n", False), ("\n", False)])
+def test_clean_asks_on_a_terminal(synth, home, answer, deleted):
+    import pty
+
+    files = _downloaded(synth, home)
+    leader, follower = pty.openpty()
+    try:
+        os.write(leader, answer.encode())  # typed ahead: the terminal holds it until the prompt reads
+        proc = subprocess.run(cli_argv("clean", "tiny"), stdin=follower, capture_output=True, text=True, timeout=60)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Delete 4 downloaded or hand-placed file(s), ")
+    assert "Getting them back means downloading them again. [y/N] " in proc.stdout
+    left = {p.name for p in (home / "tiny").rglob("*") if p.is_file() and p.suffix != ".lock"}
+    if deleted:
+        assert left == set() and "freed " in proc.stdout
+    else:
+        assert left == set(files) and "nothing deleted" in proc.stdout
+
+
+def test_clean_keeps_an_archive_other_datasets_read(home):
+    archive = home / "emnist" / "gzip.zip"
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(b"PK" + bytes(1000))  # a hand-placed archive (not checked by clean)
+    proc = run_cli("clean", "emnist-digits", "--yes")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("emnist-digits: kept gzip.zip (1.0 kB), which emnist-byclass, ")
+    assert archive.exists()
+    proc = run_cli("clean", "all", "--yes")
+    assert proc.returncode == 0 and not archive.exists()
+
+
+# --- 7. list: download and on-disk sizes apart ---------------------------------------------------
+
+
+def test_list_shows_download_and_on_disk_sizes_apart(synth, home):
+    proc = run_cli("list")
+    header = proc.stdout.splitlines()[0]
+    assert header.split()[2:5] == ["download", "on", "disk"]
+    gz = sum(len(b) for b in synth.gz.values())
+
+    def cells(name):  # columns are two or more spaces apart; a title has single spaces
+        import re
+
+        line = next(line for line in run_cli("list").stdout.splitlines() if line.startswith(name + " "))
+        return re.split(r"\s{2,}", line)[2:4]
+
+    assert cells("tiny") == [f"{gz / 1000:.1f} kB", "-"]
+    assert cells("emnist-byclass") == ["561.8 MB*", "-"]  # the one archive, marked shared, not the decoded 1.2 GB
+    assert "* one archive, downloaded once" in proc.stdout
+    synth.write(home)
+    assert run_cli("download", "tiny").returncode == 0
+    used = sum(p.stat().st_size for p in (home / "tiny").rglob("*") if p.is_file() and p.suffix != ".lock")
+    assert cells("tiny") == [f"{gz / 1000:.1f} kB", f"{used / 1000:.1f} kB"]
