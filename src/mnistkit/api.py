@@ -64,7 +64,7 @@ def _images(raw: np.ndarray, normalize: bool, flatten: bool, dtype) -> np.ndarra
         if raw.dtype.byteorder == ">":  # big-endian cache (int16/int32/float IDX): hand out native
             return raw.astype(raw.dtype.newbyteorder("="))
         return raw
-    dtype = np.dtype(dtype)
+    dtype = _check_dtype(dtype, normalize)
     if normalize:
         if dtype.kind not in _FLOAT_KINDS:
             msg = f"dtype={dtype} cannot hold normalised values in [0, 1]; use float16, float32 or float64"
@@ -73,6 +73,19 @@ def _images(raw: np.ndarray, normalize: bool, flatten: bool, dtype) -> np.ndarra
         _parallel_divide(raw, dtype.type(255), out)
         return out
     return raw.astype(dtype)
+
+
+def _check_dtype(dtype, normalize: bool) -> np.dtype:
+    """``dtype`` as a NumPy dtype, or ArgumentError (checked before any file is read)."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        msg = f"dtype={dtype!r} is not a NumPy type; use e.g. 'float32', 'float64' or 'uint8'"
+        raise ArgumentError(msg) from None
+    if normalize and dtype.kind not in _FLOAT_KINDS:
+        msg = f"dtype={dtype} cannot hold normalised values in [0, 1]; use float16, float32 or float64"
+        raise ArgumentError(msg)
+    return dtype
 
 
 def _cores() -> int:
@@ -336,6 +349,8 @@ def _load_splits(
     one_hot_label = _check_bool(one_hot_label, "one_hot_label")
     label_table = _check_bool(label_table, "label_table")
     check_choice(orientation, "orientation", ORIENTATIONS)
+    if dtype is not None:
+        _check_dtype(dtype, normalize)
     ds = store.dataset
     if label_table and not ds.label_columns:
         msg = f"label_table=True: {ds.name} labels are plain classes, not a table; leave label_table False"

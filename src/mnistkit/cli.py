@@ -503,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mnistkit",
         description="Get, check, look at, export and serve MNIST-family datasets.",
-        epilog="Exit codes: 0 ok, 1 failure, 2 bad arguments, 3 files missing. "
+        epilog="Exit codes: 0 ok, 1 failure, 2 bad arguments, 3 files missing and not obtainable, 130 interrupted. "
         "Environment: MNISTKIT_HOME (data folder), MNISTKIT_MIRROR, MNISTKIT_OFFLINE.",
     )
     parser.add_argument("--version", action="version", version=f"mnistkit {__version__}")

@@ -280,6 +280,11 @@ def export(
     from .registry import get_dataset
 
     check_choice(fmt, "format", FORMATS)
+    if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
+        msg = f"out={out!r} is not valid: give the folder to export to"
+        raise ArgumentError(msg)
+    if isinstance(splits, str):  # one split by name, not its letters
+        splits = [splits]
     ds = get_dataset(name)
     chosen = [ds.split(s).name for s in splits] if splits else [s.name for s in ds.splits]
     out = Path(out)

@@ -34,6 +34,7 @@ import numpy as np
 
 from ._log import log
 from .errors import (
+    ArgumentError,
     ChecksumError,
     DataFolderError,
     DownloadError,
@@ -70,6 +71,9 @@ def resolve_home(data_home: str | os.PathLike | None = None) -> Path:
     pathlib.Path
         An absolute path (not created here).
     """
+    if data_home is not None and not isinstance(data_home, (str, os.PathLike)):
+        msg = f"data_home={data_home!r} is not valid: give a folder (a str or path), or None for the default"
+        raise ArgumentError(msg)
     if data_home is not None and str(data_home) != "":
         return Path(data_home).expanduser().absolute()
     env = os.environ.get(ENV_HOME, "").strip()
