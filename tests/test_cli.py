@@ -256,7 +256,7 @@ def test_class_folders_sort_in_class_order():
         (("grid", "tiny", "--per-class", "0", "--png", "x.png"), "argument --per-class: 0 is out of range"),
         (("export", "tiny", "--format", "tiff", "--out", "x"), "invalid choice: 'tiff'"),
         (("grid", "tiny"), "the following arguments are required: --png"),
-        (("info", "nosuchset"), "dataset='nosuchset' is not known"),
+        (("info", "nosuchset"), "dataset 'nosuchset' is not known"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(synth, home, args, text):
