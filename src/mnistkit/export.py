@@ -208,7 +208,11 @@ def export_png_split(
         tmp.write_text(json.dumps(record), encoding="utf-8")
         os.replace(tmp, partial / RECORD)
     write_png_folders(images, labels, classes, partial, progress)
-    os.rename(partial, out)
+    try:
+        os.rename(partial, out)
+    except FileNotFoundError:
+        if _read_record(out) != record:  # else another process exporting the same split finished first
+            raise
     return final_paths(out)
 
 
@@ -286,7 +290,7 @@ def export(
     if isinstance(splits, str):  # one split by name, not its letters
         splits = [splits]
     ds = get_dataset(name)
-    chosen = [ds.split(s).name for s in splits] if splits else [s.name for s in ds.splits]
+    chosen = list(dict.fromkeys(ds.split(s).name for s in splits)) if splits else [s.name for s in ds.splits]
     out = Path(out)
     check_out_folder(out)
     # Every file first: when some are missing, one error names all of them (not one split per run).
