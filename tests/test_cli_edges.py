@@ -478,3 +478,22 @@ def test_list_shows_download_and_on_disk_sizes_apart(synth, home):
     assert run_cli("download", "tiny").returncode == 0
     used = sum(p.stat().st_size for p in (home / "tiny").rglob("*") if p.is_file() and p.suffix != ".lock")
     assert cells("tiny") == [f"{gz / 1000:.1f} kB", f"{used / 1000:.1f} kB"]
+
+
+def test_export_puts_back_a_png_deleted_from_a_finished_split(synth, home, tmp_path):
+    synth.write(home)
+    args = ("export", "tiny", "--format", "png", "--out", tmp_path / "png", "--split", "test")
+    assert run_cli(*args).returncode == 0
+    victim = next((tmp_path / "png" / "test").rglob("*.png"))
+    victim.unlink()
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert victim.is_file() and len(list((tmp_path / "png" / "test").rglob("*.png"))) == 20
+    # A run killed right after making the .partial folder, before its record: the next run goes on.
+    import shutil
+
+    shutil.rmtree(tmp_path / "png" / "test")
+    (tmp_path / "png" / "test.partial").mkdir()
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == ["test"]

@@ -189,12 +189,16 @@ def export_png_split(
 
     if out.exists():
         if _read_record(out) == record:
-            return final_paths(out)  # finished by an earlier run
+            # Finished by an earlier run; a PNG deleted since is written again (each one whole).
+            write_png_folders(images, labels, classes, out, progress)
+            return final_paths(out)
         msg = (
             f"{out} already exists and is not a finished PNG export of {record['dataset']} {record['split']}; "
             f"delete it or export to another folder"
         )
         raise ArgumentError(msg)
+    if partial.exists() and _read_record(partial) is None and not any(partial.iterdir()):
+        partial.rmdir()  # made by a run killed before it wrote the record: nothing in it yet
     if partial.exists():
         if _read_record(partial) != record:
             msg = (
