@@ -497,3 +497,18 @@ def test_export_puts_back_a_png_deleted_from_a_finished_split(synth, home, tmp_p
     proc = run_cli(*args)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (tmp_path / "png").iterdir()) == ["test"]
+
+
+def test_a_rejected_hand_placed_file_is_said_once(synth, home, tmp_path):
+    synth.write(home)
+    bad = home / "tiny" / "train-labels-idx1-ubyte.gz"
+    bad.write_bytes(b"not the data")
+    proc = run_cli("show", "tiny", env={**os.environ, "MNISTKIT_OFFLINE": "1"})
+    assert proc.returncode == 3
+    assert proc.stderr.count("files found but rejected: train-labels-idx1-ubyte.gz: not a valid IDX file") == 1
+    assert "WARNING" not in proc.stderr  # said in the error only
+    mirror = tmp_path / "mirror"
+    synth.write(mirror)
+    proc = run_cli("show", "tiny", "--color", "never", env={**os.environ, "MNISTKIT_MIRROR": str(mirror)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("mnistkit: WARNING: ignored a file that is not the published data")

@@ -20,6 +20,7 @@ from .errors import (
     MissingFilesError,
     MnistkitError,
     check_choice,
+    without_pool_frames,
 )
 from .registry import Dataset, get_dataset
 from .store import Store
@@ -119,7 +120,7 @@ def _parallel_divide(raw: np.ndarray, divisor: np.floating, out: np.ndarray) -> 
         futures = [pool.submit(part, i) for i in range(workers)]
     for future in futures:
         if future.exception() is not None:
-            raise _as_if_here(future.exception())
+            raise without_pool_frames(future.exception())
 
 
 def _one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -173,9 +174,9 @@ def _one_error(errors: Sequence[BaseException], store: Store) -> BaseException:
     """
     other = [err for err in errors if not isinstance(err, (MissingFilesError, DownloadError))]
     if other:
-        return _as_if_here(other[0])
+        return without_pool_frames(other[0])
     if len(errors) == 1:
-        return _as_if_here(errors[0])
+        return without_pool_frames(errors[0])
     ds = store.dataset
     names = [name for err in errors for name in (err.missing if isinstance(err, MissingFilesError) else [err.file_name])]
     urls = [url for err in errors for url in getattr(err, "urls", ())]
@@ -192,17 +193,6 @@ def _one_error(errors: Sequence[BaseException], store: Store) -> BaseException:
     if not urls:
         urls = [url for name in names for url in ds.urls(ds.file(name))]
     return FilesUnavailableError(ds.name, names, errors[0].folder, attempts, urls)
-
-
-def _as_if_here(err: BaseException) -> BaseException:
-    """``err`` without the leading frames of ``concurrent.futures`` (a worker thread's own machinery)."""
-    import concurrent.futures
-
-    machinery = os.path.dirname(concurrent.futures.__file__)
-    tb = err.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(machinery):
-        tb = tb.tb_next
-    return err.with_traceback(tb)
 
 
 def _labels(raw: np.ndarray, ds: Dataset, one_hot: bool, table: bool) -> np.ndarray:

@@ -271,6 +271,22 @@ class MissingDependencyError(MnistkitError, ImportError):
         return (type(self), (self.package, self.extra))
 
 
+def without_pool_frames(err: BaseException) -> BaseException:
+    """``err`` without the leading frames of ``concurrent.futures`` (a worker thread's machinery).
+
+    Re-raised in the caller, an error from a worker then reads as if raised there: the caller's
+    frames, then mnistkit's, never the thread pool's.
+    """
+    import concurrent.futures
+    import os
+
+    machinery = os.path.dirname(concurrent.futures.__file__)
+    tb = err.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(machinery):
+        tb = tb.tb_next
+    return err.with_traceback(tb)
+
+
 def check_choice(value: object, name: str, valid: Iterable[object]) -> None:
     """Raise ArgumentError unless ``value`` is one of ``valid``."""
     valid = list(valid)
