@@ -512,3 +512,74 @@ def test_a_rejected_hand_placed_file_is_said_once(synth, home, tmp_path):
     proc = run_cli("show", "tiny", "--color", "never", env={**os.environ, "MNISTKIT_MIRROR": str(mirror)})
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("mnistkit: WARNING: ignored a file that is not the published data")
+
+
+# --- read-only places (a real read-only bind mount in a private namespace: works as root too) ----
+
+
+def _read_only(folder: Path, *argv: str) -> list[str]:
+    """``argv`` run with ``folder`` mounted read-only (skips the test where namespaces are not allowed)."""
+    import shutil
+
+    probe = ["unshare", "-rm", "sh", "-c", 'mount --bind -o ro "$0" "$0" && ! touch "$0/.probe" 2>/dev/null', str(folder)]
+    if shutil.which("unshare") is None or subprocess.run(probe, capture_output=True).returncode != 0:
+        pytest.skip("no user namespaces here: cannot make a read-only mount")
+    return ["unshare", "-rm", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"', str(folder), *argv]
+
+
+def test_read_only_data_folder_in_the_cli(synth, home, tmp_path):
+    synth.write(home)
+    proc = subprocess.run(_read_only(home, *cli_argv("show", "tiny", "--color", "never")), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == (
+        f"mnistkit: warning: {home / 'tiny'} is not writable: its files are decoded on every load, without a cache; "
+        "make it writable, or copy it to a writable data folder (--data-home DIR or MNISTKIT_HOME)\n"
+    )
+    proc = subprocess.run(_read_only(home, *cli_argv("clean", "tiny", "--yes")), capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        f"mnistkit: error: cannot delete files in {home / 'tiny'}: it is read-only for you; "
+        "nothing was deleted there or elsewhere\n"
+    )
+    assert len(list((home / "tiny").iterdir())) == 4
+
+
+def test_read_only_output_folders(synth, home, tmp_path):
+    synth.write(home)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.run(_read_only(out, *cli_argv("show", "tiny", "--png", out / "x.png")), capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == f"mnistkit: error: --png {out / 'x.png'}: the folder {out} is not writable for you; choose another place\n"
+    proc = subprocess.run(_read_only(out, *cli_argv("export", "tiny", "--format", "npz", "--out", out)),
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"mnistkit: error: cannot write {out}: ") and "choose " in proc.stderr
+    assert ".tmp" not in proc.stderr and "Errno" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+FULL_DISK = """
+import resource, signal, sys, traceback
+sys.path.insert(0, {tests!r})
+from helpers import make_synthetic
+from mnistkit import load_mnist, registry
+registry.DATASETS["tiny"] = make_synthetic().dataset
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000))  # the .npy of the images does not fit
+try:
+    load_mnist(dataset="tiny")
+except Exception as err:
+    print(type(err).__name__)
+    print("\\n".join(frame.filename for frame in traceback.extract_tb(err.__traceback__)))
+"""
+
+
+def test_an_error_in_the_hashing_thread_reads_as_raised_in_the_caller(synth, home):
+    synth.write(home)
+    code = FULL_DISK.format(tests=str(HERE))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "DataFolderError", proc.stdout + proc.stderr
+    assert lines[1] == "<string>"  # the caller's line first...
+    assert not [f for f in lines[1:] if "concurrent" in f]  # ...and no thread-pool frames anywhere
+    assert any(f.endswith("integrity.py") for f in lines) and any(f.endswith("store.py") for f in lines)
