@@ -228,8 +228,8 @@ class FilesUnavailableError(MissingFilesError, DownloadError):
             name = next((m for m in self.missing if src.endswith("/" + m)), None)
             base = src[: -len(name)] if name else src
             groups.setdefault((base, why), []).extend([name] if name else [])
-        lines = [f"{dataset}: {len(self.missing)} file(s) missing, and no source could provide them: "
-                 f"{', '.join(self.missing)}"]
+        head = f"{dataset}: {len(self.missing)} file(s) missing, and no source could provide them"
+        lines = [f"{head}: {', '.join(self.missing)}"]
         for (base, why), names in groups.items():
             some = sorted(set(names))
             which = f" (for {', '.join(some)})" if some and len(some) < len(self.missing) else ""
