@@ -583,3 +583,29 @@ def test_an_error_in_the_hashing_thread_reads_as_raised_in_the_caller(synth, hom
     assert lines[1] == "<string>"  # the caller's line first...
     assert not [f for f in lines[1:] if "concurrent" in f]  # ...and no thread-pool frames anywhere
     assert any(f.endswith("integrity.py") for f in lines) and any(f.endswith("store.py") for f in lines)
+
+
+def test_ctrl_c_during_stalled_downloads_ends_at_once_and_the_next_run_completes(synth, home):
+    from helpers import Route, Server
+
+    with Server() as srv:
+        for name, data in synth.gz.items():
+            srv.routes[f"/tiny/{name}"] = Route(body=data, stall_after=100)  # stalls until the server stops
+        # A read timeout of 10 minutes: without ending at once, the process would wait for its threads.
+        env = {**os.environ, "MNISTKIT_MIRROR": srv.url, "MNISTKIT_TIMEOUT": "600"}
+        child = subprocess.Popen(cli_argv("download", "tiny"), env=env, stderr=subprocess.PIPE, text=True)
+        assert srv.stalled.wait(60), "the download never started"
+        child.send_signal(signal.SIGINT)
+        try:
+            _, err = child.communicate(timeout=60)
+        finally:
+            child.kill()
+    assert child.returncode == 130
+    assert err == (
+        "mnistkit: interrupted; nothing half-written is kept under a final name: run the same command again to go on\n"
+    )
+    assert not [p for p in (home / "tiny").iterdir() if p.name in synth.gz]  # nothing under a final name
+    with Server() as good:
+        good.serve_dataset(synth)
+        proc = run_cli("download", "tiny", env={**os.environ, "MNISTKIT_MIRROR": good.url})
+    assert proc.returncode == 0, proc.stderr
