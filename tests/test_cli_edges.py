@@ -609,3 +609,37 @@ def test_ctrl_c_during_stalled_downloads_ends_at_once_and_the_next_run_completes
         good.serve_dataset(synth)
         proc = run_cli("download", "tiny", env={**os.environ, "MNISTKIT_MIRROR": good.url})
     assert proc.returncode == 0, proc.stderr
+
+
+# --- datasets read from one archive (EMNIST) through the command line --------------------------------
+
+_EMNIST_CHILD = (
+    "import sys; sys.path.insert(0, {here!r}); import family; from mnistkit import registry, cli;"
+    "registry.DATASETS.update(family.emnist(pin_archive=False).datasets); sys.exit(cli.main(sys.argv[1:]))"
+)
+
+
+def _emnist_cli(*args, env):
+    code = _EMNIST_CHILD.format(here=str(HERE))
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env)
+
+
+def test_archive_datasets_download_list_verify_and_clean(home):
+    import family
+
+    # The child makes its own zip (other timestamps), so the archive is not pinned: it is placed by
+    # hand (an unpinned archive has no size to download by) and vouched for by its CRCs.
+    family.emnist(pin_archive=False).write(home)
+    env = {**os.environ, "MNISTKIT_OFFLINE": "1"}
+    proc = _emnist_cli("download", "emnist-digits", "emnist-letters", env=env)
+    assert proc.returncode == 0, proc.stderr  # was a KeyError traceback: the archive taken for an array
+    proc = _emnist_cli("list", env=env)
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines()[1:] if line.startswith("emnist")}
+    assert rows["emnist-digits"].endswith(" cached") and rows["emnist-letters"].endswith(" cached")
+    assert rows["emnist-mnist"].endswith(" 1/5 files")  # the archive is here, its arrays not built
+    proc = _emnist_cli("verify", "emnist-digits", env=env)
+    assert proc.returncode == 0 and "0 bad" in proc.stdout, proc.stdout + proc.stderr
+    proc = _emnist_cli("clean", "emnist-digits", "--yes", env=env)
+    assert proc.returncode == 0 and (home / "emnist" / "gzip.zip").is_file()
+    proc = _emnist_cli("info", "emnist-letters", env=env)
+    assert proc.returncode == 0, proc.stderr

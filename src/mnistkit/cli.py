@@ -95,9 +95,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     shared = unknown = False
     for ds in _datasets(None):
         store = _local_store(ds)
-        cached = sum(store.cached(spec) is not None for spec in ds.files)
+        arrays = [spec for spec in ds.files if spec.kind != "archive"]  # an archive has no cache of its own
+        cached = sum(store.cached(spec) is not None for spec in arrays)
         present = sum(store.cached(spec) is not None or bool(store.candidates(spec)) for spec in ds.files)
-        if cached == len(ds.files):
+        if cached == len(arrays):
             here = "cached"
         elif present == len(ds.files):
             here = "downloaded"
@@ -134,7 +135,8 @@ def _cmd_download(args: argparse.Namespace) -> int:
     for ds in _datasets(args.names):
         store = dataset_store(ds)
         try:
-            _load_files(store, ds.files)  # every file of the dataset: one error lists all that are missing
+            # Every array of the dataset (an archive is fetched for its members): one error lists all missing.
+            _load_files(store, [spec for spec in ds.files if spec.kind != "archive"])
         except MnistkitError as err:  # one dataset failing must not stop the others
             if args.debug:
                 raise
@@ -305,7 +307,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             try:
                 if not any(f.ok and f.kind == "file" for f in findings) and any(f.kind == "file" for f in findings):
                     store.fetch(spec)  # the folder held a bad copy: put the published file back
-                store.load(spec)  # the cache: kept if good, else rebuilt from the good copy
+                if spec.kind == "archive":
+                    store.archive_path(spec)  # verified again, its record rewritten
+                else:
+                    store.load(spec)  # the cache: kept if good, else rebuilt from the good copy
             except MnistkitError as err:
                 print(f"     could not repair {spec.name}: {str(err).splitlines()[0]}")
                 continue
