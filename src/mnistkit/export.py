@@ -197,12 +197,16 @@ def export_png_split(
             f"delete it or export to another folder"
         )
         raise ArgumentError(msg)
-    if partial.exists() and _read_record(partial) is None and not any(partial.iterdir()):
-        partial.rmdir()  # made by a run killed before it wrote the record: nothing in it yet
+    if partial.exists() and _read_record(partial) is None:
+        # Made by a run killed before its record was in place: nothing written in it yet.
+        for stray in partial.glob(f"{RECORD}.*.tmp"):
+            _discard(stray)
+        if not any(partial.iterdir()):
+            partial.rmdir()
     if partial.exists():
         if _read_record(partial) != record:
             msg = (
-                f"{partial} is an unfinished export of something else than {record['dataset']} "
+                f"{partial} is an unfinished export of something other than {record['dataset']} "
                 f"{record['split']}; delete it or export to another folder"
             )
             raise ArgumentError(msg)
