@@ -204,7 +204,10 @@ def test_read_only_folder_with_files_is_used_uncached(synth, home, monkeypatch):
         return real_mkdir(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "mkdir", no_mkdir)
-    (x, t), _ = load_mnist(normalize=False, dataset="tiny", offline=True)
+    from mnistkit import MnistkitWarning
+
+    with pytest.warns(MnistkitWarning, match="is not writable"):
+        (x, t), _ = load_mnist(normalize=False, dataset="tiny", offline=True)
     np.testing.assert_array_equal(x, expected(synth)[0])
     assert x.flags.writeable
     assert not (home / "tiny" / ".cache").exists()

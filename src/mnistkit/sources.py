@@ -28,9 +28,7 @@ import math
 import os
 import random
 import re
-import sys
 import threading
-import shutil
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -282,13 +280,11 @@ class Downloader:
         try:
             verify(part, spec, source=f"{spec.name} from {location}")
         except (IdxFormatError, ChecksumError) as err:
-            unlink(part)  # never keep wrong bytes, not even as a resume point
-            unlink(record_path(part))
+            _discard(part)  # never keep wrong bytes, not even as a resume point
             raise SourceFailed(f"rejected after download: {_reason(err)}") from None
         except RegistryMismatchError:
             # The published file contradicts the registry: every source would; nothing is kept.
-            unlink(part)
-            unlink(record_path(part))
+            _discard(part)
             raise
 
     @staticmethod

@@ -34,6 +34,7 @@ import numpy as np
 
 from ._log import log
 from .errors import (
+    ArgumentError,
     ChecksumError,
     DataFolderError,
     DownloadError,
@@ -68,6 +69,9 @@ def resolve_home(data_home: str | os.PathLike | None = None) -> Path:
     pathlib.Path
         An absolute path (not created here).
     """
+    if data_home is not None and not isinstance(data_home, (str, os.PathLike)):
+        msg = f"data_home={data_home!r} is not valid: give a folder (a str or path), or None for the default"
+        raise ArgumentError(msg)
     if data_home is not None and str(data_home) != "":
         return Path(data_home).expanduser().absolute()
     env = os.environ.get(ENV_HOME, "").strip()
@@ -184,6 +188,8 @@ class Store:
         self.cache_folder = self.folder / CACHE_DIR
         self.fetcher = fetcher
         self.lock_timeout = lock_timeout
+        #: Why a load decoded files without caching them (a read-only folder), or None.
+        self.uncached: str | None = None
 
     def __repr__(self) -> str:
         fetch = "downloads missing files" if self.fetcher is not None else "never downloads"
@@ -225,6 +231,8 @@ class Store:
         registry's decoded checksum, and the ``.npy`` has the recorded size and a
         header of the recorded shape and type.  A truncated or foreign entry fails it.
         """
+        if spec.kind == "archive":  # an archive is read member by member: it has no array of its own
+            return None
         manifest = self.read_manifest(spec)
         if manifest is None:
             return None
@@ -269,9 +277,9 @@ class Store:
             return array
         try:
             self._make_folder(self.cache_folder)
-        except DataFolderError as err:
-            if isinstance(err.__cause__, (NotADirectoryError, FileExistsError)):
-                raise  # a file where a folder belongs: caching without it would hide the real cause
+        except _NotAFolder:
+            raise
+        except DataFolderError:
             # A read-only data folder that already holds the files is still usable, uncached.
             return self._load_uncached(spec)
         with self.lock(spec):
@@ -462,7 +470,12 @@ class Store:
             except (IdxFormatError, ChecksumError) as err:
                 problems.append(str(err))
                 continue
-            log.warning("%s is not writable: using %s without caching it", self.folder, path)
+            # Said by the caller (api) as a Python warning, from the caller's thread and line.
+            self.uncached = (
+                f"{self.folder} is not writable: its files are decoded on every load, without a cache; "
+                f"make it writable, or copy it to a writable data folder (data_home=... or {ENV_HOME})"
+            )
+            log.info("%s is not writable: using %s without caching it", self.folder, path)
             return out
         reason = _with_rejected(f"{self.folder} cannot be written, so nothing can be downloaded there", problems)
         missing = archive or spec
@@ -498,7 +511,8 @@ class Store:
                 problem = f"{path}: cannot be read: {err.strerror or err}"
             findings.append(Finding(spec, "file", path, problem))
         npy_path, manifest_path = self.cache_paths(spec)
-        if npy_path.exists() or manifest_path.exists():
+        # An archive's manifest records that the archive was verified; it has no array to check.
+        if spec.kind != "archive" and (npy_path.exists() or manifest_path.exists()):
             findings.append(Finding(spec, "cache", npy_path, self._cache_problem(spec)))
         return findings
 
@@ -515,10 +529,16 @@ class Store:
         import hashlib
 
         hasher = hashlib.sha256(IdxHeader(spec.type_code, tuple(spec.shape)).to_bytes())
-        flat = array.reshape(-1).view(np.uint8)
-        step = 1 << 24
-        for start in range(0, flat.size, step):
-            hasher.update(flat[start : start + step])
+        if spec.transposed:  # cached upright (EMNIST): hash the images as published, transposed back
+            per_block = max(1, (1 << 24) // max(1, array[0].nbytes)) if len(array) else 1
+            for start in range(0, len(array), per_block):
+                block = np.ascontiguousarray(array[start : start + per_block].transpose(0, 2, 1))
+                hasher.update(block.reshape(-1).view(np.uint8))
+        else:
+            flat = array.reshape(-1).view(np.uint8)
+            step = 1 << 24
+            for start in range(0, flat.size, step):
+                hasher.update(flat[start : start + step])
         want = split_digest(spec.decoded_sha256 or manifest.get("decoded_sha256", ""))[1]
         if hasher.hexdigest() != want:
             return f"{npy_path}: its content has sha256 {hasher.hexdigest()[:16]}..., expected {want[:16]}..."
@@ -550,8 +570,32 @@ class Store:
         with self.lock(spec):
             return self.fetcher(self.dataset, spec, self.folder)
 
-    def clean(self, spec: FileSpec) -> int:
-        """Delete every local copy of ``spec``: files, partial downloads, cache entry.
+    def local_files(self, spec: FileSpec) -> list[tuple[Path, str, int]]:
+        """Every file of ``spec`` in the data folder, as ``(path, kind, size in bytes)``.
+
+        ``kind`` is ``"data"`` (a downloaded or hand-placed file: getting it back means
+        downloading it again), ``"partial"`` (an unfinished download) or ``"cache"`` (built
+        from the data, rebuilt when needed).
+        """
+        if not self.folder.is_dir():
+            return []
+        part = part_path(self.folder, spec.name)
+        groups = (
+            ("data", self.candidates(spec)),
+            ("partial", [part, record_path(part)]),
+            ("cache", [*self.cache_paths(spec), *self.cache_folder.glob(f"{temp_prefix(spec.stem)}*.tmp")]),
+        )
+        found = []
+        for kind, paths in groups:
+            for path in paths:
+                try:
+                    found.append((path, kind, path.stat().st_size))
+                except OSError:
+                    continue
+        return found
+
+    def clean(self, spec: FileSpec, kinds: tuple[str, ...] = ("data", "partial", "cache")) -> int:
+        """Delete the local copies of ``spec`` of the given kinds (see :meth:`local_files`): by default all.
 
         Returns
         -------
@@ -562,16 +606,9 @@ class Store:
             return 0
         # All or nothing: a folder of ours that is not one would fail half-way, after deleting.
         self._check_folder(self.cache_folder)
-        part = part_path(self.folder, spec.name)
         freed = 0
         with self.lock(spec):  # never pull a file from under a process that is building it
-            paths = [
-                *self.candidates(spec),
-                part,
-                record_path(part),
-                *self.cache_paths(spec),
-                *self.cache_folder.glob(f"{temp_prefix(spec.stem)}*.tmp"),
-            ]
+            paths = [path for path, kind, _ in self.local_files(spec) if kind in kinds]
             for path in paths:
                 try:
                     size = path.stat().st_size
@@ -598,18 +635,22 @@ class Store:
             )
             raise DataFolderError(msg) from err
 
-    @staticmethod
-    def _check_folder(folder: Path) -> None:
+    def _check_folder(self, folder: Path) -> None:
         """Refuse, naming it, a file (not a folder) where ``folder`` or one of its parents belongs."""
-        for path in (folder, *folder.parents):
-            if path.exists() and not path.is_dir():
-                msg = (
-                    f"cannot use the data folder {folder}: {path} is a file, not a folder. "
-                    f"Move or delete that file, or pass data_home=... or set {ENV_HOME} to another folder"
-                )
-                raise DataFolderError(msg) from NotADirectoryError(20, "Not a directory", str(path))
-            if path.is_dir():
+        for above in (folder, *folder.parents):
+            if not above.exists():
+                continue
+            if above.is_dir():
                 return
+            if above == self.home or above in self.home.parents:
+                what = "is a file" if above == self.home else f"cannot be made: {above} is a file"
+                msg = (
+                    f"the data folder {self.home} {what}, not a folder; "
+                    f"pass data_home=... or set {ENV_HOME} to a folder (it is created if missing)"
+                )
+            else:
+                msg = f"cannot use the data folder {folder}: {above} is a file, not a folder; move or delete that file"
+            raise _NotAFolder(msg) from NotADirectoryError(20, "Not a directory", str(above))
 
     @contextmanager
     def lock(self, spec: FileSpec):
@@ -635,6 +676,10 @@ class Store:
             yield
         finally:
             lock.release()
+
+
+class _NotAFolder(DataFolderError):
+    """A file stands where the data folder (or a folder in it) must be: no fallback helps."""
 
 
 class _Upright:
