@@ -118,7 +118,7 @@ def test_qmnist_label_table_through_the_public_api(qmnist_tables, home):
 
     ds = get_dataset("qmnist")
     raw = qmnist_tables["qmnist-train-labels-idx2-int.gz"]
-    table = _labels(raw, ds, one_hot=False, table=True)
+    table = _labels(raw, ds, table=True)
     assert table.dtype.names == ds.label_columns and table.shape == (60000,)
     np.testing.assert_array_equal(table["class"], raw[:, 0])
     assert table["class"].dtype == np.dtype("int32")  # native order

@@ -354,6 +354,13 @@ def _cmd_clean(args: argparse.Namespace) -> int:
             planned.update(f[0] for f in files)
             plan.append((ds, store, spec, files))
     data = [f for *_, files in plan for f in files if f[1] == "data"]
+    # All or nothing, and said before asking: a folder that cannot be cleaned fails before any deletion.
+    for store in {id(store): store for _, store, _, _ in plan}.values():
+        store.check_folder(store.cache_folder)  # a file (say a user's ".cache") where a folder of ours belongs
+        if not os.access(store.folder, os.W_OK | os.X_OK):
+            msg = (f"cannot delete files in {store.folder}: it is read-only for you; "
+                   "nothing was deleted there or elsewhere")
+            raise DataFolderError(msg)
     if args.dry_run:
         for _, _, _, files in plan:
             for path, kind, size in files:
@@ -377,10 +384,6 @@ def _cmd_clean(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted (`mnistkit clean --cache-only` deletes only the caches)")
             return EXIT_OK
-    for folder in sorted({store.folder for _, store, _, _ in plan}):
-        if not os.access(folder, os.W_OK | os.X_OK):
-            msg = f"cannot delete files in {folder}: it is read-only for you; nothing was deleted there or elsewhere"
-            raise DataFolderError(msg)
     freed: dict[str, int] = {ds.name: 0 for ds in chosen}
     for ds, store, spec, _ in plan:
         try:

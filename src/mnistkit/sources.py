@@ -575,7 +575,8 @@ def _destination(folder: Path, name: str) -> Path:
         return final
     other = downloaded_path(folder, name)
     other.parent.mkdir(exist_ok=True)
-    log.warning("%s holds another file (left alone); the verified download goes to %s", final, other)
+    # Info, not a warning: the store already warns once about the rejected file when the download succeeds.
+    log.info("%s holds another file (left alone); the verified download goes to %s", final, other)
     return other
 
 

@@ -366,9 +366,9 @@ class Store:
         """
         problems: list[str] = []
 
-        def say_rejected() -> None:  # only when a file was found after all: else the error says it
+        def say_rejected(used: Path) -> None:  # only when a file was found after all: else the error says it
             for problem in problems:
-                log.warning("ignored a file that is not the published data: %s", problem)
+                log.warning("ignored a file that is not the published data (left alone; using %s): %s", used, problem)
 
         for path in self.candidates(spec):
             try:
@@ -377,7 +377,7 @@ class Store:
                 # Not the published data. Hand-placed files are the user's: leave them, say so.
                 problems.append(str(err))
                 continue
-            say_rejected()
+            say_rejected(path)
             return path
         if self.fetcher is None:
             reason = _with_rejected("downloading is disabled", problems)
@@ -395,7 +395,7 @@ class Store:
             local = [(str(self.folder), f"found but rejected: {p}") for p in problems]
             raise DownloadError(err.file_name, local + err.attempts, err.folder) from None
         (fetched or use)(path)
-        say_rejected()
+        say_rejected(path)
         return path
 
     def build_cache(self, path: Path | BinaryIO, spec: FileSpec) -> None:
@@ -605,7 +605,7 @@ class Store:
         if not self.folder.is_dir():
             return 0
         # All or nothing: a folder of ours that is not one would fail half-way, after deleting.
-        self._check_folder(self.cache_folder)
+        self.check_folder(self.cache_folder)
         freed = 0
         with self.lock(spec):  # never pull a file from under a process that is building it
             paths = [path for path, kind, _ in self.local_files(spec) if kind in kinds]
@@ -621,21 +621,21 @@ class Store:
     # --- folders and locks ------------------------------------------------------------------
 
     def _make_folder(self, folder: Path) -> None:
-        self._check_folder(folder)
+        self.check_folder(folder)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             if not os.access(folder, os.W_OK | os.X_OK):
                 raise PermissionError(13, "not writable", str(folder))
         except OSError as err:
             if isinstance(err, (NotADirectoryError, FileExistsError)):
-                self._check_folder(folder)  # a file that appeared meanwhile gets its own message
+                self.check_folder(folder)  # a file that appeared meanwhile gets its own message
             msg = (
                 f"cannot use the data folder {folder}: {err.strerror or err}. "
                 f"Pass data_home=... or set {ENV_HOME} to a writable folder"
             )
             raise DataFolderError(msg) from err
 
-    def _check_folder(self, folder: Path) -> None:
+    def check_folder(self, folder: Path) -> None:
         """Refuse, naming it, a file (not a folder) where ``folder`` or one of its parents belongs."""
         for above in (folder, *folder.parents):
             if not above.exists():
