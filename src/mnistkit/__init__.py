@@ -12,7 +12,7 @@ PyTorch, TensorFlow and JAX glue, imported only when used.
 """
 
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 from .api import label_mapping, load, load_mnist
 from .batching import batches, validation_split

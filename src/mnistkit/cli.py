@@ -14,8 +14,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from ._version import __version__
 from .errors import ArgumentError, DownloadError, MissingFilesError, MnistkitError
+from .settings import Settings
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # a runtime failure: download failed, bad data, ...
@@ -60,18 +61,18 @@ def _error(err: BaseException) -> None:
     print(f"mnistkit: error: {err}", file=sys.stderr)
 
 
-def _local_store(ds):
+def _local_store(ds, settings: Settings):
     """The dataset's store without downloading: for commands that only look at what is here."""
     from .store import Store
 
-    return Store(ds)
+    return Store(ds, settings.data_home)
 
 
-def _split_arrays(ds, split: str):
+def _split_arrays(ds, split: str, settings: Settings):
     """Images (N, H, W) uint8 and labels as published (N,) of one split, downloading if needed."""
     from .api import load
 
-    images, labels = load(ds.name, split, normalize=False, flatten=False)
+    images, labels = load(ds.name, split, normalize=False, flatten=False, **settings.keywords())
     return images.reshape(len(images), *images.shape[-2:]), labels
 
 
@@ -81,7 +82,7 @@ def _split_arrays(ds, split: str):
 def _cmd_list(args: argparse.Namespace) -> int:
     rows = [("name", "title", "size", "classes", "here")]
     for ds in _datasets(None):
-        store = _local_store(ds)
+        store = _local_store(ds, args.settings)
         cached = sum(store.cached(spec) is not None for spec in ds.files)
         present = sum(store.cached(spec) is not None or bool(store.candidates(spec)) for spec in ds.files)
         if cached == len(ds.files):
@@ -104,9 +105,10 @@ def _cmd_download(args: argparse.Namespace) -> int:
     code = EXIT_OK
     said: dict[str, str] = {}  # an error already printed -> the dataset it was printed for
     for ds in _datasets(args.names):
-        store = dataset_store(ds)
+        store = dataset_store(ds, settings=args.settings)
         try:
-            _load_files(store, ds.files)  # every file of the dataset: one error lists all that are missing
+            # every array of the dataset (an archive comes with its members): one error lists all missing
+            _load_files(store, [spec for spec in ds.files if spec.kind != "archive"])
         except MnistkitError as err:  # one dataset failing must not stop the others
             if args.debug:
                 raise
@@ -123,13 +125,13 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return code
 
 
-def _dataset_info(ds) -> dict:
+def _dataset_info(ds, settings: Settings) -> dict:
     """Everything known about a dataset and its local copy, as JSON-ready data."""
     import numpy as np
 
     from .idx import IDX_TYPES
 
-    store = _local_store(ds)
+    store = _local_store(ds, settings)
 
     def file_info(spec):
         npy_path, _ = store.cache_paths(spec)
@@ -185,7 +187,7 @@ def _dataset_info(ds) -> dict:
 def _cmd_info(args: argparse.Namespace) -> int:
     from .registry import get_dataset
 
-    info = _dataset_info(get_dataset(args.name))
+    info = _dataset_info(get_dataset(args.name), args.settings)
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK
@@ -219,7 +221,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     from .render import save_png, terminal_lines
 
     ds = get_dataset(args.name)
-    images, labels = _split_arrays(ds, args.split)
+    images, labels = _split_arrays(ds, args.split, args.settings)
     if not -len(images) <= args.index < len(images):
         msg = f"--index {args.index} is out of range: {ds.name} {args.split} has {len(images)} images"
         raise ArgumentError(msg)
@@ -238,7 +240,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     from .render import montage
 
     ds = get_dataset(args.name)
-    images, labels = _split_arrays(ds, args.split)
+    images, labels = _split_arrays(ds, args.split, args.settings)
     sheet = montage(images, ds.class_index(labels), ds.classes, per_class=args.per_class, scale=args.scale)
     sheet.save(args.png)
     print(f"saved {args.png} ({ds.num_classes} classes x {args.per_class}, {sheet.width}x{sheet.height} pixels)")
@@ -246,20 +248,21 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    from . import maintenance
     from .api import dataset_store
 
     checked = bad = fixed = 0
     for ds in _datasets([args.name] if args.name else None):
-        store = dataset_store(ds)
+        store = dataset_store(ds, settings=args.settings)
         if not store.folder.is_dir():
             if args.name:
                 print(f"{ds.name}: nothing downloaded in {store.folder}")
             continue
         for spec in ds.files:
-            findings = store.check(spec)
+            findings = maintenance.check(store, spec)
             for finding in findings:
                 checked += 1
-                print(f"{'ok' if finding.ok else 'BAD':4} {finding.kind:5} {finding.path}")
+                print(f"{'ok' if finding.ok else 'BAD':4} {finding.copy:5} {finding.path}")
                 if not finding.ok:
                     bad += 1
                     print(f"     {finding.problem}")
@@ -267,9 +270,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                 continue
             for finding in findings:
                 if not finding.ok:
-                    store.discard(finding)
+                    maintenance.discard(store, finding)
             try:
-                if not any(f.ok and f.kind == "file" for f in findings) and any(f.kind == "file" for f in findings):
+                if not any(f.ok and f.copy == "file" for f in findings) and any(f.copy == "file" for f in findings):
                     store.fetch(spec)  # the folder held a bad copy: put the published file back
                 store.load(spec)  # the cache: kept if good, else rebuilt from the good copy
             except MnistkitError as err:
@@ -286,10 +289,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_clean(args: argparse.Namespace) -> int:
+    from . import maintenance
+
     total = 0
     for ds in _datasets([args.name] if args.name else None):
-        store = _local_store(ds)
-        freed = sum(store.clean(spec) for spec in ds.files)
+        store = _local_store(ds, args.settings)
+        freed = sum(maintenance.clean(store, spec) for spec in ds.files)
         if freed or args.name:
             print(f"{ds.name}: freed {_size(freed)} in {store.folder}")
         total += freed
@@ -303,7 +308,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from .export import PARTIAL_SUFFIX, export
 
     try:
-        written = export(args.name, args.format, args.out, splits=args.split)
+        written = export(args.name, args.format, args.out, splits=args.split, **args.settings.keywords())
     except KeyboardInterrupt:
         partial = sorted(Path(args.out).glob(f"*{PARTIAL_SUFFIX}"))
         where = f" ({', '.join(p.name for p in partial)} holds what was written)" if partial else ""
@@ -317,9 +322,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .errors import DataFolderError
     from .serve import serve
-    from .store import resolve_home
-
-    root = resolve_home()
+    root = args.settings.data_home
     if not root.is_dir():
         msg = f"the data folder {root} does not exist; run `mnistkit download` first or pass --data-home"
         raise DataFolderError(msg)
@@ -346,6 +349,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mnistkit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     parser.add_argument("--data-home", metavar="DIR", help="data folder (default: $MNISTKIT_HOME or the user cache)")
+    parser.add_argument("--mirror", action="append", metavar="URL",
+                        help="extra source tried before the built-in mirrors: an http(s):// or file:// URL or a "
+                        "folder holding <dataset>/<file>; repeatable (default: $MNISTKIT_MIRROR)")
+    parser.add_argument("--offline", action="store_true", default=None,
+                        help="never use the network; folders and file:// sources still are (default: $MNISTKIT_OFFLINE)")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="seconds to connect and between bytes of a download (default: $MNISTKIT_TIMEOUT, "
+                        "else 10 and 30)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -418,9 +429,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING, format="mnistkit: %(levelname)s: %(message)s"
     )
-    if args.data_home:
-        os.environ["MNISTKIT_HOME"] = args.data_home
     try:
+        # One value for where bytes come from, built once from the flags (each unset flag reads its variable).
+        args.settings = Settings.resolve(args.data_home, args.mirror, args.offline, None, args.timeout)
         return args.func(args)
     except MnistkitError as err:
         if args.debug:

@@ -26,13 +26,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from ._log import progress_bar
 from .errors import ArgumentError, cannot_write, check_choice
 
 __all__ = ["FORMATS", "class_folders", "export"]
@@ -81,12 +81,8 @@ def _atomic_path(path: Path) -> Iterator[Path]:
 
 
 def _bar(total: int, desc: str, progress: bool | None):
-    """A tqdm bar on stderr, or None when progress is off (default: only on a terminal)."""
-    if not (sys.stderr.isatty() if progress is None else progress):
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, leave=False)
+    """A bar counting images on stderr, or None when progress is off (default: only on a terminal)."""
+    return progress_bar(total, desc, progress, unit="img", leave=False)
 
 
 def write_png_folders(
@@ -249,7 +245,10 @@ def export(
     *,
     splits: Sequence[str] | None = None,
     data_home: str | os.PathLike | None = None,
+    mirrors: str | Sequence[str] | None = None,
+    offline: bool | None = None,
     progress: bool | None = None,
+    timeout: float | None = None,
 ) -> list[Path]:
     """Export a dataset's splits as PNG folders, CSV files or one ``.npz``.
 
@@ -263,8 +262,8 @@ def export(
         Output folder (created if needed).
     splits : sequence of str, optional
         Splits to export; all of the dataset's when None.
-    data_home : path-like, optional
-        The data folder (see :func:`mnistkit.load`); missing files are downloaded.
+    data_home, mirrors, offline, timeout : optional
+        Where the data comes from, as in :func:`mnistkit.load`; missing files are downloaded.
     progress : bool, optional
         Progress bars on stderr; None means only when stderr is a terminal.
 
@@ -275,6 +274,7 @@ def export(
     """
     from .api import load
     from .registry import get_dataset
+    from .settings import Settings
 
     check_choice(fmt, "format", FORMATS)
     ds = get_dataset(name)
@@ -284,14 +284,15 @@ def export(
     # Every file first: when some are missing, one error names all of them (not one split per run).
     from .api import _load_files, dataset_store
 
-    store = dataset_store(ds, data_home=data_home, progress=progress)
+    settings = Settings.resolve(data_home, mirrors, offline, progress, timeout)
+    store = dataset_store(ds, settings=settings)
     names = dict.fromkeys(f for s in chosen for f in (ds.split(s).images, ds.split(s).labels))
     _load_files(store, [ds.file(f) for f in names])
     make_out_folder(out)
     written: list[Path] = []
     arrays: dict[str, np.ndarray] = {}
     for split in chosen:
-        images, labels = load(ds.name, split, normalize=False, flatten=False, data_home=data_home, progress=progress)
+        images, labels = load(ds.name, split, normalize=False, flatten=False, **settings.keywords())
         images = images.reshape(len(images), *images.shape[-2:])
         try:
             if fmt == "png":

@@ -33,14 +33,14 @@ class Verified:
         The validated header (None for an archive).
     container : str
         ``"gzip"``, ``"xz"``, ``"idx"`` (uncompressed) or ``"zip"`` (an archive).
-    decoded_sha256 : str
-        ``"sha256:<hex>"`` of the decoded bytes (of an archive: its pinned
-        checksum, as checked).
+    digest : str
+        What the check vouched for: ``"sha256:<hex>"`` of the decoded IDX bytes; for an
+        archive, its own pinned checksum as checked (``"<algorithm>:<hex>"``, "" if none).
     """
 
     header: IdxHeader | None
     container: str
-    decoded_sha256: str
+    digest: str
 
 
 def split_digest(digest: str) -> tuple[str, str]:
