@@ -29,7 +29,7 @@ from .errors import (
     MnistkitError,
 )
 from .idx import read_idx, write_idx
-from .registry import datasets, get_dataset
+from .registry import Dataset, datasets, get_dataset, register_dataset
 from .render import img_show
 
 __all__ = [
@@ -40,6 +40,8 @@ __all__ = [
     "batches",
     "validation_split",
     "get_dataset",
+    "register_dataset",
+    "Dataset",
     "datasets",
     "label_mapping",
     "read_idx",
