@@ -63,12 +63,20 @@ def test_plan_explains_a_resume_and_a_read_only_folder():
 
 ARCHIVE_TABLE = [
     ("verified, unchanged", OnDisk(ARCH, files=((Path("/d/a.zip"), 100, 5),)), Action.USE, (Path("/d/a.zip"),)),
-    ("set-aside copy verified", OnDisk(ARCH, files=((Path("/d/a.zip"), 90, 1), (Path("/d/.downloaded/a.zip"), 100, 5))),
-     Action.USE, (Path("/d/.downloaded/a.zip"),)),
+    (
+        "set-aside copy verified",
+        OnDisk(ARCH, files=((Path("/d/a.zip"), 90, 1), (Path("/d/.downloaded/a.zip"), 100, 5))),
+        Action.USE,
+        (Path("/d/.downloaded/a.zip"),),
+    ),
     ("touched since", OnDisk(ARCH, files=((Path("/d/a.zip"), 100, 6),)), Action.BUILD, (Path("/d/a.zip"),)),
     ("never verified", OnDisk(None, files=((Path("/d/a.zip"), 100, 5),)), Action.BUILD, (Path("/d/a.zip"),)),
-    ("a cache manifest in its place", OnDisk(GOOD, files=((Path("/d/a.zip"), 100, 5),)), Action.BUILD,
-     (Path("/d/a.zip"),)),
+    (
+        "a cache manifest in its place",
+        OnDisk(GOOD, files=((Path("/d/a.zip"), 100, 5),)),
+        Action.BUILD,
+        (Path("/d/a.zip"),),
+    ),
     ("absent", OnDisk(ARCH), Action.FETCH, ()),
 ]
 
@@ -102,9 +110,20 @@ def test_manifest_round_trip_and_the_format_on_disk(tmp_path):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "{", "[]", "1", '"x"', "true", "null", "{}", '{"npy_size": "131"}', '{"npy_size": true}',
-     json.dumps({**json.loads(json.dumps(GOOD.__dict__, default=list)), "shape": [3, "4"]}),
-     json.dumps({**json.loads(json.dumps(GOOD.__dict__, default=list)), "npy_size": 1.5})],
+    [
+        "",
+        "{",
+        "[]",
+        "1",
+        '"x"',
+        "true",
+        "null",
+        "{}",
+        '{"npy_size": "131"}',
+        '{"npy_size": true}',
+        json.dumps({**json.loads(json.dumps(GOOD.__dict__, default=list)), "shape": [3, "4"]}),
+        json.dumps({**json.loads(json.dumps(GOOD.__dict__, default=list)), "npy_size": 1.5}),
+    ],
 )
 def test_anything_but_a_manifest_reads_as_none(tmp_path, text):
     path = tmp_path / "m.json"
@@ -113,8 +132,17 @@ def test_anything_but_a_manifest_reads_as_none(tmp_path, text):
 
 
 def test_a_manifest_written_by_0_1_without_upright_still_reads(tmp_path):
-    data = {"format": 1, "file": "f", "verified_from": "f", "container": "gzip", "decoded_sha256": "sha256:00",
-            "shape": [2], "dtype": "|u1", "npy_size": 130, "created": "2026-01-01T00:00:00Z"}
+    data = {
+        "format": 1,
+        "file": "f",
+        "verified_from": "f",
+        "container": "gzip",
+        "decoded_sha256": "sha256:00",
+        "shape": [2],
+        "dtype": "|u1",
+        "npy_size": 130,
+        "created": "2026-01-01T00:00:00Z",
+    }
     path = tmp_path / "m.json"
     path.write_text(json.dumps(data))
     assert read_manifest(path).upright is False

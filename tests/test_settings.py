@@ -57,8 +57,9 @@ def test_cli_flags_build_the_settings_and_never_touch_the_environment(synth, hom
     other_home = tmp_path / "other home"
     server.serve_dataset(synth, prefix="/mirror")
     before = dict(os.environ)
-    code = cli.main(["--data-home", str(other_home), "--mirror", server.url + "/mirror", "--timeout", "5",
-                     "download", "tiny"])
+    code = cli.main(
+        ["--data-home", str(other_home), "--mirror", server.url + "/mirror", "--timeout", "5", "download", "tiny"]
+    )
     assert code == 0, capsys.readouterr().err
     assert dict(os.environ) == before
     assert (other_home / "tiny" / "train-images-idx3-ubyte.gz").read_bytes() == synth.gz["train-images-idx3-ubyte.gz"]

@@ -38,8 +38,14 @@ RESUME_TABLE = [
     ("other source, published size", SAME, 40, "http://other/m/x", {"Range": "bytes=40-"}, 40),
     ("other source, other size", ResumeRecord(URL, '"v1"', 7), 40, "http://other/m/x", {}, 0),
     ("other source, size unknown", ResumeRecord(URL, '"v1"', None), 40, "http://other/m/x", {}, 0),
-    ("same source given with credentials", ResumeRecord("http://***@h/x", None, None), 5, "http://u:p@h/x",
-     {"Range": "bytes=5-"}, 5),
+    (
+        "same source given with credentials",
+        ResumeRecord("http://***@h/x", None, None),
+        5,
+        "http://u:p@h/x",
+        {"Range": "bytes=5-"},
+        5,
+    ),
 ]
 
 
@@ -81,8 +87,9 @@ REFUSE_TABLE = [
 ]
 
 
-@pytest.mark.parametrize("case,status,headers,have,record,text,transient,discard", REFUSE_TABLE,
-                         ids=[r[0] for r in REFUSE_TABLE])
+@pytest.mark.parametrize(
+    "case,status,headers,have,record,text,transient,discard", REFUSE_TABLE, ids=[r[0] for r in REFUSE_TABLE]
+)
 def test_triage_refuses(case, status, headers, have, record, text, transient, discard):
     with pytest.raises(SourceFailed, match=text) as info:
         triage(status, "Reason", headers, have, record, SPEC)

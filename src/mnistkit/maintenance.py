@@ -20,7 +20,7 @@ from .manifest import CacheManifest
 from .registry import FileSpec
 from .store import Store
 
-__all__ = ["Finding", "check", "discard", "clean"]
+__all__ = ["Finding", "check", "clean", "discard"]
 
 
 @dataclass(frozen=True)

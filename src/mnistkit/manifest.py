@@ -15,6 +15,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 #: Bumped when the meaning of a cache entry changes: older entries are then rebuilt.
 CACHE_FORMAT = 1
@@ -91,8 +92,19 @@ Manifest = CacheManifest | ArchiveManifest
 
 # JSON types each field must have on disk (bool is checked apart: it is also an int).
 _TYPES: dict[str, type | tuple[type, ...]] = {
-    "file": str, "verified_from": str, "container": str, "upright": bool, "decoded_sha256": str, "shape": list,
-    "dtype": str, "npy_size": int, "created": str, "format": int, "checksum": str, "size": int, "mtime_ns": int,
+    "file": str,
+    "verified_from": str,
+    "container": str,
+    "upright": bool,
+    "decoded_sha256": str,
+    "shape": list,
+    "dtype": str,
+    "npy_size": int,
+    "created": str,
+    "format": int,
+    "checksum": str,
+    "size": int,
+    "mtime_ns": int,
 }
 
 
@@ -107,7 +119,7 @@ def read_manifest(path: Path) -> Manifest | None:
     if not isinstance(data, dict):
         return None
     kind = CacheManifest if "npy_size" in data else ArchiveManifest
-    values = {}
+    values: dict[str, Any] = {}
     for field in fields(kind):
         if field.name not in data:
             if field.name in ("created", "upright"):  # optional in every version written

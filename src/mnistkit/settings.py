@@ -101,10 +101,7 @@ class Settings:
         -------
         Settings
         """
-        if timeout is None:
-            seconds = parse_timeout(os.environ.get(ENV_TIMEOUT))
-        else:
-            seconds = _checked_timeout(timeout)
+        seconds = parse_timeout(os.environ.get(ENV_TIMEOUT)) if timeout is None else _checked_timeout(timeout)
         return cls(
             data_home=resolve_home(data_home),
             mirrors=tuple(parse_mirrors(mirrors)),
@@ -112,7 +109,6 @@ class Settings:
             progress=progress,
             timeout=seconds,
         )
-
 
     def keywords(self) -> dict[str, Any]:
         """These settings as the keywords of :func:`mnistkit.load` (and every public loader)."""

@@ -248,7 +248,8 @@ class Downloader:
             verify(part, spec, source=f"{spec.name} from {location}")
         except (IdxFormatError, ChecksumError) as err:
             _discard(part)  # never keep wrong bytes, not even as a resume point
-            raise SourceFailed(f"rejected after download: {_reason(err)}") from None
+            msg = f"rejected after download: {_reason(err)}"
+            raise SourceFailed(msg) from None
 
     # --- local sources ----------------------------------------------------------------------
 
@@ -258,13 +259,15 @@ class Downloader:
             if src.is_file():
                 break
         else:
-            raise SourceFailed("not found")
+            msg = "not found"
+            raise SourceFailed(msg)
         cap = size_cap(spec)
         try:
             with open(src, "rb") as fin:
                 size = os.fstat(fin.fileno()).st_size
                 if size > cap:  # the same cap as over HTTP: a padded or foreign file is not copied whole
-                    raise SourceFailed(f"{src} is {size} bytes, more than any copy of {spec.name} can be ({cap})")
+                    msg = f"{src} is {size} bytes, more than any copy of {spec.name} can be ({cap})"
+                    raise SourceFailed(msg)
                 check_head(fin.read(512))
                 fin.seek(0)
                 with open(part, "wb") as fout:
@@ -273,13 +276,15 @@ class Downloader:
                         fout.write(block)
                         copied += len(block)
                         if copied > cap:  # it grew while being copied
-                            raise SourceFailed(f"{src} grew past {cap} bytes while being copied")
+                            msg = f"{src} grew past {cap} bytes while being copied"
+                            raise SourceFailed(msg)
         except SourceFailed:
             unlink(part)
             raise
         except OSError as err:
             unlink(part)
-            raise SourceFailed(f"cannot read {src}: {err.strerror or err}") from None
+            msg = f"cannot read {src}: {err.strerror or err}"
+            raise SourceFailed(msg) from None
 
     # --- HTTP -------------------------------------------------------------------------------
 
@@ -318,7 +323,8 @@ class Downloader:
                     attempt = 1  # progress: this try counts as the first of a new series
                 if not err.transient or attempt >= self.retry.attempts:
                     if err.transient:
-                        raise SourceFailed(f"{err.reason} (gave up after {attempt} tries)") from None
+                        msg = f"{err.reason} (gave up after {attempt} tries)"
+                        raise SourceFailed(msg) from None
                     raise
                 wait = self.retry.delay(attempt - 1, self.rng)
                 if err.retry_after is not None:
@@ -340,17 +346,15 @@ class Downloader:
                     verify(part, spec, source=str(part))
                     return True
                 except (IdxFormatError, ChecksumError):
-                    raise SourceFailed(
-                        "server refused to resume (HTTP 416)", transient=True, discard=True
-                    ) from None
+                    msg = "server refused to resume (HTTP 416)"
+                    raise SourceFailed(msg, transient=True, discard=True) from None
             if have and not plan.start:
                 log.info("%s ignored the Range request: starting %s over", redact(url), spec.name)
             ResumeRecord.from_response(url, resp.headers, plan.total).write(record_path(part))
             received = self._write(resp, spec, part, plan.start, plan.total)
         if plan.total is not None and received != plan.total:
-            raise SourceFailed(
-                f"transfer ended after {received} of {plan.total} bytes", transient=True, resumed=plan.start > 0
-            )
+            msg = f"transfer ended after {received} of {plan.total} bytes"
+            raise SourceFailed(msg, transient=True, resumed=plan.start > 0)
         return plan.start > 0
 
     def _write(self, resp: Any, spec: FileSpec, part: Path, start: int, total: int | None) -> int:
@@ -364,8 +368,14 @@ class Downloader:
                     kept = fh.read(512)
             with open(part, "ab" if start else "wb") as out:
                 received = stream_body(
-                    raw_chunks(resp), out, spec, start=start, kept_head=kept,
-                    clock=self.clock, min_rate=self.retry.min_rate, grace=2 * self.retry.read_timeout,
+                    raw_chunks(resp),
+                    out,
+                    spec,
+                    start=start,
+                    kept_head=kept,
+                    clock=self.clock,
+                    min_rate=self.retry.min_rate,
+                    grace=2 * self.retry.read_timeout,
                     progress=bar.update if bar is not None else None,
                 )
         except SourceFailed as err:
@@ -376,9 +386,8 @@ class Downloader:
             # The body broke off: what arrived stays in the .part file for the retry to resume.
             # (A local disk error is an OSError of another kind and propagates as it is.)
             got = _size(part)
-            raise SourceFailed(
-                f"transfer interrupted after {got} bytes ({short(err)})", transient=True, resumed=start > 0
-            ) from None
+            msg = f"transfer interrupted after {got} bytes ({short(err)})"
+            raise SourceFailed(msg, transient=True, resumed=start > 0) from None
         except OSError as err:
             # The disk, not the network (full, quota, file size limit): no other mirror can help,
             # and a half-written .part would only keep the space taken.

@@ -27,7 +27,7 @@ import os
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import numpy as np
 
@@ -42,16 +42,15 @@ from .errors import (
     MissingFilesError,
     write_failed,
 )
-from .idx import IDX_TYPES, IdxHeader
+from .idx import IDX_TYPES
 from .integrity import Sink, verify
 from .layout import CACHE_DIR, LOCK_DIR, create_temp, downloaded_path, temp_prefix, unlink
-from .manifest import CACHE_FORMAT, CacheManifest, Manifest, read_manifest, write_manifest
-from .manifest import ArchiveManifest
+from .manifest import CACHE_FORMAT, ArchiveManifest, CacheManifest, Manifest, read_manifest, write_manifest
 from .plan import Action, OnDisk, Plan, cache_matches, plan
 from .registry import Dataset, FileSpec
 from .settings import ENV_HOME, resolve_home
 
-__all__ = ["Store", "DownloaderLike", "CACHE_FORMAT", "resolve_home"]
+__all__ = ["CACHE_FORMAT", "DownloaderLike", "Store", "resolve_home"]
 
 #: What obtains a missing file: called as ``downloader(dataset, spec, folder)``, it puts ``spec``
 #: in ``folder`` verified and returns its path, or raises DownloadError or MissingFilesError
@@ -258,8 +257,8 @@ class Store:
             archive = self.archive_path(self.dataset.file(spec.archive))
             from .archive import open_member  # zipfile: imported only for archive datasets
 
-            with open_member(archive, spec.member) as stream:  # streamed: never unpacked
-                self.build_cache(stream, spec)
+            with open_member(archive, cast(str, spec.member)) as stream:  # streamed: never unpacked
+                self.build_cache(cast(BinaryIO, stream), spec)
         array = self.cached(spec)
         if array is None:  # pragma: no cover - only if the folder changes under us
             msg = f"{self.cache_folder}: the cache entry for {spec.name} vanished right after it was written"
@@ -302,8 +301,9 @@ class Store:
         self._make_folder(self.cache_folder)
         stat = path.stat()
         checksum = archive.sha256 or archive.md5 or ""
-        write_manifest(self.cache_paths(archive)[1], ArchiveManifest(archive.name, checksum, stat.st_size,
-                                                                     stat.st_mtime_ns))
+        write_manifest(
+            self.cache_paths(archive)[1], ArchiveManifest(archive.name, checksum, stat.st_size, stat.st_mtime_ns)
+        )
 
     def read_member(self, archive: FileSpec, member: str) -> bytes:
         """The bytes of a small member of a verified archive (EMNIST's mapping files)."""
@@ -395,7 +395,7 @@ class Store:
             raise
         manifest = CacheManifest(
             file=spec.name,
-            verified_from=Path(getattr(path, "name", path)).name,
+            verified_from=Path(str(getattr(path, "name", path))).name,
             container=verified.container,
             upright=spec.transposed,
             decoded_sha256=verified.digest,
@@ -420,8 +420,8 @@ class Store:
                     verify(path, archive, source=str(path))
                     from .archive import open_member
 
-                    with open_member(path, spec.member) as stream:
-                        verify(stream, spec, sink=keep, source=stream.name)
+                    with open_member(path, cast(str, spec.member)) as stream:
+                        verify(cast(BinaryIO, stream), spec, sink=keep, source=stream.name)
             except (IdxFormatError, ChecksumError) as err:
                 problems.append(str(err))
                 continue

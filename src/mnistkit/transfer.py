@@ -83,7 +83,8 @@ def check_head(head: bytes) -> None:
     kind = sniff(head)
     if kind not in ACCEPTED_KINDS:
         what = {"html": "an HTML page", "empty": "an empty body"}.get(kind, f"{kind} data")
-        raise SourceFailed(f"served {what}, not the dataset file")
+        msg = f"served {what}, not the dataset file"
+        raise SourceFailed(msg)
 
 
 # --- the resume record ---------------------------------------------------------------------------
@@ -190,7 +191,7 @@ def resume_headers(record: ResumeRecord | None, have: int, url: str, spec: FileS
 # --- step 2: the request --------------------------------------------------------------------------
 
 
-def open_response(session: Any, url: str, headers: dict[str, str], connect_timeout: float, read_timeout: float):
+def open_response(session: Any, url: str, headers: dict[str, str], connect_timeout: float, read_timeout: float) -> Any:
     """GET ``url`` with redirects followed by hand (at most a few, never https to http).
 
     The status line and headers must arrive within twice ``read_timeout`` in all (the read
@@ -215,37 +216,48 @@ def open_response(session: Any, url: str, headers: dict[str, str], connect_timeo
             with deadline:
                 resp = session.get(url, headers=headers, stream=True, timeout=timeout, allow_redirects=False)
         except requests.exceptions.SSLError as err:
-            raise SourceFailed(f"TLS error: {scrub(str(err))}") from None
+            msg = f"TLS error: {scrub(str(err))}"
+            raise SourceFailed(msg) from None
         except requests.exceptions.Timeout:
-            raise SourceFailed("timed out waiting for the server", transient=True) from None
+            msg = "timed out waiting for the server"
+            raise SourceFailed(msg, transient=True) from None
         except requests.exceptions.ConnectionError as err:
             if deadline.expired:
-                raise SourceFailed(f"no complete response headers within {deadline.seconds:g} s", transient=True) from None
+                msg = f"no complete response headers within {deadline.seconds:g} s"
+                raise SourceFailed(msg, transient=True) from None
             if _unresolvable(err):
                 # No DNS answer: an offline node or a mistyped host; retrying only wastes the backoff.
                 host = urllib.parse.urlsplit(url).hostname
-                raise SourceFailed(f"cannot resolve host {host} (no network, or a wrong name?)") from None
-            raise SourceFailed(f"connection failed ({short(err)})", transient=True) from None
+                msg = f"cannot resolve host {host} (no network, or a wrong name?)"
+                raise SourceFailed(msg) from None
+            msg = f"connection failed ({short(err)})"
+            raise SourceFailed(msg, transient=True) from None
         except requests.exceptions.RequestException as err:
-            raise SourceFailed(f"request failed ({short(err)})") from None
+            msg = f"request failed ({short(err)})"
+            raise SourceFailed(msg) from None
         except ValueError as err:  # requests parses a Location even when not following it
-            raise SourceFailed(f"unusable answer ({short(err)})") from None
+            msg = f"unusable answer ({short(err)})"
+            raise SourceFailed(msg) from None
         if deadline.expired:  # cut off mid-headers, http.client may still have made a response of it
             resp.close()
-            raise SourceFailed(f"no complete response headers within {deadline.seconds:g} s", transient=True)
+            msg = f"no complete response headers within {deadline.seconds:g} s"
+            raise SourceFailed(msg, transient=True)
         if resp.status_code in (301, 302, 303, 307, 308) and "location" in resp.headers:
             resp.close()
             try:
                 target = urllib.parse.urljoin(url, resp.headers["location"])
                 urllib.parse.urlsplit(target).port  # noqa: B018 - raises ValueError on a malformed one
             except ValueError as err:
-                raise SourceFailed(f"redirected to a malformed URL ({short(err)})") from None
+                msg = f"redirected to a malformed URL ({short(err)})"
+                raise SourceFailed(msg) from None
             if url.lower().startswith("https:") and not target.lower().startswith("https:"):
-                raise SourceFailed(f"refused a redirect from https to {redact(target)}")
+                msg = f"refused a redirect from https to {redact(target)}"
+                raise SourceFailed(msg)
             url = target
             continue
         return resp
-    raise SourceFailed(f"more than {MAX_REDIRECTS} redirects")
+    msg = f"more than {MAX_REDIRECTS} redirects"
+    raise SourceFailed(msg)
 
 
 # --- step 3: judging the answer -------------------------------------------------------------------
@@ -284,33 +296,38 @@ def triage(
     """
     if status in TRANSIENT_STATUS:
         retry_after = _retry_after(headers.get("retry-after"))
-        raise SourceFailed(f"HTTP {status} {reason}", transient=True, retry_after=retry_after)
+        msg = f"HTTP {status} {reason}"
+        raise SourceFailed(msg, transient=True, retry_after=retry_after)
     if status == 416 and have:
         return Triage(have, have, complete=True)
     if status not in (200, 206):
-        raise SourceFailed(f"HTTP {status} {reason}")
+        msg = f"HTTP {status} {reason}"
+        raise SourceFailed(msg)
     ctype = headers.get("content-type", "").lower()
     if "text/html" in ctype:
-        raise SourceFailed(f"served an HTML page (Content-Type {ctype}), not the dataset file")
+        msg = f"served an HTML page (Content-Type {ctype}), not the dataset file"
+        raise SourceFailed(msg)
     length = headers.get("content-length")
     start = 0
     if status == 206:
         start, whole = content_range(headers.get("content-range"))
         if not have and start != 0:
-            raise SourceFailed("answered a request without Range with a part of the file (HTTP 206)")
+            msg = "answered a request without Range with a part of the file (HTTP 206)"
+            raise SourceFailed(msg)
         if have and start != have:
-            raise SourceFailed("server resumed at the wrong offset", transient=True, discard=True)
+            msg = "server resumed at the wrong offset"
+            raise SourceFailed(msg, transient=True, discard=True)
         if have and record is not None and record.total and whole and whole != record.total:
             # The kept bytes are the prefix of a file of another size: they cannot continue this one.
-            raise SourceFailed(
-                "the kept bytes belong to a file of another size; starting over", transient=True, discard=True
-            )
+            msg = "the kept bytes belong to a file of another size; starting over"
+            raise SourceFailed(msg, transient=True, discard=True)
         total = whole or (start + int(length) if length and length.isdigit() else None)
     else:
         total = int(length) if length and length.isdigit() else None
     cap = size_cap(spec)
     if total is not None and total > cap:
-        raise SourceFailed(f"announced {total} bytes, more than any copy of {spec.name} can be ({cap})")
+        msg = f"announced {total} bytes, more than any copy of {spec.name} can be ({cap})"
+        raise SourceFailed(msg)
     return Triage(start, total)
 
 
@@ -356,13 +373,13 @@ def stream_body(
         if progress is not None:
             progress(len(chunk))
         if received > cap:
-            raise SourceFailed(f"sent more than {cap} bytes, more than any copy of {spec.name}")
+            msg = f"sent more than {cap} bytes, more than any copy of {spec.name}"
+            raise SourceFailed(msg)
         elapsed = clock() - began
         if elapsed > grace and received - start < min_rate * elapsed:
             rate = (received - start) / elapsed
-            raise SourceFailed(
-                f"too slow: {rate:.0f} bytes/s over {elapsed:.1f} s (at least {min_rate:.0f} needed)", transient=True
-            )
+            msg = f"too slow: {rate:.0f} bytes/s over {elapsed:.1f} s (at least {min_rate:.0f} needed)"
+            raise SourceFailed(msg, transient=True)
     if head is not None:
         _check_start(head, start)
     return received
@@ -375,8 +392,9 @@ def _check_start(head: bytes, start: int) -> None:
     except SourceFailed as err:
         if not start:
             raise
+        msg = f"the kept bytes and the new ones are not the file ({err.reason}); starting over"
         raise SourceFailed(
-            f"the kept bytes and the new ones are not the file ({err.reason}); starting over",
+            msg,
             transient=True,
             discard=True,
         ) from None
