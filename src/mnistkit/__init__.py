@@ -7,7 +7,7 @@ The public surface is small; everything else lives in modules by concern:
 ``idx`` (the file format), ``registry`` (datasets as data), ``sources``
 (mirrors and downloads), ``store`` (data folder, locks, cache), ``api``
 (loading with options), ``batching`` (mini-batches, validation hold-outs),
-``render`` (pictures), ``cli`` (the command line); ``adapters`` holds the
+``render`` (pictures), ``notebook`` (Jupyter display, progress bars), ``cli`` (the command line); ``adapters`` holds the
 PyTorch, TensorFlow and JAX glue, imported only when used.
 """
 
@@ -27,16 +27,19 @@ from .errors import (
     MissingDependencyError,
     MissingFilesError,
     MnistkitError,
+    RegistryMismatchError,
 )
 from .idx import read_idx, write_idx
 from .registry import Dataset, datasets, get_dataset, register_dataset
-from .render import img_show
+from .render import Picture, grid, img_show
 
 __all__ = [
     "__version__",
     "load_mnist",
     "load",
     "img_show",
+    "grid",
+    "Picture",
     "batches",
     "validation_split",
     "get_dataset",
@@ -56,4 +59,5 @@ __all__ = [
     "LockTimeout",
     "MissingDependencyError",
     "MissingFilesError",
+    "RegistryMismatchError",
 ]

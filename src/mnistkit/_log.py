@@ -24,18 +24,3 @@ class _Lazy:
 
 log = _Lazy()
 
-
-def progress_bar(total: int | None, desc: str, show: bool | None, *, unit: str = "B", initial: int = 0,
-                 leave: bool = True):
-    """A tqdm bar on stderr, or None when progress is off (``show`` None: only when stderr is a terminal).
-
-    The one factory of progress bars: downloads count bytes (``unit="B"``, scaled by 1024), exports items.
-    """
-    import sys
-
-    if not (sys.stderr.isatty() if show is None else show):
-        return None
-    from tqdm.auto import tqdm
-
-    scaled = {"unit_scale": True, "unit_divisor": 1024} if unit == "B" else {}
-    return tqdm(total=total, initial=initial, unit=unit, desc=desc, file=sys.stderr, leave=leave, **scaled)

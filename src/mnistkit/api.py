@@ -468,20 +468,23 @@ def label_mapping(
     mirrors: MirrorsLike = None,
     offline: bool | None = None,
     progress: bool | None = None,
-    timeout: float | None = None,
 ) -> dict[int, str]:
-    """The label -> characters mapping published with an EMNIST split.
+    """The label -> characters mapping published with an EMNIST split, from the registry.
 
-    Read from the split's ``emnist-<split>-mapping.txt`` in the verified
-    archive (downloaded first if need be); it agrees with
-    ``get_dataset(name).classes``, which needs no download.
+    Nothing is downloaded: the six published ``emnist-<split>-mapping.txt``
+    tables are registry facts (:meth:`~mnistkit.registry.Dataset.label_map`).
+    When the EMNIST archive is already in the data folder, its own mapping
+    file is read (a few hundred bytes, checked by the zip's CRC-32) and
+    compared with the registry's table.
 
     Parameters
     ----------
     name : str
         An EMNIST dataset, e.g. "emnist-letters".
-    data_home, mirrors, offline, progress, timeout
-        As in :func:`load`.
+    data_home : path-like, optional
+        Where to look for the archive, as in :func:`load`.
+    mirrors, offline, progress
+        Accepted for compatibility with earlier versions; nothing is downloaded.
 
     Returns
     -------
@@ -493,19 +496,35 @@ def label_mapping(
     ------
     ArgumentError
         If the dataset publishes no mapping file.
+    RegistryMismatchError
+        If the archive present holds a mapping file that differs from the
+        registry's table (the message names both).
+    IdxFormatError
+        If the archive present cannot be read or lacks the mapping file.
     """
-    from .archive import parse_mapping
-
     ds = get_dataset(name)
     if ds.mapping is None:
         msg = f"{ds.name} publishes no label mapping file; its classes are get_dataset({ds.name!r}).classes"
         raise ArgumentError(msg)
-    store = dataset_store(
-        ds, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress, timeout=timeout
-    )
+    table = ds.label_map()
     archive = next(spec for spec in ds.files if spec.kind == "archive")
-    text = store.read_member(archive, ds.mapping).decode("ascii")
-    return parse_mapping(text, source=f"{archive.name}:{ds.mapping}")
+    found = Store(ds, data_home).candidates(archive)
+    if found:
+        from .archive import member_source, parse_mapping, read_member
+
+        source = member_source(found[0], ds.mapping)
+        published = parse_mapping(read_member(found[0], ds.mapping).decode("ascii", "replace"), source=source)
+        if published != table:
+            from .errors import REPORT_HINT, RegistryMismatchError
+
+            differ = sorted(set(published) ^ set(table) | {k for k in published if table.get(k, published[k]) != published[k]})
+            shown = ", ".join(f"{k}: {published.get(k)!r} in the file, {table.get(k)!r} in the registry" for k in differ[:3])
+            msg = (
+                f"{source} disagrees with mnistkit's registry table get_dataset({ds.name!r}).label_map() "
+                f"at {len(differ)} label(s) ({shown}); if the archive passes `mnistkit verify {ds.name}`, {REPORT_HINT}"
+            )
+            raise RegistryMismatchError(msg)
+    return table
 
 
 def _take(array: np.ndarray, index: np.ndarray) -> np.ndarray:

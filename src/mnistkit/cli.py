@@ -237,11 +237,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_grid(args: argparse.Namespace) -> int:
     from .registry import get_dataset
-    from .render import montage
+    from .render import grid
 
     ds = get_dataset(args.name)
     images, labels = _split_arrays(ds, args.split, args.settings)
-    sheet = montage(images, ds.class_index(labels), ds.classes, per_class=args.per_class, scale=args.scale)
+    sheet = grid(images, labels, dataset=ds, per_class=args.per_class, scale=args.scale)  # = mnistkit.grid
     sheet.save(args.png)
     print(f"saved {args.png} ({ds.num_classes} classes x {args.per_class}, {sheet.width}x{sheet.height} pixels)")
     return EXIT_OK

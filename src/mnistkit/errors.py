@@ -13,6 +13,8 @@
     │   └── FilesUnavailableError (also MissingFilesError)
     │                                  several files: every one missing, each source once
     ├── LockTimeout (TimeoutError)     another process held a lock for too long
+    ├── RegistryMismatchError (ValueError)
+    │                                  a published file contradicts a number or table of the registry
     ├── ArgumentError (ValueError)     a bad argument to a public function
     └── MissingDependencyError (ImportError)
                                        an optional package is not installed
@@ -235,6 +237,17 @@ class FilesUnavailableError(MissingFilesError, DownloadError):
 
     def __reduce__(self):
         return (type(self), (self.dataset, self.missing, self.folder, self.attempts, self.urls))
+
+
+class RegistryMismatchError(MnistkitError, ValueError):
+    """A file vouched for as the published one contradicts what mnistkit's registry declares.
+
+    The data is right and the registry is wrong: the message names the registry's
+    number (or table), the file, and what the file says, so that it can be reported.
+    """
+
+
+REPORT_HINT = "this is a bug in mnistkit's registry: please report it with this message"
 
 
 class LockTimeout(MnistkitError, TimeoutError):

@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ._log import progress_bar
 from .errors import ArgumentError, cannot_write, check_choice
 
 __all__ = ["FORMATS", "class_folders", "export"]
@@ -81,8 +80,10 @@ def _atomic_path(path: Path) -> Iterator[Path]:
 
 
 def _bar(total: int, desc: str, progress: bool | None):
-    """A bar counting images on stderr, or None when progress is off (default: only on a terminal)."""
-    return progress_bar(total, desc, progress, unit="img", leave=False)
+    """A progress bar on stderr (a widget in a notebook), or None when progress is off."""
+    from .notebook import progress_bar
+
+    return progress_bar(total=total, desc=desc, unit="img", progress=progress, leave=False)
 
 
 def write_png_folders(

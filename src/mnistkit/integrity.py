@@ -67,14 +67,45 @@ def _hash_fh(fh, algorithm):  # Python 3.10 has no hashlib.file_digest
     return h
 
 
-def check_header(header: IdxHeader, spec: FileSpec, source: str) -> None:
-    """Refuse a header whose type or shape is not the one the registry declares."""
-    if header.type_code != spec.type_code or header.shape != tuple(spec.shape):
+def check_header(header: IdxHeader, spec: FileSpec, source: str, vouched_by: str | None = None) -> None:
+    """Refuse a header whose type or shape is not the one the registry declares.
+
+    When only the dimensions differ, the message names the registry's number and
+    the file's.  ``vouched_by`` says what showed the file to be the published one
+    (its published checksum, or the verified archive holding it): the registry is
+    then wrong, and :class:`~mnistkit.errors.RegistryMismatchError` says so.
+    """
+    if header.type_code == spec.type_code and header.shape == tuple(spec.shape):
+        return
+    contradiction = _contradiction(header, spec)
+    if contradiction is None:
         msg = (
             f"the header declares type 0x{header.type_code:02x} shape {header.shape}, "
             f"expected type 0x{spec.type_code:02x} shape {tuple(spec.shape)} for {spec.name}"
         )
         raise IdxFormatError(source, msg, 2)
+    if vouched_by:
+        from .errors import REPORT_HINT, RegistryMismatchError
+
+        msg = f"{source}: {contradiction}; the file is the published one ({vouched_by}), so {REPORT_HINT}"
+        raise RegistryMismatchError(msg)
+    msg = (
+        f"{contradiction}; either it is not the published {spec.name} (replace it), or the registry's "
+        f"number is wrong (if it is the published file, please report this message)"
+    )
+    raise IdxFormatError(source, msg, 2)
+
+
+def _contradiction(header: IdxHeader, spec: FileSpec) -> str | None:
+    """Which of the registry's numbers the header contradicts, in words (None: another kind of file)."""
+    if header.type_code != spec.type_code or len(header.shape) != len(spec.shape):
+        return None
+    parts = []
+    for axis, (declared, found) in enumerate(zip(spec.shape, header.shape)):
+        if declared != found:
+            name = "examples" if axis == 0 else f"size of dimension {axis}"
+            parts.append(f"{name}: the registry says {declared}, the file's IDX header says {found}")
+    return f"the registry's shape {tuple(spec.shape)} for {spec.name} disagrees with this file's header {header.shape} ({'; '.join(parts)})"
 
 
 def verify(src: Source, spec: FileSpec, *, sink: Sink | None = None, source: str | None = None) -> Verified:
@@ -108,8 +139,10 @@ def verify(src: Source, spec: FileSpec, *, sink: Sink | None = None, source: str
     name = source or str(src)
     if spec.kind == "archive":
         return _verify_archive(src, spec, name)
-    payload = open_payload(src, source=name, expected_size=spec.decoded_size)
-    check_header(payload.header, spec, name)
+    # No expected_size here: check_header's type-and-shape test implies the size, and says which
+    # of the registry's numbers a file contradicts rather than only that the sizes differ.
+    payload = open_payload(src, source=name)
+    check_header(payload.header, spec, name, _vouched_by(src, spec, payload.header))
     import hashlib
     from concurrent.futures import ThreadPoolExecutor
 
@@ -142,6 +175,30 @@ def verify(src: Source, spec: FileSpec, *, sink: Sink | None = None, source: str
         if got != want:
             raise ChecksumError(name, f"{algo} (of the compressed file)", want, got, _hint(spec))
     return Verified(payload.header, payload.container, actual)
+
+
+def _vouched_by(src: Source, spec: FileSpec, header: IdxHeader) -> str | None:
+    """What shows ``src`` to be the published file, computed only when its header contradicts the registry.
+
+    An archive member carries ``vouched_by`` (set by whoever verified the archive); a file on
+    disk is the published one when its own bytes have the published SHA-256 (else md5).
+    """
+    if header.type_code == spec.type_code and header.shape == tuple(spec.shape):
+        return None  # nothing to explain: skip the extra hash
+    if _contradiction(header, spec) is None:
+        return None
+    vouched = getattr(src, "vouched_by", None)
+    if vouched or hasattr(src, "read") or isinstance(src, (bytes, bytearray, memoryview)):
+        return vouched
+    pinned = spec.sha256 or spec.md5
+    if not pinned:
+        return None
+    algo, want = split_digest(pinned)
+    try:
+        got = file_digest(src, algo).split(":", 1)[1]
+    except OSError:
+        return None
+    return f"it has the published {algo}" if got == want else None
 
 
 def _verify_archive(path: str | os.PathLike, spec: FileSpec, name: str) -> Verified:

@@ -34,9 +34,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._log import log, progress_bar
+from ._log import log
 from ._version import __version__
-from .errors import ChecksumError, DownloadError, IdxFormatError, MissingFilesError, write_failed
+from .errors import (
+    ChecksumError,
+    DownloadError,
+    IdxFormatError,
+    MissingFilesError,
+    RegistryMismatchError,
+    write_failed,
+)
 from .integrity import verify
 from .layout import downloaded_path, part_path, record_path, unlink
 from .registry import Dataset, FileSpec
@@ -250,6 +257,10 @@ class Downloader:
             _discard(part)  # never keep wrong bytes, not even as a resume point
             msg = f"rejected after download: {_reason(err)}"
             raise SourceFailed(msg) from None
+        except RegistryMismatchError:
+            # The published file contradicts the registry: every source would; nothing is kept.
+            _discard(part)
+            raise
 
     # --- local sources ----------------------------------------------------------------------
 
@@ -359,7 +370,9 @@ class Downloader:
 
     def _write(self, resp: Any, spec: FileSpec, part: Path, start: int, total: int | None) -> int:
         """Stream the body into ``part`` at ``start``; network and disk failures sorted apart."""
-        bar = progress_bar(total, spec.name, self.progress, initial=start)
+        from .notebook import progress_bar  # a terminal bar, a notebook widget, or None
+
+        bar = progress_bar(total=total, desc=spec.name, unit="B", progress=self.progress, initial=start, leave=True)
         received = start
         try:
             kept = b""

@@ -115,6 +115,8 @@ class Store:
         How to obtain a missing file (see :data:`DownloaderLike`); ``None`` means never download.
     lock_timeout : float
         Seconds to wait for another process that is building the same file.
+    fetcher : callable, optional
+        The name ``downloader`` had in mnistkit 0.1; still accepted.
     """
 
     def __init__(
@@ -124,13 +126,18 @@ class Store:
         *,
         downloader: DownloaderLike | None = None,
         lock_timeout: float = 3600.0,
+        fetcher: DownloaderLike | None = None,
     ) -> None:
         self.dataset = dataset
         self.home = resolve_home(data_home)
         self.folder = self.home / dataset.folder
         self.cache_folder = self.folder / CACHE_DIR
-        self.downloader = downloader
+        self.downloader = downloader if downloader is not None else fetcher
         self.lock_timeout = lock_timeout
+
+    def __repr__(self) -> str:
+        fetch = "downloads missing files" if self.downloader is not None else "never downloads"
+        return f"<Store {self.dataset.name} in {self.folder}, {fetch}>"
 
     # --- paths -----------------------------------------------------------------------------
 
@@ -254,10 +261,13 @@ class Store:
         if spec.archive is None:
             self._obtain(spec, lambda path: self.build_cache(path, spec), files=step.files)
         else:
-            archive = self.archive_path(self.dataset.file(spec.archive))
+            pinned = self.dataset.file(spec.archive)
+            archive = self.archive_path(pinned)
             from .archive import open_member  # zipfile: imported only for archive datasets
 
-            with open_member(archive, cast(str, spec.member)) as stream:  # streamed: never unpacked
+            # archive_path has just checked it against its published checksum (when one is pinned)
+            vouched = f"{archive.name} has its published checksum" if pinned.sha256 or pinned.md5 else None
+            with open_member(archive, cast(str, spec.member), vouched) as stream:  # streamed: never unpacked
                 self.build_cache(cast(BinaryIO, stream), spec)
         array = self.cached(spec)
         if array is None:  # pragma: no cover - only if the folder changes under us
@@ -387,7 +397,9 @@ class Store:
                         raise write_failed(self.cache_folder, err) from err
 
                 write(_npy_header(tuple(spec.shape), dtype))
-                verified = verify(path, spec, sink=_sink(spec, write), source=str(getattr(path, "name", path)))
+                # a stream's name is "<archive>:<member>"; a Path's .name would drop the folder from messages
+                source = str(getattr(path, "name", path)) if hasattr(path, "read") else str(path)
+                verified = verify(path, spec, sink=_sink(spec, write), source=source)
                 size = fh.tell()
             os.replace(tmp, npy_path)
         except BaseException:
@@ -420,7 +432,8 @@ class Store:
                     verify(path, archive, source=str(path))
                     from .archive import open_member
 
-                    with open_member(path, cast(str, spec.member)) as stream:
+                    vouched = f"{path.name} has its published checksum" if archive.sha256 or archive.md5 else None
+                    with open_member(path, cast(str, spec.member), vouched) as stream:
                         verify(cast(BinaryIO, stream), spec, sink=keep, source=stream.name)
             except (IdxFormatError, ChecksumError) as err:
                 problems.append(str(err))
