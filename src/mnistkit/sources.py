@@ -437,6 +437,8 @@ def _discard(part: Path) -> None:
 
 def _reason(err: Exception) -> str:
     if isinstance(err, ChecksumError):
+        if err.algorithm == "size":
+            return f"wrong size ({err.actual} bytes, expected {err.expected})"
         return f"checksum mismatch ({err.algorithm} {err.actual[:12]}..., expected {err.expected[:12]}...)"
     if isinstance(err, IdxFormatError):
         return err.reason
