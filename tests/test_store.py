@@ -305,3 +305,17 @@ def test_a_file_named_cache_is_named_as_the_cause_and_clean_is_all_or_nothing(sy
     assert sorted(p.name for p in folder.iterdir()) == before  # nothing deleted
     assert all((folder / name).read_bytes() == data for name, data in synth.gz.items())
     assert (folder / ".cache").read_text() == "a user's notes, not a folder"
+
+
+def test_a_wrong_file_and_a_file_named_downloaded_give_a_clear_error(synth, home, server, monkeypatch):
+    ds = _mirrored(monkeypatch, synth, server)
+    folder = home / ds.name
+    folder.mkdir(parents=True)
+    name = "t10k-labels-idx1-ubyte.gz"
+    (folder / name).write_bytes(b"my own notes, not IDX data")
+    (folder / ".downloaded").write_text("also mine")
+    with pytest.raises(DataFolderError, match=r"\.downloaded is not a folder") as info:
+        load_mnist(dataset=ds.name)
+    assert str(folder / name) in str(info.value)
+    assert (folder / name).read_bytes() == b"my own notes, not IDX data"
+    assert (folder / ".downloaded").read_text() == "also mine"

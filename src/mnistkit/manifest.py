@@ -108,31 +108,38 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
+#: Per record: (field, JSON type, may be absent) -- "created" and "upright" are optional in every version written.
+_FIELDS: dict[type, tuple[tuple[str, Any, bool], ...]] = {
+    kind: tuple((f.name, _TYPES[f.name], f.name in ("created", "upright")) for f in fields(kind))
+    for kind in (CacheManifest, ArchiveManifest)
+}
+
+
 def read_manifest(path: Path) -> Manifest | None:
     """The manifest at ``path``, or None when it is absent, unreadable or not exactly a manifest."""
     import json  # here, not at the top: `import mnistkit` stays light
 
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        with open(path, "rb") as fh:
+            data = json.loads(fh.read())
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict):
         return None
     kind = CacheManifest if "npy_size" in data else ArchiveManifest
     values: dict[str, Any] = {}
-    for field in fields(kind):
-        if field.name not in data:
-            if field.name in ("created", "upright"):  # optional in every version written
+    for name, want, optional in _FIELDS[kind]:  # read on every load: a plain loop over a precomputed table
+        if name not in data:
+            if optional:
                 continue
             return None
-        value = data[field.name]
-        want = _TYPES[field.name]
+        value = data[name]
         if (want is int and isinstance(value, bool)) or not isinstance(value, want):
             return None
-        values[field.name] = value
+        values[name] = value
     if kind is CacheManifest:
         shape = values["shape"]
-        if not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+        if not all(type(d) is int for d in shape):
             return None
         values["shape"] = tuple(shape)
         values.setdefault("upright", False)

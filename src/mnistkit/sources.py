@@ -38,6 +38,7 @@ from ._log import log
 from ._version import __version__
 from .errors import (
     ChecksumError,
+    DataFolderError,
     DownloadError,
     IdxFormatError,
     MissingFilesError,
@@ -418,7 +419,15 @@ def _destination(folder: Path, name: str) -> Path:
     if not os.path.lexists(final):
         return final
     other = downloaded_path(folder, name)
-    other.parent.mkdir(exist_ok=True)
+    try:
+        other.parent.mkdir(exist_ok=True)
+    except OSError as err:  # a file of the user's named like the folder: name it, never replace it
+        msg = (
+            f"cannot use the data folder {folder}: {final} is not the published data and {other.parent} "
+            f"is not a folder ({err.strerror or err}), so the verified download has nowhere to go. Move or "
+            "delete one of them"
+        )
+        raise DataFolderError(msg) from err
     log.warning("%s holds another file (left alone); the verified download goes to %s", final, other)
     return other
 

@@ -192,10 +192,12 @@ class Store:
         names this file and the registry's decoded checksum, and the ``.npy`` has the recorded
         size and a header of the recorded shape and type.  A truncated or foreign entry fails it.
         """
-        manifest = self.read_manifest(spec)
-        if manifest is None or spec.kind == "archive":  # an archive has no array: see archive_path
+        if spec.kind == "archive":  # an archive has no array: see archive_path
             return None
-        npy_path, _ = self.cache_paths(spec)
+        npy_path, manifest_path = self.cache_paths(spec)
+        manifest = read_manifest(manifest_path)
+        if manifest is None:
+            return None
         dtype = _dtype_of(spec)
         try:
             if not cache_matches(spec, manifest, npy_path.stat().st_size, dtype.str):
