@@ -1,22 +1,29 @@
-"""The data folder: where files live, locks, and the memory-mapped cache.
+"""The data folder: observe what is there, ask the plan, act under a lock.
 
-Layout (the same one mirrors use, so a data folder can be copied or served)::
+Layout (the same one mirrors use, so a data folder can be copied or served; every
+name is spelled in :mod:`mnistkit.layout`)::
 
     <data home>/<dataset>/<published file name>       downloaded or hand-placed files
+    <data home>/<dataset>/.downloaded/<name>         a verified download set aside: the user's file held the name
     <data home>/<dataset>/.cache/<stem>.npy          decoded array, loads by memory map
-    <data home>/<dataset>/.cache/<stem>.json         manifest: what was verified, and how big
+    <data home>/<dataset>/.cache/<stem>.json         manifest (mnistkit.manifest): what was verified, and how big
     <data home>/<dataset>/.locks/<stem>.lock         one inter-process lock per file
+
+:meth:`Store.load` maps a cache entry that passes the cheap check (no lock, no
+hashing).  Otherwise it observes the folder (:class:`~mnistkit.plan.OnDisk`), asks
+the pure :func:`~mnistkit.plan.plan` what to do and runs the answer: build the cache
+from a local copy (verified in the same pass), fetch through the downloader first,
+decode in memory when the folder cannot be written, or fail naming every file.
 
 Datasets read from one archive share a folder (``emnist/gzip.zip``): the
 archive is verified once (its manifest records the size and modification time
 it was verified at), and each member is streamed from it into its own cache
 entry, never unpacked to disk.  Images stored transposed are cached upright.
 
-A cache entry is used only when its manifest matches the registry and the
-``.npy`` has the size the manifest records (the cheap check); otherwise it is
-rebuilt from a verified file.  Every file is written under a temporary name in
-the same folder and renamed into place, so a process killed at any point never
-leaves a half-written file under a final name.
+Every file is written under a temporary name in the same folder and renamed into
+place, so a process killed at any point never leaves a half-written file under a
+final name.  Checking, discarding and cleaning live beside this module, in
+:mod:`mnistkit.maintenance`.
 """
 
 from __future__ import annotations
