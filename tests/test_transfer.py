@@ -202,3 +202,19 @@ def test_open_response_follows_redirects_and_maps_failures(server):
         open_response(s, server.url + "/slow", {}, 5, 0.1)
     with open_response(s, server.url + "/b", {}, 5, 5) as resp:
         assert resp.raw.read() == BODY
+
+
+def test_the_header_deadline_holds_through_an_http_proxy(server, monkeypatch):
+    """Through HTTP_PROXY the request goes to the proxy (here: the loopback server, which is asked for
+    absolute URLs); the proxied connections get the deadline too."""
+    host = "http://mirror.mnistkit-test.invalid"  # never resolved: the proxy is asked for it
+    server.routes[f"{host}/good"] = Route(body=BODY)
+    server.routes[f"{host}/slow"] = Route(header_trickle=0.02)
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    monkeypatch.setenv("NO_PROXY", "")
+    s = session()
+    with open_response(s, f"{host}/good", {}, 5, 5) as resp:
+        assert resp.raw.read() == BODY
+    with pytest.raises(SourceFailed, match="no complete response headers"):
+        open_response(s, f"{host}/slow", {}, 5, 0.1)
+    assert server.gets(f"{host}/good") == 1

@@ -501,7 +501,9 @@ def deadline_adapter() -> Any:
 
         def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
             manager = super().proxy_manager_for(proxy, **kwargs)
-            if hasattr(manager, "pool_classes_by_scheme"):
+            # A SOCKS proxy has pools of its own (they open the tunnel): those are left as they are,
+            # with the read timeout alone, rather than bypass the proxy.
+            if not proxy.lower().startswith("socks"):
                 manager.pool_classes_by_scheme = _deadline_pools()
             return manager
 
