@@ -118,9 +118,8 @@ def test_register_dataset_makes_a_new_dataset_loadable(home, monkeypatch):
     from helpers import make_synthetic
 
     from mnistkit import ArgumentError, get_dataset, load, register_dataset
-    from mnistkit import registry as reg
 
-    monkeypatch.setattr(reg, "DATASETS", dict(reg.DATASETS))  # forget it after the test
+    monkeypatch.setattr(registry, "DATASETS", dict(registry.DATASETS))  # forget it after the test
     synth = make_synthetic("my-digits")
     assert register_dataset(synth.dataset) is synth.dataset
     assert get_dataset("My_Digits") is synth.dataset
