@@ -104,6 +104,12 @@ def _size_or_none(path: Path) -> int | None:
         return None
 
 
+def _say_rejected(rejected: list[str]) -> None:
+    """Warn of local files refused, once a good copy was found after all (else the error says it)."""
+    for problem in rejected:
+        log.warning("ignored a file that is not the published data: %s", problem)
+
+
 def _with_rejected(reason: str, problems: list[str]) -> str:
     """``reason``, plus the local files that were found but are not the published data."""
     return reason + "; files found but rejected: " + " | ".join(problems) if problems else reason
@@ -268,7 +274,10 @@ class Store:
             reason = step.reason if step.reason != _FOLDER_READ_ONLY else f"{self.folder} {step.reason}"
             raise MissingFilesError(self.dataset.name, [source.name], self.folder, self.dataset.urls(source), reason)
         if spec.archive is None:
-            self._obtain(spec, lambda path: self.build_cache(path, spec), files=step.files)
+            path, rejected = self._first_accepted(step.files, lambda found: self.build_cache(found, spec))
+            if path is None:
+                self.build_cache(self._download(spec, rejected), spec)
+            _say_rejected(rejected)
         else:
             pinned = self.dataset.file(spec.archive)
             archive = self.archive_path(pinned)
@@ -304,12 +313,12 @@ class Store:
                 raise MissingFilesError(
                     self.dataset.name, [archive.name], self.folder, self.dataset.urls(archive), step.reason
                 )
-            return self._obtain(
-                archive,
-                lambda found: self._vouch_for_archive(found, archive),
-                fetched=lambda got: self._record_archive(got, archive),  # the downloader verified it
-                files=step.files,
-            )
+            path, rejected = self._first_accepted(step.files, lambda found: self._vouch_for_archive(found, archive))
+            if path is None:
+                path = self._download(archive, rejected)
+                self._record_archive(path, archive)  # the downloader verified it
+            _say_rejected(rejected)
+            return path
 
     def _vouch_for_archive(self, path: Path, archive: FileSpec) -> None:
         verify(path, archive, source=str(path))
@@ -330,52 +339,40 @@ class Store:
 
         return read_member(self.archive_path(archive), member)
 
-    def _obtain(
-        self,
-        spec: FileSpec,
-        use: Callable[[Path], None],
-        fetched: Callable[[Path], None] | None = None,
-        files: tuple[Path, ...] | None = None,
-    ) -> Path:
-        """Find or fetch a file that ``use`` accepts (it raises IdxFormatError/ChecksumError if not); its path.
+    @staticmethod
+    def _first_accepted(files: tuple[Path, ...], use: Callable[[Path], None]) -> tuple[Path | None, list[str]]:
+        """The first of ``files`` that ``use`` accepts (it raises IdxFormatError/ChecksumError if not).
 
-        ``files`` are the local copies to try in order (default: :meth:`candidates`).  A
-        downloaded file goes to ``fetched`` instead of ``use`` when given: the downloader has
-        verified it already.
+        Returns the path (None if none) and why each rejected one was refused.  Hand-placed files
+        are the user's: a rejected one is left as it is.
         """
-        problems: list[str] = []
-
-        def say_rejected() -> None:  # only when a file was found after all: else the error says it
-            for problem in problems:
-                log.warning("ignored a file that is not the published data: %s", problem)
-
-        for path in self.candidates(spec) if files is None else files:
+        rejected: list[str] = []
+        for path in files:
             try:
                 use(path)
             except (IdxFormatError, ChecksumError) as err:
-                # Not the published data. Hand-placed files are the user's: leave them, say so.
-                problems.append(str(err))
+                rejected.append(str(err))
                 continue
-            say_rejected()
-            return path
+            return path, rejected
+        return None, rejected
+
+    def _download(self, spec: FileSpec, rejected: list[str]) -> Path:
+        """``spec`` from the downloader, verified; its errors also name the local files ``rejected``."""
         if self.downloader is None:
-            reason = _with_rejected("downloading is disabled", problems)
+            reason = _with_rejected("downloading is disabled", rejected)
             raise MissingFilesError(self.dataset.name, [spec.name], self.folder, self.dataset.urls(spec), reason)
         try:
-            path = self.downloader(self.dataset, spec, self.folder)
+            return self.downloader(self.dataset, spec, self.folder)
         except MissingFilesError as err:
-            if not problems:
+            if not rejected:
                 raise
-            reason = _with_rejected(err.reason, problems)
+            reason = _with_rejected(err.reason, rejected)
             raise MissingFilesError(err.dataset, err.missing, err.folder, err.urls, reason) from None
         except DownloadError as err:
-            if not problems:
+            if not rejected:
                 raise
-            local = [(str(self.folder), f"found but rejected: {p}") for p in problems]
+            local = [(str(self.folder), f"found but rejected: {p}") for p in rejected]
             raise DownloadError(err.file_name, local + err.attempts, err.folder) from None
-        (fetched or use)(path)
-        say_rejected()
-        return path
 
     def build_cache(self, path: Path | BinaryIO, spec: FileSpec) -> None:
         """Verify ``path`` against ``spec`` and write the cache entry in the same pass.
