@@ -344,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mnistkit",
         description="Get, check, look at, export and serve MNIST-family datasets.",
         epilog="Exit codes: 0 ok, 1 failure, 2 bad arguments, 3 files missing. "
-        "Environment: MNISTKIT_HOME (data folder), MNISTKIT_MIRROR, MNISTKIT_OFFLINE.",
+        "Environment: MNISTKIT_HOME (data folder), MNISTKIT_MIRROR, MNISTKIT_OFFLINE, MNISTKIT_TIMEOUT.",
     )
     parser.add_argument("--version", action="version", version=f"mnistkit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
