@@ -319,3 +319,23 @@ def test_a_wrong_file_and_a_file_named_downloaded_give_a_clear_error(synth, home
     assert str(folder / name) in str(info.value)
     assert (folder / name).read_bytes() == b"my own notes, not IDX data"
     assert (folder / ".downloaded").read_text() == "also mine"
+
+
+def test_a_refused_local_file_is_listed_first_when_every_source_fails(synth, home, server, monkeypatch):
+    import dataclasses
+
+    from mnistkit import DownloadError, registry
+
+    ds = dataclasses.replace(synth.dataset, mirrors=(server.url + "/gone/",))  # every file: 404
+    monkeypatch.setitem(registry.DATASETS, ds.name, ds)
+    folder = home / ds.name
+    folder.mkdir(parents=True)
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x14" + bytes(20)))
+    from mnistkit.sources import Downloader
+
+    with pytest.raises(DownloadError) as info:
+        Store(ds, home, downloader=Downloader(progress=False)).load(ds.file("t10k-labels-idx1-ubyte.gz"))
+    attempts = info.value.attempts
+    assert attempts[0][0] == str(folder) and attempts[0][1].startswith("found but rejected: ")
+    assert "HTTP 404" in attempts[1][1] and len(attempts) == 2
+    assert isinstance(info.value, DownloadError) and str(folder) in str(info.value)

@@ -170,6 +170,10 @@ class MissingFilesError(MnistkitError, FileNotFoundError):
     def __reduce__(self):
         return (type(self), (self.dataset, self.missing, self.folder, self.urls, self.reason))
 
+    def with_reason(self, reason: str) -> MissingFilesError:
+        """The same error with another reason (one that also names local files found but refused)."""
+        return MissingFilesError(self.dataset, self.missing, self.folder, self.urls, reason)
+
 
 class DownloadError(MnistkitError, OSError):
     """Every source of a file failed.
@@ -198,6 +202,10 @@ class DownloadError(MnistkitError, OSError):
 
     def __reduce__(self):
         return (type(self), (self.file_name, self.attempts, self.folder))
+
+    def with_attempts_before(self, attempts: Iterable[tuple[str, str]]) -> DownloadError:
+        """The same error with ``attempts`` listed first (local files found but refused)."""
+        return DownloadError(self.file_name, [*attempts, *self.attempts], self.folder)
 
 
 class FilesUnavailableError(MissingFilesError, DownloadError):

@@ -366,13 +366,11 @@ class Store:
         except MissingFilesError as err:
             if not rejected:
                 raise
-            reason = _with_rejected(err.reason, rejected)
-            raise MissingFilesError(err.dataset, err.missing, err.folder, err.urls, reason) from None
+            raise err.with_reason(_with_rejected(err.reason, rejected)) from None
         except DownloadError as err:
             if not rejected:
                 raise
-            local = [(str(self.folder), f"found but rejected: {p}") for p in rejected]
-            raise DownloadError(err.file_name, local + err.attempts, err.folder) from None
+            raise err.with_attempts_before((str(self.folder), f"found but rejected: {p}") for p in rejected) from None
 
     def build_cache(self, path: Path | BinaryIO, spec: FileSpec) -> None:
         """Verify ``path`` against ``spec`` and write the cache entry in the same pass.
