@@ -204,7 +204,10 @@ def test_read_only_folder_with_files_is_used_uncached(synth, home, monkeypatch):
         return real_mkdir(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "mkdir", no_mkdir)
-    (x, t), _ = load_mnist(normalize=False, dataset="tiny", offline=True)
+    from mnistkit import MnistkitWarning
+
+    with pytest.warns(MnistkitWarning, match="is not writable"):
+        (x, t), _ = load_mnist(normalize=False, dataset="tiny", offline=True)
     np.testing.assert_array_equal(x, expected(synth)[0])
     assert x.flags.writeable
     assert not (home / "tiny" / ".cache").exists()
@@ -300,7 +303,7 @@ def test_a_file_named_cache_is_named_as_the_cause_and_clean_is_all_or_nothing(sy
     assert cli.main(["download", ds.name]) != 0
     assert ".cache is a file, not a folder" in capsys.readouterr().err
     before = sorted(p.name for p in folder.iterdir())
-    assert cli.main(["clean", ds.name]) != 0
+    assert cli.main(["clean", "--yes", ds.name]) != 0
     assert ".cache is a file, not a folder" in capsys.readouterr().err
     assert sorted(p.name for p in folder.iterdir()) == before  # nothing deleted
     assert all((folder / name).read_bytes() == data for name, data in synth.gz.items())

@@ -28,6 +28,7 @@ from .errors import (
     MissingFilesError,
     MnistkitError,
     RegistryMismatchError,
+    MnistkitWarning,
 )
 from .idx import read_idx, write_idx
 from .registry import Dataset, datasets, get_dataset, register_dataset
@@ -50,6 +51,7 @@ __all__ = [
     "read_idx",
     "write_idx",
     "MnistkitError",
+    "MnistkitWarning",
     "ArgumentError",
     "ChecksumError",
     "DataFolderError",

@@ -21,6 +21,7 @@ from .errors import (
     MissingFilesError,
     MnistkitError,
     check_choice,
+    without_pool_frames,
 )
 from .registry import Dataset, get_dataset
 from .settings import MirrorsLike, Settings
@@ -70,7 +71,7 @@ def _images(raw: np.ndarray, normalize: bool, flatten: bool, dtype) -> np.ndarra
         if raw.dtype.byteorder == ">":  # big-endian cache (int16/int32/float IDX): hand out native
             return raw.astype(raw.dtype.newbyteorder("="))
         return raw
-    dtype = np.dtype(dtype)
+    dtype = _check_dtype(dtype, normalize)
     if normalize:
         if dtype.kind not in _FLOAT_KINDS:
             msg = f"dtype={dtype} cannot hold normalised values in [0, 1]; use float16, float32 or float64"
@@ -79,6 +80,19 @@ def _images(raw: np.ndarray, normalize: bool, flatten: bool, dtype) -> np.ndarra
         _parallel_divide(raw, dtype.type(255), out)
         return out
     return raw.astype(dtype)
+
+
+def _check_dtype(dtype, normalize: bool) -> np.dtype:
+    """``dtype`` as a NumPy dtype, or ArgumentError (checked before any file is read)."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        msg = f"dtype={dtype!r} is not a NumPy type; use e.g. 'float32', 'float64' or 'uint8'"
+        raise ArgumentError(msg) from None
+    if normalize and dtype.kind not in _FLOAT_KINDS:
+        msg = f"dtype={dtype} cannot hold normalised values in [0, 1]; use float16, float32 or float64"
+        raise ArgumentError(msg)
+    return dtype
 
 
 def _cores() -> int:
@@ -112,7 +126,7 @@ def _parallel_divide(raw: np.ndarray, divisor: np.floating, out: np.ndarray) -> 
         futures = [pool.submit(part, i) for i in range(workers)]
     for future in futures:
         if future.exception() is not None:
-            raise _as_if_here(future.exception())
+            raise without_pool_frames(future.exception())
 
 
 def _one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -166,9 +180,9 @@ def _one_error(errors: Sequence[BaseException], store: Store) -> BaseException:
     """
     other = [err for err in errors if not isinstance(err, (MissingFilesError, DownloadError))]
     if other:
-        return _as_if_here(other[0])
+        return without_pool_frames(other[0])
     if len(errors) == 1:
-        return _as_if_here(errors[0])
+        return without_pool_frames(errors[0])
     ds = store.dataset
     names = [name for err in errors for name in (err.missing if isinstance(err, MissingFilesError) else [err.file_name])]
     urls = [url for err in errors for url in getattr(err, "urls", ())]
@@ -185,17 +199,6 @@ def _one_error(errors: Sequence[BaseException], store: Store) -> BaseException:
     if not urls:
         urls = [url for name in names for url in ds.urls(ds.file(name))]
     return FilesUnavailableError(ds.name, names, errors[0].folder, attempts, urls)
-
-
-def _as_if_here(err: BaseException) -> BaseException:
-    """``err`` without the leading frames of ``concurrent.futures`` (a worker thread's own machinery)."""
-    import concurrent.futures
-
-    machinery = os.path.dirname(concurrent.futures.__file__)
-    tb = err.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(machinery):
-        tb = tb.tb_next
-    return err.with_traceback(tb)
 
 
 def _labels(raw: np.ndarray, ds: Dataset, table: bool) -> np.ndarray:
@@ -321,6 +324,15 @@ def load(
     return out[0] if len(out) == 1 else (out[0], out[1])
 
 
+def _warn(message: str) -> None:
+    """A :class:`MnistkitWarning` pointing at the user's line (user -> load/load_mnist -> _load_splits -> here)."""
+    import warnings
+
+    from .errors import MnistkitWarning
+
+    warnings.warn(message, MnistkitWarning, stacklevel=4)
+
+
 def _load_splits(
     store: Store,
     splits: Sequence[str],
@@ -347,10 +359,18 @@ def _load_splits(
     if label_table and one_hot_label:
         msg = "label_table=True and one_hot_label=True cannot be combined: one-hot encodes the class only"
         raise ArgumentError(msg)
+    if dtype is not None:
+        _check_dtype(dtype, normalize)
+    if (validation is None or validation is False) and (validation_seed is not None or stratify):
+        given = f"validation_seed={validation_seed!r}" if validation_seed is not None else "stratify=True"
+        _warn(f"{given} is ignored: nothing is held out without validation=... (a count, a fraction or True)")
     parts = select_parts(
         store, splits, orientation=orientation, label_table=label_table,
         validation=validation, validation_seed=validation_seed, stratify=stratify,
     )
+    if store.uncached:
+        # A warning, not a log line: library users see it without configuring logging.
+        _warn(store.uncached)
     ds = store.dataset
     out = []
     for part in parts:

@@ -19,6 +19,9 @@
     └── MissingDependencyError (ImportError)
                                        an optional package is not installed
 
+Warnings (conditions to act on that do not stop the call) are ``MnistkitWarning``,
+a ``UserWarning``.
+
 Each leaf also inherits a builtin so that callers who know nothing of mnistkit
 can still catch it sensibly, and each message says what went wrong, with which
 file, and what to do next.
@@ -113,6 +116,10 @@ def cannot_write(path: Path, err: OSError) -> OutputError:
         what = "choose a folder you can write to"
     elif isinstance(err, (NotADirectoryError, FileExistsError)):
         what = "a file stands where a folder is needed; choose another place"
+    elif isinstance(err, IsADirectoryError):
+        what = "a folder stands where the file must go; move it or choose another place"
+    elif isinstance(err, FileNotFoundError):
+        what = "its folder cannot be made there; choose another place"
     else:
         what = "free some space or choose another place"
     return OutputError(f"cannot write {path}: {why}; {what}")
@@ -250,8 +257,8 @@ class FilesUnavailableError(MissingFilesError, DownloadError):
             name = next((m for m in self.missing if src.endswith("/" + m)), None)
             base = src[: -len(name)] if name else src
             groups.setdefault((base, why), []).extend([name] if name else [])
-        lines = [f"{dataset}: {len(self.missing)} file(s) missing, and no source could provide them: "
-                 f"{', '.join(self.missing)}"]
+        head = f"{dataset}: {len(self.missing)} file(s) missing, and no source could provide them"
+        lines = [f"{head}: {', '.join(self.missing)}"]
         for (base, why), names in groups.items():
             some = sorted(set(names))
             which = f" (for {', '.join(some)})" if some and len(some) < len(self.missing) else ""
@@ -285,6 +292,10 @@ class ArgumentError(MnistkitError, ValueError):
     """A public function got an argument it cannot use."""
 
 
+class MnistkitWarning(UserWarning):
+    """Something the caller should act on that did not stop the call (a Python warning, shown once)."""
+
+
 class MissingDependencyError(MnistkitError, ImportError):
     """An optional dependency is needed for this feature."""
 
@@ -298,6 +309,22 @@ class MissingDependencyError(MnistkitError, ImportError):
 
     def __reduce__(self):
         return (type(self), (self.package, self.extra))
+
+
+def without_pool_frames(err: BaseException) -> BaseException:
+    """``err`` without the leading frames of ``concurrent.futures`` (a worker thread's machinery).
+
+    Re-raised in the caller, an error from a worker then reads as if raised there: the caller's
+    frames, then mnistkit's, never the thread pool's.
+    """
+    import concurrent.futures
+    import os
+
+    machinery = os.path.dirname(concurrent.futures.__file__)
+    tb = err.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(machinery):
+        tb = tb.tb_next
+    return err.with_traceback(tb)
 
 
 def check_choice(value: object, name: str, valid: Iterable[object]) -> None:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ArgumentError, cannot_write, check_choice
+from .errors import ArgumentError, OutputError, cannot_write, check_choice
 
 __all__ = ["FORMATS", "class_folders", "export"]
 
@@ -74,6 +74,9 @@ def _atomic_path(path: Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise cannot_write(path, err) from err  # the final name: the temporary one means nothing to users
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -183,16 +186,24 @@ def export_png_split(
 
     if out.exists():
         if _read_record(out) == record:
-            return final_paths(out)  # finished by an earlier run
+            # Finished by an earlier run; a PNG deleted since is written again (each one whole).
+            write_png_folders(images, labels, classes, out, progress)
+            return final_paths(out)
         msg = (
             f"{out} already exists and is not a finished PNG export of {record['dataset']} {record['split']}; "
             f"delete it or export to another folder"
         )
         raise ArgumentError(msg)
+    if partial.exists() and _read_record(partial) is None:
+        # Made by a run killed before its record was in place: nothing written in it yet.
+        for stray in partial.glob(f"{RECORD}.*.tmp"):
+            _discard(stray)
+        if not any(partial.iterdir()):
+            partial.rmdir()
     if partial.exists():
         if _read_record(partial) != record:
             msg = (
-                f"{partial} is an unfinished export of something else than {record['dataset']} "
+                f"{partial} is an unfinished export of something other than {record['dataset']} "
                 f"{record['split']}; delete it or export to another folder"
             )
             raise ArgumentError(msg)
@@ -202,7 +213,11 @@ def export_png_split(
         tmp.write_text(json.dumps(record), encoding="utf-8")
         os.replace(tmp, partial / RECORD)
     write_png_folders(images, labels, classes, partial, progress)
-    os.rename(partial, out)
+    try:
+        os.rename(partial, out)
+    except FileNotFoundError:
+        if _read_record(out) != record:  # else another process exporting the same split finished first
+            raise
     return final_paths(out)
 
 
@@ -278,8 +293,13 @@ def export(
     from .settings import Settings
 
     check_choice(fmt, "format", FORMATS)
+    if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
+        msg = f"out={out!r} is not valid: give the folder to export to"
+        raise ArgumentError(msg)
+    if isinstance(splits, str):  # one split by name, not its letters
+        splits = [splits]
     ds = get_dataset(name)
-    chosen = [ds.split(s).name for s in splits] if splits else [s.name for s in ds.splits]
+    chosen = list(dict.fromkeys(ds.split(s).name for s in splits)) if splits else [s.name for s in ds.splits]
     out = Path(out)
     check_out_folder(out)
     # Every file first: when some are missing, one error names all of them (not one split per run).
@@ -305,6 +325,8 @@ def export(
                 arrays[f"x_{split}"], arrays[f"y_{split}"] = images, labels
             if fmt == "npz" and split == chosen[-1]:
                 written.append(write_npz(arrays, out / f"{ds.name}.npz"))
+        except OutputError:
+            raise
         except OSError as err:
             # Name the folder the user chose, never a temporary file inside it.
             raise cannot_write(out, err) from err
@@ -316,8 +338,8 @@ def check_out_folder(out: Path) -> None:
     for parent in (out, *out.parents):
         if parent.exists():
             if not parent.is_dir():
-                what = "is" if parent == out else f"is in the way of {out}: it"
-                msg = f"{parent} {what} is a file, not a folder; choose a folder to export to"
+                what = "" if parent == out else f" (in the way of {out})"
+                msg = f"{parent}{what} is a file, not a folder; choose a folder to export to"
                 raise ArgumentError(msg)
             break
 

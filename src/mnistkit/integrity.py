@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import ChecksumError, IdxFormatError
+from .errors import ChecksumError, IdxFormatError, without_pool_frames
 from .idx import IdxHeader, Source, open_payload
 from .registry import FileSpec
 
@@ -157,11 +157,11 @@ def verify(src: Source, spec: FileSpec, *, sink: Sink | None = None, source: str
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mnistkit-hash") as pool:
         pending = None
         for piece in payload:
-            if pending is not None:
-                pending.result()
+            if pending is not None and pending.exception() is not None:
+                raise without_pool_frames(pending.exception())
             pending = pool.submit(consume, piece)
-        if pending is not None:
-            pending.result()
+        if pending is not None and pending.exception() is not None:
+            raise without_pool_frames(pending.exception())
     actual = "sha256:" + hasher.hexdigest()
     if spec.decoded_sha256 is not None:
         _, want = split_digest(spec.decoded_sha256)

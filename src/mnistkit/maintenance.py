@@ -20,7 +20,7 @@ from .manifest import CacheManifest
 from .registry import FileSpec
 from .store import Store
 
-__all__ = ["Finding", "check", "clean", "discard"]
+__all__ = ["KINDS", "Finding", "check", "clean", "discard", "local_files"]
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ def check(store: Store, spec: FileSpec) -> list[Finding]:
             problem = f"{path}: cannot be read: {err.strerror or err}"
         findings.append(Finding(spec, "file", path, problem))
     npy_path, manifest_path = store.cache_paths(spec)
-    if npy_path.exists() or manifest_path.exists():
+    # An archive's manifest records that the archive was verified; it has no array to check.
+    if spec.kind != "archive" and (npy_path.exists() or manifest_path.exists()):
         findings.append(Finding(spec, "cache", npy_path, _cache_problem(store, spec)))
     return findings
 
@@ -98,10 +99,16 @@ def _cache_problem(store: Store, spec: FileSpec) -> str | None:
     import hashlib
 
     hasher = hashlib.sha256(IdxHeader(spec.type_code, tuple(spec.shape)).to_bytes())
-    flat = array.reshape(-1).view(np.uint8)
-    step = 1 << 24
-    for start in range(0, flat.size, step):
-        hasher.update(flat[start : start + step])
+    if spec.transposed:  # cached upright (EMNIST): hash the images as published, transposed back
+        per_block = max(1, (1 << 24) // max(1, array[0].nbytes)) if len(array) else 1
+        for start in range(0, len(array), per_block):
+            block = np.ascontiguousarray(array[start : start + per_block].transpose(0, 2, 1))
+            hasher.update(block.reshape(-1).view(np.uint8).data)
+    else:
+        flat = array.reshape(-1).view(np.uint8)
+        step = 1 << 24
+        for start in range(0, flat.size, step):
+            hasher.update(flat[start : start + step])
     want = split_digest(spec.decoded_sha256 or manifest.decoded_sha256)[1]
     if hasher.hexdigest() != want:
         return f"{npy_path}: its content has sha256 {hasher.hexdigest()[:16]}..., expected {want[:16]}..."
@@ -118,8 +125,37 @@ def discard(store: Store, finding: Finding) -> None:
             unlink(path)
 
 
-def clean(store: Store, spec: FileSpec) -> int:
-    """Delete every local copy of ``spec``: files, partial downloads, cache entry.
+#: What :func:`local_files` sorts a dataset file's copies into.
+KINDS = ("data", "partial", "cache")
+
+
+def local_files(store: Store, spec: FileSpec) -> list[tuple[Path, str, int]]:
+    """Every file of ``spec`` in the data folder, as ``(path, kind, size in bytes)``.
+
+    ``kind`` is ``"data"`` (a downloaded or hand-placed file: getting it back means
+    downloading it again), ``"partial"`` (an unfinished download) or ``"cache"`` (built
+    from the data, rebuilt when needed).
+    """
+    if not store.folder.is_dir():
+        return []
+    part = part_path(store.folder, spec.name)
+    groups = (
+        ("data", store.candidates(spec)),
+        ("partial", [part, record_path(part)]),
+        ("cache", [*store.cache_paths(spec), *store.cache_folder.glob(f"{temp_prefix(spec.stem)}*.tmp")]),
+    )
+    found = []
+    for kind, paths in groups:
+        for path in paths:
+            try:
+                found.append((path, kind, path.stat().st_size))
+            except OSError:
+                continue
+    return found
+
+
+def clean(store: Store, spec: FileSpec, kinds: tuple[str, ...] = KINDS) -> int:
+    """Delete the local copies of ``spec`` of the given kinds (see :func:`local_files`): by default all.
 
     All or nothing: a file standing where one of the store's folders belongs is reported
     (:class:`~mnistkit.errors.DataFolderError`) before anything is deleted.
@@ -132,16 +168,9 @@ def clean(store: Store, spec: FileSpec) -> int:
     if not store.folder.is_dir():
         return 0
     store.check_folder(store.cache_folder)
-    part = part_path(store.folder, spec.name)
     freed = 0
     with store.lock(spec):  # never pull a file from under a process that is building it
-        paths = [
-            *store.candidates(spec),
-            part,
-            record_path(part),
-            *store.cache_paths(spec),
-            *store.cache_folder.glob(f"{temp_prefix(spec.stem)}*.tmp"),
-        ]
+        paths = [path for path, kind, _ in local_files(store, spec) if kind in kinds]
         for path in paths:
             try:
                 size = path.stat().st_size

@@ -17,12 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ArgumentError, MnistkitError
+from .errors import ArgumentError, MnistkitError, cannot_write
 
 __all__ = ["as_image", "terminal_lines", "save_png", "Picture", "grid", "img_show", "has_display"]
 
 #: Pixels between montage cells and around the montage, before scaling.
 MONTAGE_PAD = 2
+#: The largest enlargement :func:`save_png` takes (28 x 64 = 1792 pixels a side).
+MAX_SCALE = 64
+#: The longest side of a montage, in pixels: beyond it, image viewers give up.
+MAX_SIDE = 16384
 
 _RAMP = " .:-=+*#%@"
 _HALF = "\u2580"  # upper half block
@@ -93,16 +97,87 @@ def terminal_lines(img: np.ndarray, *, color: bool = True) -> list[str]:
     return lines
 
 
+def check_png_path(path: str | os.PathLike, name: str = "path") -> Path:
+    """``path`` as a Path if a PNG can be written there, else ArgumentError saying why.
+
+    It must end in ``.png`` (any case) and not be a folder, and its folder must exist.
+    ``name`` is how the message calls it (``--png`` on the command line).
+    """
+    if not str(path).strip():
+        msg = f"{name} is empty; give a file name ending in .png"
+        raise ArgumentError(msg)
+    path = Path(path)
+    if path.is_dir():
+        msg = f"{name} {path} is a folder; give a file name ending in .png"
+        raise ArgumentError(msg)
+    if path.suffix.lower() != ".png":
+        got = f"ends in {path.suffix!r}" if path.suffix else "has no extension"
+        msg = f"{name} {path} {got}: a PNG file name must end in .png"
+        raise ArgumentError(msg)
+    folder = path.parent
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        msg = f"{name} {path}: the folder {folder} {what}; create it first or choose another place"
+        raise ArgumentError(msg)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        msg = f"{name} {path}: the folder {folder} is not writable for you; choose another place"
+        raise ArgumentError(msg)
+    return path
+
+
+def check_scale(scale: object, name: str = "scale", top: int = MAX_SCALE) -> int:
+    """``scale`` if it is a whole number from 1 to ``top``, else ArgumentError."""
+    if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, (int, np.integer)) or not 1 <= scale <= top:
+        msg = f"{name}={scale!r} is not valid: give a whole number from 1 to {top}"
+        raise ArgumentError(msg)
+    return int(scale)
+
+
+def write_png(picture, path: str | os.PathLike) -> Path:
+    """Write a PIL image as a PNG at ``path`` (checked by :func:`check_png_path`), whole or not at all.
+
+    It is written under a temporary name beside ``path`` and renamed, so an interrupted or failed
+    write never leaves a truncated PNG under the final name.
+    """
+    path = check_png_path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        picture.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except OSError as err:
+        _discard(tmp)
+        raise cannot_write(path, err) from err
+    except BaseException:
+        _discard(tmp)
+        raise
+    return path
+
+
+def _discard(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def save_png(img: np.ndarray, path: str | os.PathLike, *, scale: int = 1) -> Path:
-    """Save one image as a greyscale PNG, optionally enlarged ``scale`` times."""
+    """Save one image as a greyscale PNG, enlarged ``scale`` times (1 to :data:`MAX_SCALE`).
+
+    Raises
+    ------
+    ArgumentError
+        For a path that does not end in ``.png``, is a folder or lies in a missing folder, or a bad scale.
+    OutputError
+        When the file cannot be written.
+    """
     from PIL import Image
 
+    scale = check_scale(scale)
+    path = check_png_path(path)
     pixels = as_image(img)
     if scale > 1:
         pixels = np.kron(pixels, np.ones((scale, scale), np.uint8))
-    path = Path(path)
-    Image.fromarray(pixels, mode="L").save(path)
-    return path
+    return write_png(Image.fromarray(pixels, mode="L"), path)
 
 
 #: Largest picture :func:`grid` draws (pixels); beyond it, an ArgumentError says how to show fewer.
@@ -433,6 +508,19 @@ def _per_class(images, labels, predictions, classes, per_class, scale) -> Pictur
 
     first = as_image(images[0])
     cell_h, cell_w = first.shape[0] * scale, first.shape[1] * scale
+    step_w, step_h = cell_w + MONTAGE_PAD * scale, cell_h + MONTAGE_PAD * scale
+    if len(classes) * step_h > MAX_SIDE:
+        msg = (
+            f"{len(classes)} rows at scale={scale} would make a picture over {MAX_SIDE} pixels tall; "
+            f"use a scale of at most {max(1, MAX_SIDE // (len(classes) * (first.shape[0] + MONTAGE_PAD)))}"
+        )
+        raise ArgumentError(msg)
+    if (per_class + 1) * step_w > MAX_SIDE:  # +1: room for the labels
+        msg = (
+            f"per_class={per_class} at scale={scale} would make a picture over {MAX_SIDE} pixels wide; "
+            f"at this scale at most {max(1, MAX_SIDE // step_w - 1)} fit in a row"
+        )
+        raise ArgumentError(msg)
     pad = MONTAGE_PAD * scale
     names = [str(c) if name == str(c) else f"{c} {name}" for c, name in enumerate(classes)]
     _check_size(per_class * (cell_w + pad), len(names) * (cell_h + pad), len(names) * per_class, scale)  # early

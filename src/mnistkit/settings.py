@@ -134,6 +134,11 @@ def resolve_home(data_home: str | os.PathLike | None = None) -> Path:
     pathlib.Path
         An absolute path (not created here).
     """
+    if data_home is not None and not isinstance(data_home, (str, os.PathLike)):
+        from .errors import ArgumentError
+
+        msg = f"data_home={data_home!r} is not valid: give a folder (a str or path), or None for the default"
+        raise ArgumentError(msg)
     if data_home is not None and str(data_home) != "":
         return Path(data_home).expanduser().absolute()
     env = os.environ.get(ENV_HOME, "").strip()

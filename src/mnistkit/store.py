@@ -147,6 +147,8 @@ class Store:
         self.cache_folder = self.folder / CACHE_DIR
         self.downloader = downloader if downloader is not None else fetcher
         self.lock_timeout = lock_timeout
+        #: Why a load decoded files without caching them (a read-only folder), or None.
+        self.uncached: str | None = None
 
     def __repr__(self) -> str:
         fetch = "downloads missing files" if self.downloader is not None else "never downloads"
@@ -247,9 +249,9 @@ class Store:
             return array
         try:
             self._make_folder(self.cache_folder)
-        except DataFolderError as err:
-            if isinstance(err.__cause__, (NotADirectoryError, FileExistsError)):
-                raise  # a file where a folder belongs: caching without it would hide the real cause
+        except _NotAFolder:
+            raise  # a file where a folder belongs: caching without it would hide the real cause
+        except DataFolderError:
             # A read-only data folder that already holds the files is still usable, uncached.
             return self._run(spec, plan(spec, self.observe(spec, writable=False), _dtype_of(spec).str))
         with self.lock(spec):
@@ -442,7 +444,12 @@ class Store:
             except (IdxFormatError, ChecksumError) as err:
                 problems.append(str(err))
                 continue
-            log.warning("%s is not writable: using %s without caching it", self.folder, path)
+            # Said by the caller (api) as a Python warning, from the caller's thread and line.
+            self.uncached = (
+                f"{self.folder} is not writable: its files are decoded on every load, without a cache; "
+                f"make it writable, or copy it to a writable data folder (data_home=... or {ENV_HOME})"
+            )
+            log.info("%s is not writable: using %s without caching it", self.folder, path)
             return out
         reason = _with_rejected(f"{self.folder} {_FOLDER_READ_ONLY}", problems)
         missing = archive or spec
@@ -482,18 +489,22 @@ class Store:
             )
             raise DataFolderError(msg) from err
 
-    @staticmethod
-    def check_folder(folder: Path) -> None:
+    def check_folder(self, folder: Path) -> None:
         """Refuse, naming it, a file (not a folder) where ``folder`` or one of its parents belongs."""
-        for path in (folder, *folder.parents):
-            if path.exists() and not path.is_dir():
-                msg = (
-                    f"cannot use the data folder {folder}: {path} is a file, not a folder. "
-                    f"Move or delete that file, or pass data_home=... or set {ENV_HOME} to another folder"
-                )
-                raise DataFolderError(msg) from NotADirectoryError(20, "Not a directory", str(path))
-            if path.is_dir():
+        for above in (folder, *folder.parents):
+            if not above.exists():
+                continue
+            if above.is_dir():
                 return
+            if above == self.home or above in self.home.parents:
+                what = "is a file" if above == self.home else f"cannot be made: {above} is a file"
+                msg = (
+                    f"the data folder {self.home} {what}, not a folder; "
+                    f"pass data_home=... or set {ENV_HOME} to a folder (it is created if missing)"
+                )
+            else:
+                msg = f"cannot use the data folder {folder}: {above} is a file, not a folder; move or delete that file"
+            raise _NotAFolder(msg) from NotADirectoryError(20, "Not a directory", str(above))
 
     @contextmanager
     def lock(self, spec: FileSpec):
@@ -519,6 +530,10 @@ class Store:
             yield
         finally:
             lock.release()
+
+
+class _NotAFolder(DataFolderError):
+    """A file stands where the data folder (or a folder in it) must be: no fallback helps."""
 
 
 class _Upright:
