@@ -12,7 +12,7 @@ PyTorch, TensorFlow and JAX glue, imported only when used.
 """
 
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 from .api import label_mapping, load, load_mnist
 from .batching import batches, validation_split
@@ -31,7 +31,7 @@ from .errors import (
     MnistkitWarning,
 )
 from .idx import read_idx, write_idx
-from .registry import datasets, get_dataset
+from .registry import Dataset, datasets, get_dataset, register_dataset
 from .render import Picture, grid, img_show
 
 __all__ = [
@@ -44,6 +44,8 @@ __all__ = [
     "batches",
     "validation_split",
     "get_dataset",
+    "register_dataset",
+    "Dataset",
     "datasets",
     "label_mapping",
     "read_idx",
