@@ -311,12 +311,35 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     def ready(server) -> None:
         print(f"serving on {server.url} (folder {root}); on other machines: MNISTKIT_MIRROR={server.url}", flush=True)
 
-    serve(root, args.host, args.port, ready=ready)
+    serve(root, args.host, args.port, ready=ready, header_timeout=args.header_timeout,
+          stall_timeout=args.stall_timeout, max_connections=args.max_connections)
     print("mnistkit: server stopped", file=sys.stderr)
     return EXIT_OK
 
 
 # --- the parser ---------------------------------------------------------------------------------
+
+
+def _serve_seconds(text: str) -> float:
+    """An argparse type: seconds above 0 and at most an hour."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0 and at most 3600")
+    return value
+
+
+def _serve_count(text: str) -> int:
+    """An argparse type: a whole number of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -392,6 +415,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 exposes it to the network)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    # Defaults as literals (equal to mnistkit.serve's, a test checks): importing the server here would
+    # slow every command.
+    p.add_argument("--header-timeout", type=_serve_seconds, default=10.0, metavar="S",
+                   help="drop a client whose request head is not complete within S seconds (default: %(default)g)")
+    p.add_argument("--stall-timeout", type=_serve_seconds, default=30.0, metavar="S",
+                   help="drop a client whose request body, or any 256 KiB of whose download, takes longer than "
+                   "S seconds (default: %(default)g)")
+    p.add_argument("--max-connections", type=_serve_count, default=2000, metavar="N",
+                   help="connections at once; more are answered 503, retry later (default: %(default)s)")
     return parser
 
 
