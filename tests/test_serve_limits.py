@@ -320,6 +320,30 @@ def test_clients_over_the_cap_are_told_to_retry_later(start, data):
     assert s.stop() == 0
 
 
+def test_the_cap_fits_the_open_file_limit(home, data, tmp_path):
+    resource = pytest.importorskip("resource")
+
+    def low_limit() -> None:  # a machine whose hard limit is 1,024 open files
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+
+    log = tmp_path / "low.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mnistkit", "--data-home", str(home), "serve", "--port", "0"],
+            stdout=subprocess.PIPE, stderr=err, text=True, preexec_fn=low_limit,
+        )
+        try:
+            url = proc.stdout.readline().split()[2]
+            assert _get(url, "/tiny/big.bin")[1] == data["/tiny/big.bin"]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+            proc.stdout.close()
+    text = log.read_text()
+    assert "the open-file limit (1024) allows 352 connections, not 2000" in text, text
+    assert proc.returncode == 0
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_stops_cleanly_with_connections_open(start, home, data, sig):
     with open(home / "tiny" / "huge.bin", "wb") as fh:

@@ -37,6 +37,7 @@ import contextlib
 import email.utils
 import errno
 import os
+import queue
 import re
 import signal
 import socket
@@ -64,7 +65,8 @@ _RECV = 16 * 1024
 _MAX_HEAD = 16 * 1024  # request line + headers; beyond it, 431
 _MAX_BODY = 64 * 1024  # GET and HEAD carry no meaningful body; larger ones get 413
 _LINGER = 2.0  # after a refusal, how long to read what the client still sends before closing
-_FD_RESERVE = 64  # descriptors kept for the listener, logs and the files being sent
+_MAX_LINGERING = 256  # refused sockets being closed politely at once; beyond, closed with a reset
+_FD_RESERVE = 64 + _MAX_LINGERING  # descriptors for the listener, logs and refused sockets
 
 
 if sys.version_info >= (3, 11):
@@ -119,6 +121,36 @@ def _abort(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     sock.close()
+
+
+class _StderrLog:
+    """Log lines to stderr from a thread of their own, so a terminal or pipe nobody reads cannot stall
+    the server; past 10,000 waiting lines new ones are counted and dropped (memory stays bounded)."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[str | None] = queue.Queue(maxsize=10_000)
+        self._dropped = 0
+        self._thread = threading.Thread(target=self._write, name="mnistkit-serve-log", daemon=True)
+        self._thread.start()
+
+    def __call__(self, line: str) -> None:
+        try:
+            self._queue.put_nowait(line)
+        except queue.Full:
+            self._dropped += 1
+
+    def _write(self) -> None:
+        while (line := self._queue.get()) is not None:
+            if self._dropped:
+                line, self._dropped = f"mnistkit serve: {self._dropped} log lines dropped (stderr not read)\n{line}", 0
+            with contextlib.suppress(OSError, ValueError):
+                print(line, file=sys.stderr, flush=True)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Write what is queued (waiting at most ``timeout`` seconds for a blocked stderr)."""
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=timeout)
+        self._thread.join(timeout)
 
 
 def raise_fd_limit(wanted: int) -> int:
@@ -184,17 +216,19 @@ class MirrorServer:
         self.root = Path(root).resolve()
         self.header_timeout = float(header_timeout)
         self.stall_timeout = float(stall_timeout)
-        self._log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self._log = log or _StderrLog()
         # Each connection holds a socket and, while sending, a file: make sure the process may open them.
         allowed = raise_fd_limit(2 * max_connections + _FD_RESERVE)
-        fit = max(1, (allowed - _FD_RESERVE) // 2)
+        fit = (allowed - _FD_RESERVE) // 2 if allowed > 2 * _FD_RESERVE else allowed // 4
+        fit = max(1, fit)
         if fit < max_connections:
             self._log(
                 f"mnistkit serve: warning: the open-file limit ({allowed}) allows {fit} connections, "
                 f"not {max_connections}; raise it with `ulimit -n` to allow more"
             )
         self.max_connections = min(max_connections, fit)
-        self._listener = socket.create_server((host, port), backlog=min(4096, socket.SOMAXCONN), reuse_port=False)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.create_server((host, port), family=family, backlog=min(4096, socket.SOMAXCONN))
         self._listener.setblocking(False)
         self.server_address = self._listener.getsockname()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -215,7 +249,7 @@ class MirrorServer:
     def url(self) -> str:
         """The base URL to give to ``MNISTKIT_MIRROR``."""
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     @property
     def open_connections(self) -> int:
@@ -244,8 +278,10 @@ class MirrorServer:
         self.server_close()
 
     def server_close(self) -> None:
-        """Close the listening socket (idempotent)."""
+        """Close the listening socket and write out the log (idempotent)."""
         self._listener.close()
+        if isinstance(self._log, _StderrLog):
+            self._log.close()
 
     def __enter__(self) -> MirrorServer:
         return self
@@ -362,7 +398,7 @@ class MirrorServer:
         with contextlib.suppress(OSError):
             sock.send(_plain(503, "Service Unavailable", "too many connections; retry later",
                              ("Retry-After", str(RETRY_AFTER))))
-        if len(self._lingering) >= self.max_connections:
+        if len(self._lingering) >= _MAX_LINGERING:
             _abort(sock)
             self._socks.discard(sock)
             return
@@ -554,7 +590,12 @@ class MirrorServer:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
         try:
             fh = open(path, "rb")  # noqa: SIM115 - closed below, after the transfer
-        except OSError:
+        except OSError as err:
+            if err.errno in (errno.EMFILE, errno.ENFILE):  # out of descriptors: busy, not missing
+                self._log_request(peer, request, 503, 0)
+                await self._send(sock, _plain(503, "Service Unavailable", "too busy; retry later",
+                                              ("Retry-After", str(RETRY_AFTER))))
+                return False
             self._log_request(peer, request, 404, 0)
             await self._send(sock, _plain(404, "Not Found", "not found", close=not keep))
             return keep
