@@ -162,6 +162,17 @@ def test_cli_defaults_are_the_servers_and_bad_values_are_refused(home):
         MirrorServer(home, header_timeout=-1)
 
 
+def test_a_port_in_use_or_a_bad_host_is_one_line(home, data):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        for argv, words in ((["--port", str(port)], "another program uses that port"),
+                            (["--host", "999.1.1.1"], "cannot listen on 999.1.1.1:8000")):
+            proc = subprocess.run([sys.executable, "-m", "mnistkit", "--data-home", str(home), "serve", *argv],
+                                  capture_output=True, text=True, timeout=60)
+            assert proc.returncode == 2 and words in proc.stderr, proc.stderr
+            assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
 def test_a_thousand_half_open_connections_do_not_starve_a_real_client(start, data):
     _raise_fd_limit(HALF_OPEN + 200)
     s = start("--header-timeout", "3")
@@ -399,3 +410,16 @@ def test_http_details(home, data):
         assert status_line == b"HTTP/1.1 200 OK"
         assert server.stats["bad_requests"] == 4
     assert server.open_connections == 0
+
+
+def test_an_idle_kept_alive_connection_is_closed_without_a_408(home, data):
+    name = "/tiny/t10k-labels-idx1-ubyte.gz"
+    with MirrorServer(home, header_timeout=0.5, log=lambda line: None).start() as server:
+        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as sock:
+            sock.sendall(f"GET {name} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            rest = _closed_by_peer(sock)  # the answer, then the close at the keep-alive deadline
+        assert rest.startswith(b"HTTP/1.1 200 ") and rest.endswith(data[name])  # nothing after it: no 408
+        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as sock:
+            sock.sendall(f"GET {name} HTTP/1.1\r\nHost: x\r\n\r\nGET {name} HTTP/1.1\r\n".encode())
+            rest = _closed_by_peer(sock)  # half of a second request: that one is told 408
+        assert rest.endswith(b"408: no complete request in time\n") and data[name] in rest

@@ -228,7 +228,14 @@ class MirrorServer:
             )
         self.max_connections = min(max_connections, fit)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._listener = socket.create_server((host, port), family=family, backlog=min(4096, socket.SOMAXCONN))
+        try:
+            self._listener = socket.create_server((host, port), family=family, backlog=min(4096, socket.SOMAXCONN))
+        except OSError as err:
+            hint = {errno.EADDRINUSE: "another program uses that port; choose another --port (0 picks a free one)",
+                    errno.EACCES: "ports below 1024 need privileges; choose --port 1024 or above",
+                    errno.EADDRNOTAVAIL: "that address is not one of this machine's; use 0.0.0.0 or 127.0.0.1"}
+            why = hint.get(err.errno, "check --host and --port")
+            raise ArgumentError(f"cannot listen on {host}:{port} ({err.strerror or err}); {why}") from None
         self._listener.setblocking(False)
         self.server_address = self._listener.getsockname()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -451,6 +458,7 @@ class MirrorServer:
         peer = addr[0] if isinstance(addr, tuple) else str(addr)
         leftover = b""
         graceful = True
+        served = 0  # requests answered on this connection
         try:
             while True:
                 conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
@@ -458,7 +466,7 @@ class MirrorServer:
                     conn.receive_data(leftover)
                 deadline = loop.time() + self.header_timeout
                 try:
-                    request = await self._next(conn, sock, deadline, "head_timeout")
+                    request = await self._next(conn, sock, deadline, "head_timeout", quiet=served > 0)
                 except h11.RemoteProtocolError as err:
                     graceful = False  # answered and closed by _bad_request
                     await self._bad_request(sock, err.error_status_hint, str(err), peer)
@@ -471,6 +479,7 @@ class MirrorServer:
                     graceful = False  # answered and lingering already
                     return
                 keep = await self._respond(sock, request, peer) and keep
+                served += 1
                 if not keep:
                     return
                 leftover, closed = conn.trailing_data
@@ -494,9 +503,15 @@ class MirrorServer:
                 sock.close()
             self._socks.discard(sock)
 
-    async def _next(self, conn: h11.Connection, sock: socket.socket, deadline: float, why: str):
-        """The next h11 event, reading as needed; ``_Drop`` once ``deadline`` passes."""
+    async def _next(self, conn: h11.Connection, sock: socket.socket, deadline: float, why: str,
+                    quiet: bool = False):
+        """The next h11 event, reading as needed; ``_Drop`` once ``deadline`` passes.
+
+        ``quiet``: a kept-alive connection that stays silent until the deadline is closed without a
+        408 (clients reuse such connections and would take the 408 for their next request's answer).
+        """
         loop = asyncio.get_running_loop()
+        quiet = quiet and not conn.trailing_data[0]
         while True:
             event = conn.next_event()
             if event is not h11.NEED_DATA:
@@ -509,10 +524,13 @@ class MirrorServer:
             except (asyncio.TimeoutError, TimeoutError):
                 self.stats["dropped_head_timeout" if why == "head_timeout" else "dropped_stalled"] += 1
                 self._count(why)
+                if why == "head_timeout" and quiet:  # an idle kept-alive connection: just close it
+                    raise _Drop(reset=False) from None
                 if why == "head_timeout":  # nothing of ours is queued: close politely so the 408 is read
                     with contextlib.suppress(OSError):
                         sock.send(_plain(408, "Request Timeout", "no complete request in time"))
                 raise _Drop(reset=why != "head_timeout") from None
+            quiet = quiet and not data
             conn.receive_data(data)
 
     async def _read_body(self, conn: h11.Connection, sock: socket.socket, request: h11.Request,
