@@ -327,7 +327,8 @@ def _machine() -> str:
             f"Python {platform.python_version()}")
 
 
-def render(runs: dict[str, list[dict]], idle: dict[str, dict], args, data_note: str, load_end: str) -> str:
+def render(runs: dict[str, list[dict]], idle: dict[str, dict], args, data_note: str, load_end: str,
+           date: str) -> str:
     import mnistkit
 
     lines = [
@@ -338,7 +339,7 @@ def render(runs: dict[str, list[dict]], idle: dict[str, dict], args, data_note: 
         f"- Machine: {_machine()}; load average at the end {load_end} (other jobs share the machine; the "
         f"clients run on the same {os.cpu_count()} cores as the server)",
         f"- mnistkit {mnistkit.__version__}; data: {data_note}",
-        f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"- Date: {date}",
         f"- Regenerate: `python benchmarks/serve_load.py --clients {args.clients} --repeat {args.repeat} "
         "--doc docs/serve.md`",
         "",
@@ -363,8 +364,8 @@ def render(runs: dict[str, list[dict]], idle: dict[str, dict], args, data_note: 
         med = {k: statistics.median(r[k] for r in rs) for k in ("wall", "mb_s", "p50", "p95", "max", "cpu_s")}
         if ref is None:
             ref = med["mb_s"]
-        exact = f"{min(r['exact'] for r in rs)}/{rs[0]['clients']}" + (
-            f" ({sum(r['failed'] for r in rs)} failed)" if any(r["failed"] for r in rs) else "")
+        lo, hi = min(r["exact"] for r in rs), max(r["exact"] for r in rs)
+        exact = (f"{lo}/{rs[0]['clients']}" if lo == hi else f"{lo}-{hi}/{rs[0]['clients']}")
         honoured = f"{min(r['range_honoured'] for r in rs)}/{rs[0]['range_clients']}"
         mbs = [r["mb_s"] for r in rs]
         lines.append(
@@ -373,6 +374,22 @@ def render(runs: dict[str, list[dict]], idle: dict[str, dict], args, data_note: 
             f"| {min(r['rss_before_mb'] for r in rs):.0f} -> {max(r['rss_peak_mb'] for r in rs):.0f} "
             f"| {max(r['threads_peak'] for r in rs)} | {med['cpu_s']:.2f} |"
         )
+    lines.append("")
+    for name, rs in runs.items():
+        failed = sum(r["failed"] for r in rs)
+        if failed:
+            kinds = sorted({e for r in rs for e in r["errors"]})
+            lines.append(f"- {name}: {failed} client(s) failed over the {len(rs)} runs ({'; '.join(kinds)}; the "
+                         "clients' socket timeout is 120 s); its MB/s counts the clients that finished.")
+    cpu = {n: statistics.median(r["cpu_s"] / (r["bytes"] / 1e9) for r in rs) for n, rs in runs.items() if rs}
+    lines += [
+        "- Server CPU per GB delivered: " + ", ".join(f"{n} {v:.2f} s" for n, v in cpu.items()) + ". The clients "
+        "(Python, SHA-256 of every byte) share the cores with the server, so wall time and MB/s are bounded by "
+        "them as much as by the server; the CPU column is the server's own cost. A client's time starts when "
+        "its thread first runs, so under load the wall time can exceed the slowest client's time.",
+        "- mnistkit serve's threads: the one serving thread, its log writer, and NumPy's BLAS thread started at "
+        "import; none per client.",
+    ]
     lines += [
         "",
         f"Transferred per run: {runs['mnistkit serve'][0]['bytes'] / 1e9:.2f} GB "
@@ -413,7 +430,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated: mnistkit, http.server, nginx")
     parser.add_argument("--doc", help="write the Markdown page here")
     parser.add_argument("--json", help="write the raw results here")
+    parser.add_argument("--from-json", metavar="FILE", help="only render the page from results saved by --json")
     args = parser.parse_args(argv)
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        args.clients, args.repeat = saved["meta"]["clients"], saved["meta"]["repeat"]
+        page = render(saved["load"], saved["idle"], args, saved["meta"]["data_note"], saved["meta"]["load_end"],
+                      saved["meta"]["date"])
+        print(page)
+        if args.doc:
+            Path(args.doc).write_text(page)
+        return 0
 
     import resource
 
@@ -460,12 +487,15 @@ def main(argv: list[str] | None = None) -> int:
                 idle[name] = r = idle_run(peer.port, peer.pid, files)
                 print(f"{name} idle: {r}", flush=True)
         load_end = " / ".join(f"{x:.1f}" for x in os.getloadavg())
-        page = render(runs, idle, args, data_note, load_end)
+        date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        page = render(runs, idle, args, data_note, load_end, date)
         print(page)
         if args.doc:
             Path(args.doc).write_text(page)
         if args.json:
-            Path(args.json).write_text(json.dumps({"load": runs, "idle": idle}, indent=1))
+            meta = {"clients": args.clients, "repeat": args.repeat, "data_note": data_note, "load_end": load_end,
+                    "date": date}
+            Path(args.json).write_text(json.dumps({"meta": meta, "load": runs, "idle": idle}, indent=1))
     mine = runs.get("mnistkit serve") or []
     return 0 if all(r["exact"] == r["clients"] and r["range_honoured"] == r["range_clients"] for r in mine) else 1
 

@@ -381,10 +381,11 @@ class MirrorServer:
             except OSError as err:
                 if self._listener.fileno() == -1:
                     return
-                if err.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    self._count("accept_failed")
-                    await asyncio.sleep(0.1)  # out of descriptors: let connections finish before accepting more
-                continue  # otherwise a client that left before being accepted (ECONNABORTED): next one
+                if err.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR):
+                    continue  # a client that left before being accepted: next one
+                self._count("accept_failed")
+                await asyncio.sleep(0.1)  # out of descriptors or memory: let connections finish first
+                continue
             sock.setblocking(False)
             self._socks.add(sock)
             with contextlib.suppress(OSError):
@@ -445,7 +446,7 @@ class MirrorServer:
             "stalled": f"stalled (a body or 256 KiB of a response not moved within {self.stall_timeout:g} s)",
             "refused": f"refused with 503 (over {self.max_connections} connections)",
             "bad": "sent a malformed request (answered 4xx)",
-            "accept_failed": "could not be accepted (out of file descriptors)",
+            "accept_failed": "could not be accepted (out of file descriptors or memory)",
         }
         parts = [f"{n} {words[k]}" for k, n in sorted(self._tally.items())]
         self._log("mnistkit serve: clients dropped or refused: " + "; ".join(parts))
