@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from helpers import cli_argv
 
 from mnistkit import cli
 from mnistkit import serve as serve_module
@@ -353,6 +354,30 @@ def test_the_cap_fits_the_open_file_limit(home, data, tmp_path):
     text = log.read_text()
     assert "the open-file limit (1024) allows 352 connections, not 2000" in text, text
     assert proc.returncode == 0
+
+
+def test_mnistkit_download_waits_out_a_full_server(start, synth, data, tmp_path):
+    """A client told 503 + Retry-After by a full server retries and gets verified files once there is room."""
+    s = start("--max-connections", "1")
+    hog = socket.create_connection(("127.0.0.1", s.port), timeout=10)  # takes the only place
+    _wait_for(lambda: s.fds() >= s.base_fds + 1, 10, "the server holds the first connection")
+    other = tmp_path / "other-machine"
+    env = {**os.environ, "MNISTKIT_HOME": str(other), "MNISTKIT_MIRROR": s.url}
+    client = subprocess.Popen(cli_argv("download", "tiny"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env)
+    try:
+        _wait_for(lambda: "refused with 503" in s.log(), 20, "the client is refused while the place is taken")
+        hog.close()  # room again: the client's retry (after Retry-After) goes through
+        _, err = client.communicate(timeout=60)
+    finally:
+        hog.close()
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    assert client.returncode == 0, err
+    for name, blob in synth.gz.items():
+        assert (other / "tiny" / name).read_bytes() == blob
+    assert s.stop() == 0
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
