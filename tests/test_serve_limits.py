@@ -448,3 +448,23 @@ def test_an_idle_kept_alive_connection_is_closed_without_a_408(home, data):
             sock.sendall(f"GET {name} HTTP/1.1\r\nHost: x\r\n\r\nGET {name} HTTP/1.1\r\n".encode())
             rest = _closed_by_peer(sock)  # half of a second request: that one is told 408
         assert rest.endswith(b"408: no complete request in time\n") and data[name] in rest
+
+
+def test_serve_called_from_a_running_event_loop(home, data):
+    """In a notebook an event loop already runs: serve() still serves, and shutdown() from elsewhere stops it."""
+    import asyncio
+
+    got: list[bytes] = []
+
+    def ready(server: MirrorServer) -> None:
+        def client() -> None:
+            got.append(_get(server.url, "/tiny/big.bin")[1])
+            server.shutdown()
+
+        threading.Thread(target=client).start()
+
+    async def notebook_cell() -> None:
+        serve_module.serve(home, ready=ready)
+
+    asyncio.run(notebook_cell())
+    assert got == [data["/tiny/big.bin"]]

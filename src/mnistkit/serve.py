@@ -267,9 +267,9 @@ class MirrorServer:
         """Serve in this thread until :meth:`shutdown` (or SIGINT/SIGTERM, see :func:`serve`)."""
         asyncio.run(self._main(ready, signals=False))
 
-    def start(self) -> MirrorServer:
-        """Serve from a background thread; return once listening."""
-        self._thread = threading.Thread(target=self.serve_forever, name="mnistkit-serve", daemon=True)
+    def start(self, ready: Callable[[MirrorServer], None] | None = None) -> MirrorServer:
+        """Serve from a background thread; return once listening (after calling ``ready``)."""
+        self._thread = threading.Thread(target=self.serve_forever, args=(ready,), name="mnistkit-serve", daemon=True)
         self._thread.start()
         self._started.wait()
         return self
@@ -711,7 +711,20 @@ def serve(
     server = MirrorServer(root, host, port, header_timeout=header_timeout, stall_timeout=stall_timeout,
                           max_connections=max_connections)
     try:
-        on_main = threading.current_thread() is threading.main_thread()
-        asyncio.run(server._main(ready, signals=on_main))
+        asyncio.get_running_loop()
+    except RuntimeError:  # the usual case: no event loop here, serve in this thread
+        try:
+            on_main = threading.current_thread() is threading.main_thread()
+            asyncio.run(server._main(ready, signals=on_main))
+        finally:
+            server.server_close()
+        return
+    # Called from a running event loop (a notebook): serve from a thread; Ctrl-C or shutdown() stops it.
+    try:
+        server.start(ready)
+        assert server._thread is not None
+        server._thread.join()
+    except KeyboardInterrupt:
+        pass
     finally:
-        server.server_close()
+        server.shutdown()
