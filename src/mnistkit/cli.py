@@ -432,7 +432,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"serving on {server.url} (folder {root}); on other machines: MNISTKIT_MIRROR={server.url}", flush=True)
 
     try:
-        serve(root, args.host, args.port, ready=ready)
+        serve(root, args.host, args.port, ready=ready, header_timeout=args.header_timeout,
+              stall_timeout=args.stall_timeout, max_connections=args.max_connections)
     except OSError as err:  # the address: a host name that does not resolve, a port in use or not ours
         why = err.strerror or str(err)
         msg = f"cannot serve on {args.host} port {args.port}: {why}; choose another --host or --port (0 picks a free port)"
@@ -527,6 +528,28 @@ def _in_range(lo: int, hi: int):
     return parse
 
 
+def _serve_seconds(text: str) -> float:
+    """An argparse type: seconds above 0 and at most an hour."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0 and at most 3600")
+    return value
+
+
+def _serve_count(text: str) -> int:
+    """An argparse type: a whole number of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     from .render import MAX_SCALE
@@ -618,6 +641,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 exposes it to the network)")
     p.add_argument("--port", type=_in_range(0, 65535), default=8000, metavar="PORT", help="port (default: 8000; 0 picks a free one)")
+    # Defaults as literals (equal to mnistkit.serve's, a test checks): importing the server here would
+    # slow every command.
+    p.add_argument("--header-timeout", type=_serve_seconds, default=10.0, metavar="S",
+                   help="drop a client whose request head is not complete within S seconds (default: %(default)g)")
+    p.add_argument("--stall-timeout", type=_serve_seconds, default=30.0, metavar="S",
+                   help="drop a client whose request body, or any 256 KiB of whose download, takes longer than "
+                   "S seconds (default: %(default)g)")
+    p.add_argument("--max-connections", type=_serve_count, default=2000, metavar="N",
+                   help="connections at once; more are answered 503, retry later (default: %(default)s)")
     return parser
 
 
