@@ -173,9 +173,7 @@ def main(argv=None) -> int:
 
     fs.mkdir("warm")
     publish("s3://warm/m", [ds.name], data_home=home)
-    server = MirrorServer(home)
-    server.RequestHandlerClass.log_message = lambda *a, **k: None  # quiet: this is a benchmark
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    server = MirrorServer(home, log=lambda line: None).start()  # quiet: this is a benchmark
     put, get = "s3fs.put_file of the 4 files (floor)", "s3fs.cat_file of the 4 objects, new client (floor)"
     # (label, setup, timed call, floor label)
     cases = [

@@ -291,7 +291,7 @@ class Server:
 # make_synthetic()'s "tiny" dataset, then runs the real command line.
 _CHILD = (
     "import sys; sys.path.insert(0, {here!r}); from helpers import make_synthetic; from mnistkit import registry, cli;"
-    "registry.DATASETS['tiny'] = make_synthetic().dataset; sys.exit(cli.main(sys.argv[1:]))"
+    "registry.register_dataset(make_synthetic().dataset); sys.exit(cli.main(sys.argv[1:]))"
 )
 
 

@@ -505,7 +505,8 @@ def test_a_rejected_hand_placed_file_is_said_once(synth, home, tmp_path):
     bad.write_bytes(b"not the data")
     proc = run_cli("show", "tiny", env={**os.environ, "MNISTKIT_OFFLINE": "1"})
     assert proc.returncode == 3
-    assert proc.stderr.count("files found but rejected: train-labels-idx1-ubyte.gz: not a valid IDX file") == 1
+    rejected = f"files found but rejected: {bad}: not a valid IDX file"  # named by its full path
+    assert proc.stderr.count(rejected) == 1, proc.stderr
     assert "WARNING" not in proc.stderr  # said in the error only
     mirror = tmp_path / "mirror"
     synth.write(mirror)

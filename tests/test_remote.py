@@ -226,20 +226,12 @@ def test_endpoint_and_credentials_the_backends_way(s3, synth, home, tmp_path, ho
 
 
 def test_verify_mirror_of_a_served_data_folder_without_index(synth, home, tmp_path):
-    import threading
-
     from mnistkit.serve import MirrorServer
 
     synth.write(home)
-    server = MirrorServer(home)
-    server.RequestHandlerClass.log_message = lambda *a, **k: None
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
+    with MirrorServer(home, log=lambda line: None).start() as server:
         found = verify_mirror(server.url, ["tiny"])
         result = run_cli("verify", "--mirror", server.url, "tiny")
-    finally:
-        server.shutdown()
-        server.server_close()
     assert [f.name for f in found if f.note] == [INDEX_NAME]
     assert sorted(f.name for f in found if not f.note and f.ok) == sorted(synth.gz)
     assert result.returncode == 0 and "4 checked, 0 bad" in result.stdout, result.stdout + result.stderr
@@ -434,3 +426,51 @@ def test_a_filesystem_destination_gets_write_beside_then_rename(synth, home, tmp
 def test_nothing_to_publish_is_one_line(home):
     with pytest.raises(ArgumentError, match="nothing to publish"):
         publish("/tmp/unused-destination", data_home=home)
+
+
+# --- the settings reach remote sources (--mirror, --offline, --timeout) ---------------------------
+
+
+def test_cli_mirror_flag_reaches_s3_and_offline_skips_it(s3, synth, home):
+    put_objects("s3://cliflag/m", {f"tiny/{n}": d for n, d in synth.gz.items()})
+    env = dict(os.environ)
+    result = run_cli("--offline", "--mirror", "s3://cliflag/m", "download", "tiny", env=env)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "offline mode" in result.stderr, result.stderr
+    assert not s3.gets(f"/cliflag/m/tiny/{IMAGES}")  # not even asked
+    result = run_cli("--mirror", "s3://cliflag/m", "download", "tiny", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name, data in synth.gz.items():
+        assert (home / "tiny" / name).read_bytes() == data
+        assert s3.gets(f"/cliflag/m/tiny/{name}"), name
+
+
+def test_verify_mirror_option_does_not_replace_the_global_mirrors():
+    from mnistkit.cli import build_parser
+
+    args = build_parser().parse_args(["--mirror", "s3://get/from", "verify", "--mirror", "s3://check/this"])
+    assert args.mirror == ["s3://get/from"] and args.mirror_src == "s3://check/this"
+    args = build_parser().parse_args(["--mirror", "s3://get/from", "verify"])
+    assert args.mirror == ["s3://get/from"] and args.mirror_src is None
+
+
+@pytest.mark.parametrize("timeout", [None, 7.0])
+def test_the_timeout_setting_reaches_the_s3_client(s3, synth, home, timeout):
+    from mnistkit.settings import Settings
+
+    put_objects("s3://slow/m", {f"tiny/{n}": d for n, d in synth.gz.items()})
+    dl = Downloader.from_settings(Settings.resolve(data_home=home, mirrors="s3://slow/m", timeout=timeout))
+    spec = next(s for s in synth.dataset.files if s.name == IMAGES)
+    (home / "tiny").mkdir(parents=True)
+    assert dl(synth.dataset, spec, home / "tiny").read_bytes() == synth.gz[IMAGES]
+    config = dl._remote_filesystems["s3://slow"].config_kwargs
+    assert (config["connect_timeout"], config["read_timeout"]) == ((10.0, 30.0) if timeout is None else (7.0, 7.0))
+
+
+def test_publish_and_verify_mirror_are_exported_from_the_package(synth, home, tmp_path):
+    import mnistkit
+
+    assert mnistkit.publish is publish and mnistkit.verify_mirror is verify_mirror
+    synth.write(home)
+    mnistkit.publish(str(tmp_path / "m"), ["tiny"], data_home=home)
+    assert all(f.ok for f in mnistkit.verify_mirror(str(tmp_path / "m"), ["tiny"]))

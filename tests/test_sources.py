@@ -21,7 +21,8 @@ from helpers import Route, make_synthetic
 
 from mnistkit import DownloadError, MissingFilesError, load, load_mnist, registry
 from mnistkit.idx import encode_idx
-from mnistkit.sources import Downloader, RetryPolicy, parse_sources
+from mnistkit.settings import parse_mirrors as parse_sources
+from mnistkit.sources import Downloader, RetryPolicy
 
 IMAGES = "train-images-idx3-ubyte.gz"
 LABELS = "train-labels-idx1-ubyte.gz"
@@ -597,7 +598,7 @@ def test_weak_etag_is_never_sent_as_if_range(synth, home, server, monkeypatch):
 
 
 def test_strong_validators_only():
-    from mnistkit.sources import _strong_validator
+    from mnistkit.transfer import strong_validator as _strong_validator
 
     assert _strong_validator({"etag": '"abc"'}) == '"abc"'
     assert _strong_validator({"etag": 'W/"abc"', "last-modified": "Tue, 01 Jan 2030 00:00:00 GMT"}) is None

@@ -303,8 +303,42 @@ def test_a_file_named_cache_is_named_as_the_cause_and_clean_is_all_or_nothing(sy
     assert cli.main(["download", ds.name]) != 0
     assert ".cache is a file, not a folder" in capsys.readouterr().err
     before = sorted(p.name for p in folder.iterdir())
-    assert cli.main(["clean", ds.name]) != 0
+    assert cli.main(["clean", "--yes", ds.name]) != 0
     assert ".cache is a file, not a folder" in capsys.readouterr().err
     assert sorted(p.name for p in folder.iterdir()) == before  # nothing deleted
     assert all((folder / name).read_bytes() == data for name, data in synth.gz.items())
     assert (folder / ".cache").read_text() == "a user's notes, not a folder"
+
+
+def test_a_wrong_file_and_a_file_named_downloaded_give_a_clear_error(synth, home, server, monkeypatch):
+    ds = _mirrored(monkeypatch, synth, server)
+    folder = home / ds.name
+    folder.mkdir(parents=True)
+    name = "t10k-labels-idx1-ubyte.gz"
+    (folder / name).write_bytes(b"my own notes, not IDX data")
+    (folder / ".downloaded").write_text("also mine")
+    with pytest.raises(DataFolderError, match=r"\.downloaded is not a folder") as info:
+        load_mnist(dataset=ds.name)
+    assert str(folder / name) in str(info.value)
+    assert (folder / name).read_bytes() == b"my own notes, not IDX data"
+    assert (folder / ".downloaded").read_text() == "also mine"
+
+
+def test_a_refused_local_file_is_listed_first_when_every_source_fails(synth, home, server, monkeypatch):
+    import dataclasses
+
+    from mnistkit import DownloadError, registry
+
+    ds = dataclasses.replace(synth.dataset, mirrors=(server.url + "/gone/",))  # every file: 404
+    monkeypatch.setitem(registry.DATASETS, ds.name, ds)
+    folder = home / ds.name
+    folder.mkdir(parents=True)
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x14" + bytes(20)))
+    from mnistkit.sources import Downloader
+
+    with pytest.raises(DownloadError) as info:
+        Store(ds, home, downloader=Downloader(progress=False)).load(ds.file("t10k-labels-idx1-ubyte.gz"))
+    attempts = info.value.attempts
+    assert attempts[0][0] == str(folder) and attempts[0][1].startswith("found but rejected: ")
+    assert "HTTP 404" in attempts[1][1] and len(attempts) == 2
+    assert isinstance(info.value, DownloadError) and str(folder) in str(info.value)

@@ -24,6 +24,7 @@ from .errors import (
     without_pool_frames,
 )
 from .registry import Dataset, get_dataset
+from .settings import MirrorsLike, Settings
 from .store import Store
 
 __all__ = ["load", "load_mnist", "dataset_store", "label_mapping", "select_parts", "Part"]
@@ -41,19 +42,23 @@ def dataset_store(
     dataset: str | Dataset = "mnist",
     *,
     data_home: str | os.PathLike | None = None,
-    mirrors: str | Sequence[str] | None = None,
+    mirrors: MirrorsLike = None,
     offline: bool | None = None,
     progress: bool | None = None,
+    timeout: float | None = None,
+    settings: Settings | None = None,
 ) -> Store:
     """The :class:`~mnistkit.store.Store` for a dataset, with downloading set up.
 
-    Parameters are those of :func:`load`.
+    Parameters are those of :func:`load`; ``settings``, when given, is used as it is
+    (the command line builds one from its flags) and the other keywords are ignored.
     """
     ds = dataset if isinstance(dataset, Dataset) else get_dataset(dataset)
-    from .sources import make_fetcher
+    if settings is None:
+        settings = Settings.resolve(data_home, mirrors, offline, progress, timeout)
+    from .sources import Downloader
 
-    fetcher = make_fetcher(mirrors=mirrors, offline=offline, progress=progress)
-    return Store(ds, data_home, fetcher=fetcher)
+    return Store(ds, settings.data_home, downloader=Downloader.from_settings(settings))
 
 
 def _images(raw: np.ndarray, normalize: bool, flatten: bool, dtype) -> np.ndarray:
@@ -228,9 +233,10 @@ def load(
     orientation: str = "upright",
     label_table: bool = False,
     data_home: str | os.PathLike | None = None,
-    mirrors: str | Sequence[str] | None = None,
+    mirrors: MirrorsLike = None,
     offline: bool | None = None,
     progress: bool | None = None,
+    timeout: float | None = None,
     validation: int | float | bool | None = None,
     validation_seed: int | None = None,
     stratify: bool = False,
@@ -272,6 +278,9 @@ def load(
         Never use the network; None reads ``$MNISTKIT_OFFLINE``.
     progress : bool, optional
         Show download progress bars; None means only when stderr is a terminal.
+    timeout : float, optional
+        Seconds to connect and between bytes of a download (the headers may take twice
+        that in all); None reads ``$MNISTKIT_TIMEOUT``, else 10 s to connect and 30 s.
     validation : int, float or True, optional
         Hold out part of the split for validation: a count, a fraction in
         (0, 1), or True for the classic 10,000.  None (default): no hold-out.
@@ -303,7 +312,9 @@ def load(
     ((10000, 784), dtype('uint8'), array([7, 2, 1], dtype=uint8))
     """
     ds = get_dataset(name)
-    store = dataset_store(ds, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress)
+    store = dataset_store(
+        ds, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress, timeout=timeout
+    )
     options = dict(
         normalize=normalize, flatten=flatten, one_hot_label=one_hot_label, dtype=dtype,
         orientation=orientation, label_table=label_table,
@@ -474,7 +485,7 @@ def label_mapping(
     name: str,
     *,
     data_home: str | os.PathLike | None = None,
-    mirrors: str | Sequence[str] | None = None,
+    mirrors: MirrorsLike = None,
     offline: bool | None = None,
     progress: bool | None = None,
 ) -> dict[int, str]:
@@ -553,9 +564,10 @@ def load_mnist(
     orientation: str = "upright",
     label_table: bool = False,
     data_home: str | os.PathLike | None = None,
-    mirrors: str | Sequence[str] | None = None,
+    mirrors: MirrorsLike = None,
     offline: bool | None = None,
     progress: bool | None = None,
+    timeout: float | None = None,
     validation: int | float | bool | None = None,
     validation_seed: int | None = None,
     stratify: bool = False,
@@ -576,7 +588,7 @@ def load_mnist(
     dataset : str, default "mnist"
         Any dataset with "train" and "test" splits: every name in
         :func:`mnistkit.datasets`.
-    dtype, orientation, label_table, data_home, mirrors, offline, progress
+    dtype, orientation, label_table, data_home, mirrors, offline, progress, timeout
         As in :func:`load`.
     validation, validation_seed, stratify
         Hold out part of the training set, as in :func:`load`; e.g.
@@ -593,7 +605,9 @@ def load_mnist(
     >>> x_train.shape, t_train[:10]                                          # doctest: +SKIP
     ((60000, 784), array([5, 0, 4, 1, 9, 2, 1, 3, 1, 4], dtype=uint8))
     """
-    store = dataset_store(dataset, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress)
+    store = dataset_store(
+        dataset, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress, timeout=timeout
+    )
     options = dict(
         normalize=normalize, flatten=flatten, one_hot_label=one_hot_label, dtype=dtype,
         orientation=orientation, label_table=label_table,

@@ -15,8 +15,9 @@ import re
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from ._version import __version__
 from .errors import ArgumentError, DownloadError, MissingFilesError, MnistkitError
+from .settings import Settings
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # a runtime failure: download failed, bad data, ...
@@ -72,18 +73,18 @@ def _error(err: BaseException) -> None:
     print(f"mnistkit: error: {_cli_words(str(err))}", file=sys.stderr)
 
 
-def _local_store(ds):
+def _local_store(ds, settings: Settings):
     """The dataset's store without downloading: for commands that only look at what is here."""
     from .store import Store
 
-    return Store(ds)
+    return Store(ds, settings.data_home)
 
 
-def _split_arrays(ds, split: str):
+def _split_arrays(ds, split: str, settings: Settings):
     """Images (N, H, W) uint8 and labels as published (N,) of one split, downloading if needed."""
     from .api import load
 
-    images, labels = load(ds.name, split, normalize=False, flatten=False)
+    images, labels = load(ds.name, split, normalize=False, flatten=False, **settings.keywords())
     return images.reshape(len(images), *images.shape[-2:]), labels
 
 
@@ -91,10 +92,12 @@ def _split_arrays(ds, split: str):
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from . import maintenance
+
     rows = [("name", "title", "download", "on disk", "classes", "here")]
     shared = unknown = False
     for ds in _datasets(None):
-        store = _local_store(ds)
+        store = _local_store(ds, args.settings)
         arrays = [spec for spec in ds.files if spec.kind != "archive"]  # an archive has no cache of its own
         cached = sum(store.cached(spec) is not None for spec in arrays)
         present = sum(store.cached(spec) is not None or bool(store.candidates(spec)) for spec in ds.files)
@@ -112,7 +115,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
             download, unknown = "?", True
         else:
             download = _size(sum(spec.size for spec in fetched)) + mark
-        used = sum(size for spec in ds.files for _, _, size in store.local_files(spec))
+        used = sum(size for spec in ds.files for _, _, size in maintenance.local_files(store, spec))
         on_disk = (_size(used) + (mark if any(store.candidates(spec) for spec in fetched) else "")) if used else "-"
         rows.append((ds.name, ds.title, download, on_disk, str(ds.num_classes), here))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -133,7 +136,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
     code = EXIT_OK
     said: dict[str, str] = {}  # an error already printed -> the dataset it was printed for
     for ds in _datasets(args.names):
-        store = dataset_store(ds)
+        store = dataset_store(ds, settings=args.settings)
         try:
             # Every array of the dataset (an archive is fetched for its members): one error lists all missing.
             _load_files(store, [spec for spec in ds.files if spec.kind != "archive"])
@@ -153,13 +156,13 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return code
 
 
-def _dataset_info(ds) -> dict:
+def _dataset_info(ds, settings: Settings) -> dict:
     """Everything known about a dataset and its local copy, as JSON-ready data."""
     import numpy as np
 
     from .idx import IDX_TYPES
 
-    store = _local_store(ds)
+    store = _local_store(ds, settings)
 
     def file_info(spec):
         npy_path, _ = store.cache_paths(spec)
@@ -215,7 +218,7 @@ def _dataset_info(ds) -> dict:
 def _cmd_info(args: argparse.Namespace) -> int:
     from .registry import get_dataset
 
-    info = _dataset_info(get_dataset(args.name))
+    info = _dataset_info(get_dataset(args.name), args.settings)
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK
@@ -252,7 +255,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     ds.split(args.split)
     if args.png is not None:  # before anything is loaded or printed
         check_png_path(args.png, "--png")
-    images, labels = _split_arrays(ds, args.split)
+    images, labels = _split_arrays(ds, args.split, args.settings)
     if not -len(images) <= args.index < len(images):
         msg = f"--index {args.index} is out of range: {ds.name} {args.split} has {len(images)} images (0 to {len(images) - 1})"
         raise ArgumentError(msg)
@@ -274,7 +277,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     ds = get_dataset(args.name)
     ds.split(args.split)
     check_png_path(args.png, "--png")  # before the data is loaded
-    images, labels = _split_arrays(ds, args.split)
+    images, labels = _split_arrays(ds, args.split, args.settings)
     sheet = grid(images, labels, dataset=ds, per_class=args.per_class, scale=args.scale)  # = mnistkit.grid
     sheet.save(args.png)
     print(f"saved {args.png} ({ds.num_classes} classes x {args.per_class}, {sheet.width}x{sheet.height} pixels)")
@@ -282,22 +285,23 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    if args.mirror:
+    if args.mirror_src:
         return _cmd_verify_mirror(args)
+    from . import maintenance
     from .api import dataset_store
 
     checked = bad = fixed = 0
     for ds in _datasets([args.name] if args.name else None):
-        store = dataset_store(ds)
+        store = dataset_store(ds, settings=args.settings)
         if not store.folder.is_dir():
             if args.name:
                 print(f"{ds.name}: nothing downloaded in {store.folder}")
             continue
         for spec in ds.files:
-            findings = store.check(spec)
+            findings = maintenance.check(store, spec)
             for finding in findings:
                 checked += 1
-                print(f"{'ok' if finding.ok else 'BAD':4} {finding.kind:5} {finding.path}")
+                print(f"{'ok' if finding.ok else 'BAD':4} {finding.copy:5} {finding.path}")
                 if not finding.ok:
                     bad += 1
                     print(f"     {finding.problem}")
@@ -305,9 +309,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                 continue
             for finding in findings:
                 if not finding.ok:
-                    store.discard(finding)
+                    maintenance.discard(store, finding)
             try:
-                if not any(f.ok and f.kind == "file" for f in findings) and any(f.kind == "file" for f in findings):
+                if not any(f.ok and f.copy == "file" for f in findings) and any(f.copy == "file" for f in findings):
                     store.fetch(spec)  # the folder held a bad copy: put the published file back
                 if spec.kind == "archive":
                     store.archive_path(spec)  # verified again, its record rewritten
@@ -332,7 +336,7 @@ def _cmd_verify_mirror(args: argparse.Namespace) -> int:
     if args.fix:
         msg = "--fix repairs the data folder, not a mirror: run `mnistkit publish` to the mirror instead"
         raise ArgumentError(msg)
-    findings = verify_mirror(args.mirror, [args.name] if args.name else None)
+    findings = verify_mirror(args.mirror_src, [args.name] if args.name else None)
     for finding in findings:
         if finding.note:
             print(f"--   {finding.url}: {finding.note}")
@@ -344,7 +348,7 @@ def _cmd_verify_mirror(args: argparse.Namespace) -> int:
     bad = sum(not f.ok for f in findings)
     findings = [f for f in findings if not f.note]
     if not findings:
-        print(f"nothing to verify: no <dataset>/index.json under {args.mirror} (name a dataset to check its files)")
+        print(f"nothing to verify: no <dataset>/index.json under {args.mirror_src} (name a dataset to check its files)")
         return EXIT_ERROR
     print(f"{len(findings)} checked, {bad} bad")
     return EXIT_OK if not bad else EXIT_ERROR
@@ -360,7 +364,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     def report(item) -> None:
         print(f"{item.action:8} {item.url} ({_size(item.size)})", flush=True)
 
-    done = publish(args.dest, args.names or None, report=report)
+    done = publish(args.dest, args.names or None, report=report, settings=args.settings)
     moved = sum(p.size for p in done if p.action == "uploaded")
     uploaded = sum(p.action == "uploaded" for p in done)
     skipped = sum(p.action == "skipped" for p in done)
@@ -377,6 +381,7 @@ def _sharers(ds, spec) -> list[str]:
 
 
 def _cmd_clean(args: argparse.Namespace) -> int:
+    from . import maintenance
     from .errors import DataFolderError
 
     chosen = _datasets(args.names)
@@ -385,9 +390,9 @@ def _cmd_clean(args: argparse.Namespace) -> int:
     plan = []  # (dataset, store, spec, [(path, kind, size)]) to delete
     planned: set = set()
     for ds in chosen:
-        store = _local_store(ds)
+        store = _local_store(ds, args.settings)
         for spec in ds.files:
-            files = [f for f in store.local_files(spec) if f[1] in kinds and f[0] not in planned]
+            files = [f for f in maintenance.local_files(store, spec) if f[1] in kinds and f[0] not in planned]
             if not files:
                 continue
             others = [n for n in _sharers(ds, spec) if n not in names]
@@ -399,6 +404,13 @@ def _cmd_clean(args: argparse.Namespace) -> int:
             planned.update(f[0] for f in files)
             plan.append((ds, store, spec, files))
     data = [f for *_, files in plan for f in files if f[1] == "data"]
+    # All or nothing, and said before asking: a folder that cannot be cleaned fails before any deletion.
+    for store in {id(store): store for _, store, _, _ in plan}.values():
+        store.check_folder(store.cache_folder)  # a file (say a user's ".cache") where a folder of ours belongs
+        if not os.access(store.folder, os.W_OK | os.X_OK):
+            msg = (f"cannot delete files in {store.folder}: it is read-only for you; "
+                   "nothing was deleted there or elsewhere")
+            raise DataFolderError(msg)
     if args.dry_run:
         for _, _, _, files in plan:
             for path, kind, size in files:
@@ -422,20 +434,16 @@ def _cmd_clean(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted (`mnistkit clean --cache-only` deletes only the caches)")
             return EXIT_OK
-    for folder in sorted({store.folder for _, store, _, _ in plan}):
-        if not os.access(folder, os.W_OK | os.X_OK):
-            msg = f"cannot delete files in {folder}: it is read-only for you; nothing was deleted there or elsewhere"
-            raise DataFolderError(msg)
     freed: dict[str, int] = {ds.name: 0 for ds in chosen}
     for ds, store, spec, _ in plan:
         try:
-            freed[ds.name] += store.clean(spec, kinds)
+            freed[ds.name] += maintenance.clean(store, spec, kinds)
         except OSError as err:
             msg = f"cannot delete {spec.name}'s files in {store.folder}: {err.strerror or err}"
             raise DataFolderError(msg) from err
     for ds in chosen:
         if freed[ds.name] or args.names:
-            print(f"{ds.name}: freed {_size(freed[ds.name])} in {_local_store(ds).folder}")
+            print(f"{ds.name}: freed {_size(freed[ds.name])} in {_local_store(ds, args.settings).folder}")
     print(f"freed {_size(sum(freed.values()))} in total")
     return EXIT_OK
 
@@ -446,7 +454,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from .export import PARTIAL_SUFFIX, export
 
     try:
-        written = export(args.name, args.format, args.out, splits=args.split)
+        written = export(args.name, args.format, args.out, splits=args.split, **args.settings.keywords())
     except KeyboardInterrupt:
         partial = sorted(Path(args.out).glob(f"*{PARTIAL_SUFFIX}"))
         where = f" ({', '.join(p.name for p in partial)} holds what was written)" if partial else ""
@@ -460,9 +468,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .errors import DataFolderError
     from .serve import serve
-    from .store import resolve_home
-
-    root = resolve_home()
+    root = args.settings.data_home
     if not root.is_dir():
         msg = f"the data folder {root} does not exist; run `mnistkit download` first or pass --data-home"
         raise DataFolderError(msg)
@@ -471,7 +477,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"serving on {server.url} (folder {root}); on other machines: MNISTKIT_MIRROR={server.url}", flush=True)
 
     try:
-        serve(root, args.host, args.port, ready=ready)
+        serve(root, args.host, args.port, ready=ready, header_timeout=args.header_timeout,
+              stall_timeout=args.stall_timeout, max_connections=args.max_connections)
     except OSError as err:  # the address: a host name that does not resolve, a port in use or not ours
         why = err.strerror or str(err)
         msg = f"cannot serve on {args.host} port {args.port}: {why}; choose another --host or --port (0 picks a free port)"
@@ -486,13 +493,17 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def _check_data_home(args: argparse.Namespace) -> None:
-    """A data folder given as an empty string, or naming a file: a usage error before anything runs."""
-    from .store import ENV_HOME, resolve_home
-
-    given = f"--data-home {args.data_home!r}" if args.data_home is not None else f"{ENV_HOME}"
+    """A data folder given as an empty string: a usage error before anything runs."""
     if args.data_home is not None and not args.data_home.strip():
         raise ArgumentError("--data-home '' is empty; give a folder (it is created if missing)")
-    home = resolve_home()
+
+
+def _check_home_folder(args: argparse.Namespace) -> None:
+    """A data folder naming a file: a usage error before anything runs."""
+    from .settings import ENV_HOME
+
+    given = f"--data-home {args.data_home!r}" if args.data_home is not None else f"{ENV_HOME}"
+    home = args.settings.data_home
     for above in (home, *home.parents):
         if above.exists():
             if not above.is_dir():
@@ -562,6 +573,28 @@ def _in_range(lo: int, hi: int):
     return parse
 
 
+def _serve_seconds(text: str) -> float:
+    """An argparse type: seconds above 0 and at most an hour."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0 and at most 3600")
+    return value
+
+
+def _serve_count(text: str) -> int:
+    """An argparse type: a whole number of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     from .render import MAX_SCALE
@@ -570,11 +603,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mnistkit",
         description="Get, check, look at, export and serve MNIST-family datasets.",
         epilog="Exit codes: 0 ok, 1 failure, 2 bad arguments, 3 files missing and not obtainable, 130 interrupted. "
-        "Environment: MNISTKIT_HOME (data folder), MNISTKIT_MIRROR, MNISTKIT_OFFLINE.",
+        "Environment: MNISTKIT_HOME (data folder), MNISTKIT_MIRROR, MNISTKIT_OFFLINE, MNISTKIT_TIMEOUT.",
     )
     parser.add_argument("--version", action="version", version=f"mnistkit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     parser.add_argument("--data-home", metavar="DIR", help="data folder (default: $MNISTKIT_HOME or the user cache)")
+    parser.add_argument("--mirror", action="append", metavar="URL",
+                        help="extra source tried before the built-in mirrors: an http(s):// or file:// URL, an fsspec "
+                        "URL such as s3://bucket/prefix (pip install 'mnistkit[cloud]'), or a folder holding "
+                        "<dataset>/<file>; repeatable (default: $MNISTKIT_MIRROR)")
+    parser.add_argument("--offline", action="store_true", default=None,
+                        help="never use the network (http(s), s3://, gs://, ...); folders and file:// sources still are "
+                        "(default: $MNISTKIT_OFFLINE)")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="seconds to connect and between bytes of a download (default: $MNISTKIT_TIMEOUT, "
+                        "else 10 and 30)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -620,7 +663,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "mnistkit verify mnist --fix")
     p.add_argument("name", nargs="?", metavar="NAME", help="one dataset (default: all that are here)")
     p.add_argument("--fix", action="store_true", help="delete bad copies and fetch or rebuild them")
-    p.add_argument("--mirror", metavar="SRC",
+    # Its own dest: the global --mirror (sources to download from) must not be overwritten by this one.
+    p.add_argument("--mirror", dest="mirror_src", metavar="SRC",
                    help="check a mirror where it is instead (folder, http(s):// or fsspec URL such as "
                         "s3://bucket/prefix): every file read and verified, sizes and checksums compared "
                         "with its index.json")
@@ -656,6 +700,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 exposes it to the network)")
     p.add_argument("--port", type=_in_range(0, 65535), default=8000, metavar="PORT", help="port (default: 8000; 0 picks a free one)")
+    # Defaults as literals (equal to mnistkit.serve's, a test checks): importing the server here would
+    # slow every command.
+    p.add_argument("--header-timeout", type=_serve_seconds, default=10.0, metavar="S",
+                   help="drop a client whose request head is not complete within S seconds (default: %(default)g)")
+    p.add_argument("--stall-timeout", type=_serve_seconds, default=30.0, metavar="S",
+                   help="drop a client whose request body, or any 256 KiB of whose download, takes longer than "
+                   "S seconds (default: %(default)g)")
+    p.add_argument("--max-connections", type=_serve_count, default=2000, metavar="N",
+                   help="connections at once; more are answered 503, retry later (default: %(default)s)")
     return parser
 
 
@@ -666,13 +719,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING, format="mnistkit: %(levelname)s: %(message)s"
     )
-    if args.data_home is not None:
-        os.environ["MNISTKIT_HOME"] = args.data_home
     import warnings
 
     warnings.showwarning = _show_warning
     try:
         _check_data_home(args)
+        # One value for where bytes come from, built once from the flags (each unset flag reads its variable).
+        args.settings = Settings.resolve(args.data_home, args.mirror, args.offline, None, args.timeout)
+        _check_home_folder(args)
         code = args.func(args)
         sys.stdout.flush()  # here, not at exit: a reader that left is handled below
         return code

@@ -62,24 +62,43 @@ class IdxFormatError(MnistkitError, ValueError):
 
 
 class ChecksumError(MnistkitError, ValueError):
-    """A file decoded fine but its content is not the published one."""
+    """A file decoded fine but its content is not the published one.
 
-    def __init__(self, source: str, algorithm: str, expected: str, actual: str, hint: str = "") -> None:
+    Parameters
+    ----------
+    source : str
+        The file checked.
+    algorithm : str
+        What was compared: ``"sha256"``, ``"md5"`` or ``"size"`` (in bytes).
+    expected, actual : str
+        The published value and the file's.
+    hint : str, optional
+        What to do next.
+    of : str, default "decoded content"
+        What the value describes: ``"decoded content"`` (the IDX bytes, whatever the
+        container), ``"compressed file"`` (the file as stored) or ``"archive"``.
+    """
+
+    def __init__(
+        self, source: str, algorithm: str, expected: str, actual: str, hint: str = "", of: str = "decoded content"
+    ) -> None:
         self.source = str(source)
         self.algorithm = algorithm
         self.expected = expected
         self.actual = actual
         self.hint = hint
+        self.of = of
+        cut = (lambda v: v) if algorithm == "size" else (lambda v: v[:16] + "...")
         msg = (
-            f"{self.source}: decoded content has {algorithm} {actual[:16]}..., "
-            f"expected {expected[:16]}...; the file is not the published data"
+            f"{self.source}: {algorithm} of the {of} is {cut(actual)}, "
+            f"expected {cut(expected)}; the file is not the published data"
         )
         if hint:
             msg += f". {hint}"
         super().__init__(msg)
 
     def __reduce__(self):
-        return (type(self), (self.source, self.algorithm, self.expected, self.actual, self.hint))
+        return (type(self), (self.source, self.algorithm, self.expected, self.actual, self.hint, self.of))
 
 
 class DataFolderError(MnistkitError, OSError):
@@ -158,6 +177,10 @@ class MissingFilesError(MnistkitError, FileNotFoundError):
     def __reduce__(self):
         return (type(self), (self.dataset, self.missing, self.folder, self.urls, self.reason))
 
+    def with_reason(self, reason: str) -> MissingFilesError:
+        """The same error with another reason (one that also names local files found but refused)."""
+        return MissingFilesError(self.dataset, self.missing, self.folder, self.urls, reason)
+
 
 class DownloadError(MnistkitError, OSError):
     """Every source of a file failed.
@@ -186,6 +209,10 @@ class DownloadError(MnistkitError, OSError):
 
     def __reduce__(self):
         return (type(self), (self.file_name, self.attempts, self.folder))
+
+    def with_attempts_before(self, attempts: Iterable[tuple[str, str]]) -> DownloadError:
+        """The same error with ``attempts`` listed first (local files found but refused)."""
+        return DownloadError(self.file_name, [*attempts, *self.attempts], self.folder)
 
 
 class FilesUnavailableError(MissingFilesError, DownloadError):

@@ -261,7 +261,10 @@ def export(
     *,
     splits: Sequence[str] | None = None,
     data_home: str | os.PathLike | None = None,
+    mirrors: str | Sequence[str] | None = None,
+    offline: bool | None = None,
     progress: bool | None = None,
+    timeout: float | None = None,
 ) -> list[Path]:
     """Export a dataset's splits as PNG folders, CSV files or one ``.npz``.
 
@@ -275,8 +278,8 @@ def export(
         Output folder (created if needed).
     splits : sequence of str, optional
         Splits to export; all of the dataset's when None.
-    data_home : path-like, optional
-        The data folder (see :func:`mnistkit.load`); missing files are downloaded.
+    data_home, mirrors, offline, timeout : optional
+        Where the data comes from, as in :func:`mnistkit.load`; missing files are downloaded.
     progress : bool, optional
         Progress bars on stderr; None means only when stderr is a terminal.
 
@@ -287,6 +290,7 @@ def export(
     """
     from .api import load
     from .registry import get_dataset
+    from .settings import Settings
 
     check_choice(fmt, "format", FORMATS)
     if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
@@ -301,14 +305,15 @@ def export(
     # Every file first: when some are missing, one error names all of them (not one split per run).
     from .api import _load_files, dataset_store
 
-    store = dataset_store(ds, data_home=data_home, progress=progress)
+    settings = Settings.resolve(data_home, mirrors, offline, progress, timeout)
+    store = dataset_store(ds, settings=settings)
     names = dict.fromkeys(f for s in chosen for f in (ds.split(s).images, ds.split(s).labels))
     _load_files(store, [ds.file(f) for f in names])
     make_out_folder(out)
     written: list[Path] = []
     arrays: dict[str, np.ndarray] = {}
     for split in chosen:
-        images, labels = load(ds.name, split, normalize=False, flatten=False, data_home=data_home, progress=progress)
+        images, labels = load(ds.name, split, normalize=False, flatten=False, **settings.keywords())
         images = images.reshape(len(images), *images.shape[-2:])
         try:
             if fmt == "png":

@@ -24,7 +24,7 @@ from typing import BinaryIO, Union
 
 import numpy as np
 
-from .errors import IdxFormatError
+from .errors import ArgumentError, IdxFormatError
 
 
 
@@ -507,10 +507,10 @@ def encode_idx(array: np.ndarray) -> bytes:
     code = _CODE_OF_KIND.get((array.dtype.kind, array.dtype.itemsize))
     if code is None or array.dtype.kind == "b":
         msg = f"IDX cannot store dtype {array.dtype}; use uint8, int8, int16, int32, float32 or float64"
-        raise ValueError(msg)
+        raise ArgumentError(msg)
     if not 1 <= array.ndim <= 255:
         msg = f"IDX stores ranks 1 to 255, not {array.ndim}"
-        raise ValueError(msg)
+        raise ArgumentError(msg)
     header = IdxHeader(code, tuple(int(d) for d in array.shape))
     return header.to_bytes() + np.ascontiguousarray(array, dtype=IDX_TYPES[code]).tobytes()
 
@@ -526,6 +526,11 @@ def write_idx(dest: str | os.PathLike | BinaryIO, array: np.ndarray, *, compress
         See :func:`encode_idx`.
     compression : {None, "gzip", "xz"}
         Compress the file as published datasets do.
+
+    Raises
+    ------
+    ArgumentError
+        For a type or rank IDX cannot store, or an unknown ``compression`` (also a ``ValueError``).
     """
     data = encode_idx(array)
     if compression == "gzip":
@@ -538,7 +543,7 @@ def write_idx(dest: str | os.PathLike | BinaryIO, array: np.ndarray, *, compress
         data = lzma.compress(data)
     elif compression is not None:
         msg = f"compression={compression!r}: choose None, 'gzip' or 'xz'"
-        raise ValueError(msg)
+        raise ArgumentError(msg)
     if hasattr(dest, "write"):
         dest.write(data)
     else:

@@ -39,6 +39,7 @@ from .errors import ArgumentError, ChecksumError, IdxFormatError, MnistkitError
 from .integrity import file_digest, split_digest, verify
 from .registry import DATASETS, Dataset, FileSpec, get_dataset
 from .remote import Place, StorageError, open_place
+from .settings import Settings
 
 INDEX_NAME = "index.json"
 INDEX_FORMAT = 1
@@ -143,7 +144,9 @@ def publish(
     mirrors: str | Sequence[str] | None = None,
     offline: bool | None = None,
     progress: bool | None = None,
+    timeout: float | None = None,
     report: Callable[[Published], None] | None = None,
+    settings: Settings | None = None,
 ) -> list[Published]:
     """Write verified copies of datasets to ``dest`` in the mirror layout, with an index per folder.
 
@@ -158,11 +161,14 @@ def publish(
         first.  None (the default): every dataset with files in the data folder.
     data_home : path-like, optional
         The data folder to publish from (default: ``$MNISTKIT_HOME`` or the user cache).
-    mirrors, offline, progress
-        Where missing files are downloaded from, as for :func:`mnistkit.load`; ``progress`` also
+    mirrors, offline, progress, timeout
+        Where and how missing files are downloaded, as for :func:`mnistkit.load`; ``progress`` also
         shows a bar per upload to an fsspec destination (None: when stderr is a terminal).
     report : callable, optional
         Called with each :class:`Published` as soon as it is done (the CLI prints them).
+    settings : Settings, optional
+        Used as it is instead of ``data_home``, ``mirrors``, ``offline``, ``progress`` and
+        ``timeout`` (the command line builds one from its flags).
 
     Returns
     -------
@@ -181,9 +187,11 @@ def publish(
         A named dataset is not here and cannot be downloaded.
     """
     from .api import dataset_store
-    from .store import resolve_home
 
-    home = resolve_home(data_home)
+    if settings is None:
+        settings = Settings.resolve(data_home, mirrors, offline, progress, timeout)
+    home = settings.data_home
+    progress = settings.progress
     if names:
         datasets = list({ds.name: ds for ds in map(get_dataset, names)}.values())
     else:
@@ -206,8 +214,7 @@ def publish(
         if report is not None:
             report(item)
 
-    stores = {ds.folder: dataset_store(ds, data_home=home, mirrors=mirrors, offline=offline, progress=progress)
-              for ds in datasets}
+    stores = {ds.folder: dataset_store(ds, settings=settings) for ds in datasets}
     for folder, specs in _groups(datasets).items():
         store = stores[folder]
         old = _read_index(place, folder)
@@ -278,11 +285,7 @@ def _verified_local(store, spec: FileSpec) -> tuple[Path, str]:
             log.warning("not publishing %s: %s", path, err)
             continue
         return path, file_digest(path)
-    with store.lock(spec):  # the fetcher verifies what it downloads
-        path = store.fetcher(store.dataset, spec, store.folder) if store.fetcher else None
-    if path is None:  # pragma: no cover - dataset_store always gives a fetcher
-        msg = f"{spec.name} is not in {store.folder}"
-        raise ArgumentError(msg)
+    path = store.fetch(spec)  # under the file's lock; the downloader verifies what it brings
     return path, file_digest(path)
 
 

@@ -27,12 +27,14 @@ their config files, and fsspec's own configuration (``FSSPEC_S3_ENDPOINT_URL``,
 ``FSSPEC_S3='{"anon": true}'``, ``~/.config/fsspec/*.json``).  mnistkit never
 reads, stores or prints them, and refuses a URL that carries a password.
 
-The hook in :class:`mnistkit.sources.Downloader` is two lines: ``locations()`` maps a
-remote base with :func:`join`, and the loop over locations calls :func:`fetch` when
-:func:`is_remote`.  :func:`fetch` uses the downloader's retry policy, ``sleep``,
-``rng``, ``clock``, ``_cap``, ``_check_head`` and ``_bar``, and the ``.part`` resume
-record beside the file (``<file>.part.json``, a ``sources.ResumeRecord`` whose validator is the
-object's stamp).
+The hook in :class:`mnistkit.sources.Downloader` is small: ``locations()`` maps a
+remote base with :func:`join` (and, offline, drops those :func:`needs_network` says use
+the network), and ``_obtain()`` calls :func:`fetch` when :func:`is_remote`.  :func:`fetch`
+uses the downloader's retry policy and timeouts (from :class:`mnistkit.settings.Settings`),
+``sleep``, ``rng``, ``clock`` and ``progress``; each try streams through
+:func:`mnistkit.transfer.stream_body` (magic check, size cap, slow-source guard) into the
+``.part`` file named by :mod:`mnistkit.layout`, with its resume record
+(a :class:`mnistkit.transfer.ResumeRecord` whose validator is the object's stamp).
 """
 
 from __future__ import annotations
@@ -182,11 +184,13 @@ def check_url(url: str) -> None:
         raise ArgumentError(msg)
 
 
-def filesystem(url: str):
+def filesystem(url: str, timeouts: tuple[float, float] | None = None):
     """The fsspec filesystem and path of ``url``, configured the backend's way.
 
     A new instance each call (``skip_instance_cache``): credentials and endpoints
-    changed in the environment since the last call are seen.
+    changed in the environment since the last call are seen.  ``timeouts`` (seconds to
+    connect, and to wait for data) reach the backends that take them (s3fs: botocore's
+    ``connect_timeout`` and ``read_timeout``) unless fsspec's own configuration sets them.
 
     Raises
     ------
@@ -202,8 +206,16 @@ def filesystem(url: str):
         import fsspec.core
     except ImportError:
         raise _MissingBackend(scheme, package, extra) from None
+    options = {}
+    if timeouts is not None and scheme in ("s3", "s3a") and "::" not in url:
+        import fsspec.config
+
+        config = dict(fsspec.config.conf.get("s3", {}).get("config_kwargs") or {})
+        config.setdefault("connect_timeout", timeouts[0])
+        config.setdefault("read_timeout", timeouts[1])
+        options["config_kwargs"] = config
     try:
-        return fsspec.core.url_to_fs(url, skip_instance_cache=True)
+        return fsspec.core.url_to_fs(url, skip_instance_cache=True, **options)
     except ImportError:
         raise _MissingBackend(scheme, package, extra) from None
     except ValueError as err:
@@ -271,7 +283,7 @@ def fetch(dl: Downloader, url: str, spec: FileSpec, part: Path) -> None:
     MissingDependencyError, ArgumentError
         The URL cannot be used at all: say so now rather than fall through to other mirrors.
     """
-    from .sources import SourceFailed
+    from .transfer import SourceFailed
 
     try:
         fs, path = _cached_filesystem(dl, url)
@@ -304,7 +316,7 @@ def _cached_filesystem(dl: Downloader, url: str):
     key = f"{parts.scheme}://{parts.netloc}"
     cache = dl.__dict__.setdefault("_remote_filesystems", {})
     if key not in cache:
-        fs, _ = filesystem(url)
+        fs, _ = filesystem(url, (dl.retry.connect_timeout, dl.retry.read_timeout))  # --timeout reaches it
         cache[key] = fs
     check_url(url)
     fs = cache[key]
@@ -312,8 +324,9 @@ def _cached_filesystem(dl: Downloader, url: str):
 
 
 def _transfer(dl: Downloader, fs, path: str, url: str, spec: FileSpec, part: Path) -> None:
+    """One try: the object's blocks into ``part`` through :func:`mnistkit.transfer.stream_body`."""
     from .layout import record_path, unlink
-    from .sources import ResumeRecord, SourceFailed
+    from .transfer import HEAD_BYTES, ResumeRecord, SourceFailed, size_cap, stream_body
 
     try:
         info = fs.info(path)
@@ -323,7 +336,7 @@ def _transfer(dl: Downloader, fs, path: str, url: str, spec: FileSpec, part: Pat
     if info.get("type", "file") != "file":
         raise SourceFailed(f"is a {info.get('type')}, not a file")
     total = info.get("size")
-    cap = dl._cap(spec)
+    cap = size_cap(spec)
     if total is not None and total > cap:
         raise SourceFailed(f"holds {total} bytes, more than any copy of {spec.name} can be ({cap})")
     stamp = _stamp(info)
@@ -335,46 +348,37 @@ def _transfer(dl: Downloader, fs, path: str, url: str, spec: FileSpec, part: Pat
         have = 0  # nothing kept, or kept from another object or another version of it: start over
     elif have == total:
         return  # complete already (a process stopped while verifying it): the caller verifies it
-    # The record the HTTP transfers write (sources.ResumeRecord): the object's stamp is its validator.
+    # The record the HTTP transfers write (transfer.ResumeRecord): the object's stamp is its validator.
     ResumeRecord(redact(url), stamp or None, total).write(meta_path)
     received = have
-    began, grace = dl.clock(), 2 * dl.retry.read_timeout
-    bar = dl._bar(spec.name, total, have)
+    from .notebook import progress_bar  # a terminal bar, a notebook widget, or None
+
+    bar = progress_bar(total=total, desc=spec.name, unit="B", progress=dl.progress, initial=have, leave=True)
     try:
+        kept = b""
+        if have:  # the kept bytes and the new ones are judged together
+            with open(part, "rb") as fh:
+                kept = fh.read(HEAD_BYTES)
         with (
             fs.open(path, "rb", block_size=_READ, cache_type="none") as fin,
             open(part, "ab" if have else "wb") as fout,
         ):
-            head = b""
             if have:
-                with open(part, "rb") as kept:  # the magic of what we kept, before resuming on it
-                    dl._check_head(kept.read(512))
                 fin.seek(have)
-                head = None
-            while True:
-                chunk = fin.read(_READ)
-                if not chunk:
-                    break
-                if head is not None:
-                    head += chunk
-                    if len(head) >= 512:
-                        dl._check_head(head)
-                        head = None
-                fout.write(chunk)
-                received += len(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
-                if received > cap:
-                    raise SourceFailed(f"sent more than {cap} bytes, more than any copy of {spec.name}")
-                elapsed = dl.clock() - began
-                if elapsed > grace and received - have < dl.retry.min_rate * elapsed:
-                    rate = (received - have) / elapsed
-                    raise SourceFailed(f"too slow: {rate:.0f} bytes/s over {elapsed:.1f} s", transient=True)
-            if head is not None:
-                dl._check_head(head)
+
+            def blocks():
+                nonlocal received
+                while chunk := fin.read(_READ):
+                    received += len(chunk)
+                    yield chunk
+
+            received = stream_body(
+                blocks(), fout, spec, start=have, kept_head=kept, clock=dl.clock, min_rate=dl.retry.min_rate,
+                grace=2 * dl.retry.read_timeout, progress=bar.update if bar is not None else None,
+            )
     except SourceFailed as err:
-        if not err.transient:
-            unlink(part)  # wrong content: not worth resuming
+        if err.discard or not err.transient:
+            unlink(part)  # wrong content, or kept bytes that are not the file: not worth resuming
             unlink(meta_path)
         raise
     except OSError as err:
