@@ -63,14 +63,14 @@ def _row(stdout: str, name: str) -> list[str]:
 def test_list_says_where_each_dataset_stands(synth, home, tmp_path):
     proc = run_cli("list")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[0].split() == ["name", "title", "size", "classes", "here"]
+    assert proc.stdout.splitlines()[0].split() == ["name", "title", "size", "classes", "here", "source"]
     row = _row(proc.stdout, "tiny")
-    assert row[-2:] == ["10", "no"]
-    assert _row(proc.stdout, "mnist")[-2:] == ["10", "no"]
+    assert row[-3:] == ["10", "no", "none"]  # the synthetic dataset has no mirror
+    assert _row(proc.stdout, "mnist")[-3:] == ["10", "no", "download"]
     synth.write(home)
-    assert _row(run_cli("list").stdout, "tiny")[-1] == "downloaded"
+    assert _row(run_cli("list").stdout, "tiny")[-2] == "downloaded"
     assert run_cli("download", "tiny").returncode == 0
-    assert _row(run_cli("list").stdout, "tiny")[-1] == "cached"
+    assert _row(run_cli("list").stdout, "tiny")[-2] == "cached"
 
 
 def test_download_fetches_verifies_and_caches(synth, home, tmp_path):
@@ -284,4 +284,4 @@ def test_the_installed_console_script_runs(home):
     if script is None:
         pytest.skip("the mnistkit console script is not installed next to this Python")
     proc = subprocess.run([script, "list"], capture_output=True, text=True)
-    assert proc.returncode == 0 and _row(proc.stdout, "mnist")[-1] == "no"
+    assert proc.returncode == 0 and _row(proc.stdout, "mnist")[-2:] == ["no", "download"]

@@ -77,8 +77,20 @@ def _split_arrays(ds, split: str):
 # --- subcommands --------------------------------------------------------------------------------
 
 
+def _source(ds) -> str:
+    """Where a dataset's missing files would come from first: an installed data distribution, else mirrors."""
+    from .datadist import origins
+
+    first = next(iter(origins(ds)), None)
+    if first is None:  # no mirror (or offline with no local source): only hand-placed files
+        return "none"
+    if first["kind"] == "installed":
+        return f"installed {first['distribution']} {first['version']}"
+    return "MNISTKIT_MIRROR" if first["kind"] == "extra" else "download"
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
-    rows = [("name", "title", "size", "classes", "here")]
+    rows = [("name", "title", "size", "classes", "here", "source")]
     for ds in _datasets(None):
         store = _local_store(ds)
         cached = sum(store.cached(spec) is not None for spec in ds.files)
@@ -90,7 +102,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         else:
             here = f"{present}/{len(ds.files)} files" if present else "no"
         size = sum(spec.size or spec.decoded_size for spec in ds.files)
-        rows.append((ds.name, ds.title, _size(size), str(ds.num_classes), here))
+        rows.append((ds.name, ds.title, _size(size), str(ds.num_classes), here, _source(ds)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
@@ -121,6 +133,8 @@ def _dataset_info(ds) -> dict:
     import numpy as np
 
     from .idx import IDX_TYPES
+
+    from .datadist import origins
 
     store = _local_store(ds)
 
@@ -171,6 +185,7 @@ def _dataset_info(ds) -> dict:
         "classes": list(ds.classes),
         "data_folder": str(store.folder),
         "cache_folder": str(store.cache_folder),
+        "sources": origins(ds),  # where missing files come from, in order: installed data first
         "splits": splits,
     }
 
@@ -188,6 +203,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for key in ("homepage", "license", "data_folder", "cache_folder"):
         print(f"  {key.replace('_', ' '):13}{info[key] or '-'}")
     print(f"  {'classes':13}{len(info['classes'])}: {', '.join(info['classes'])}")
+    for i, origin in enumerate(info["sources"] or [{"kind": "none", "location": "(offline: no local source)"}]):
+        what = f"{origin['distribution']} {origin['version']} (installed): " if origin["kind"] == "installed" else ""
+        print(f"  {'sources' if i == 0 else '':13}{i + 1}. {what}{origin['location']}")
     for split in info["splits"]:
         img, lab = split["images"], split["labels"]
         print(f"\nsplit {split['name']}: {split['count']} samples")

@@ -2,8 +2,9 @@
 
 :class:`Downloader` obtains one registry file into a dataset folder, verified:
 
-* sources are tried in order: ``$MNISTKIT_MIRROR`` (or ``mirrors=``) first, each a
-  base holding ``<base>/<dataset>/<file name>``, then the dataset's built-in mirrors;
+* sources are tried in order: installed data distributions (:mod:`mnistkit.datadist`),
+  ``$MNISTKIT_MIRROR`` (or ``mirrors=``), each a base holding
+  ``<base>/<dataset>/<file name>``, then the dataset's built-in mirrors;
 * each HTTP transfer has connect and read timeouts, is retried with capped
   exponential backoff and jitter on transient failures (connection errors,
   timeouts, 429, 5xx) and abandoned for the next source on anything else
@@ -187,7 +188,9 @@ class Downloader:
 
     def locations(self, dataset: Dataset, spec: FileSpec) -> list[str]:
         """Every place ``spec`` is looked for, in order (offline: local ones only)."""
-        found = []
+        from .datadist import folders  # pip-installed data distributions come first (see datadist.py)
+
+        found = [str(folder) for folder in folders(dataset)]
         for base in self.extra_sources:
             if is_http(base):
                 found.append(base.rstrip("/") + f"/{dataset.folder}/{spec.name}")
@@ -231,7 +234,7 @@ class Downloader:
                 [spec.name],
                 folder,
                 dataset.urls(spec),
-                "offline mode; not in " + ", ".join(locations),
+                "offline mode; " + "; ".join(f"{where}: {why}" for where, why in attempts),
             )
         raise DownloadError(spec.name, attempts, folder)
 
