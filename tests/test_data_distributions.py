@@ -203,3 +203,26 @@ def test_the_mnist_data_wheel_installs_and_loads_with_no_network(tmp_path):
     listing = subprocess.run([*prefix, str(venv / "bin" / "mnistkit"), "list"], env=child_env, capture_output=True,
                              text=True, check=True).stdout
     assert "installed mnistkit-data-mnist 1998.0" in next(l for l in listing.splitlines() if l.startswith("mnist "))
+
+
+@pytest.mark.parametrize("dataset, license_", [("mnist", "CC-BY-SA-3.0"), ("fashion-mnist", "MIT")])
+def test_the_repositorys_data_packages_hold_exactly_the_published_files(dataset, license_):
+    """What the wheels are built from: every registry file, verified as a download is, plus licence and README."""
+    tomllib = pytest.importorskip("tomllib", reason="tomllib (Python 3.11+) reads the packages' pyproject.toml")
+    from mnistkit.integrity import verify
+    from mnistkit.registry import get_dataset
+
+    root = ROOT / "data-packages" / dataset
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    package = project["entry-points"]["mnistkit.data"][dataset]
+    assert project["name"] == f"mnistkit-data-{dataset}" and project["license"] == license_
+    assert project["version"].split(".")[0] in get_dataset(dataset).citation  # the year of the data
+    folder = root / "src" / package
+    ds = get_dataset(dataset)
+    assert sorted(p.name for p in folder.iterdir() if p.name != "__pycache__") == sorted(
+        ["__init__.py", *(spec.name for spec in ds.files)]
+    )
+    for spec in ds.files:
+        verify(folder / spec.name, spec)  # raises if it is not the published data
+    licence = (root / "LICENSE").read_text()
+    assert ("Attribution-Share Alike 3.0" in licence) if dataset == "mnist" else ("MIT License" in licence)
