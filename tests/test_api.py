@@ -115,8 +115,8 @@ def test_public_surface_is_small_and_honest():
         assert hasattr(mnistkit, name), name
     public = {n for n in dir(mnistkit) if not n.startswith("_")}
     modules = {
-        "api", "archive", "cli", "errors", "export", "idx", "integrity", "registry", "render", "serve", "sources",
-        "store",
+        "api", "archive", "cli", "datadist", "errors", "export", "idx", "integrity", "registry", "render", "serve",
+        "sources", "store",
     }
     modules |= {"batching", "adapters"}
     assert public - modules <= set(mnistkit.__all__)

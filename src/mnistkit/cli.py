@@ -132,9 +132,8 @@ def _dataset_info(ds) -> dict:
     """Everything known about a dataset and its local copy, as JSON-ready data."""
     import numpy as np
 
-    from .idx import IDX_TYPES
-
     from .datadist import origins
+    from .idx import IDX_TYPES
 
     store = _local_store(ds)
 
@@ -203,7 +202,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for key in ("homepage", "license", "data_folder", "cache_folder"):
         print(f"  {key.replace('_', ' '):13}{info[key] or '-'}")
     print(f"  {'classes':13}{len(info['classes'])}: {', '.join(info['classes'])}")
-    for i, origin in enumerate(info["sources"] or [{"kind": "none", "location": "(offline: no local source)"}]):
+    for i, origin in enumerate(info["sources"] or [{"kind": "none", "location": "none: only files put in the data folder"}]):
         what = f"{origin['distribution']} {origin['version']} (installed): " if origin["kind"] == "installed" else ""
         print(f"  {'sources' if i == 0 else '':13}{i + 1}. {what}{origin['location']}")
     for split in info["splits"]:
