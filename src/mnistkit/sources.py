@@ -215,8 +215,8 @@ class Downloader:
             try:
                 if is_http(location):
                     self._http(location, spec, part)
-                else:
-                    self._copy_local(Path(location), spec, part)
+                else:  # a folder (or an installed data distribution): name the very file found
+                    location = str(self._copy_local(Path(location), spec, part))
                 self._verify(part, spec, location)
             except SourceFailed as err:
                 log.warning("%s: %s", location, err.reason)
@@ -268,7 +268,7 @@ class Downloader:
 
     # --- local sources ----------------------------------------------------------------------
 
-    def _copy_local(self, folder: Path, spec: FileSpec, part: Path) -> None:
+    def _copy_local(self, folder: Path, spec: FileSpec, part: Path) -> Path:
         for name in spec.spellings:
             src = folder / name
             if src.is_file():
@@ -284,6 +284,7 @@ class Downloader:
         except OSError as err:
             _unlink(part)
             raise SourceFailed(f"cannot read {src}: {err.strerror or err}") from None
+        return src
 
     # --- HTTP -------------------------------------------------------------------------------
 
