@@ -111,14 +111,16 @@ def test_a_damaged_distribution_and_no_other_source_is_one_error_naming_it(synth
 
 def test_discovery_never_imports_and_skips_what_it_cannot_find(monkeypatch, tmp_path, caplog):
     site = tmp_path / "site"
-    install_fake(monkeypatch, site, "mnist", {}, package="mnistkit_data_ok", version="1998.0")
+    install_fake(monkeypatch, site, "MNIST", {}, package="mnistkit_data_ok", version="1998.0")  # any case
     broken = site / "mnistkit_data_gone-2.0.dist-info"  # metadata left behind, package folder deleted
     broken.mkdir()
     (broken / "METADATA").write_text("Metadata-Version: 2.1\nName: mnistkit-data-gone\nVersion: 2.0\n")
     (broken / "entry_points.txt").write_text("[mnistkit.data]\nmnist = mnistkit_data_gone\n")
     with caplog.at_level(logging.WARNING, logger="mnistkit"):
         found = datadist.installed("mnist")
-    assert [(d.distribution, d.version, d.folder) for d in found] == [("mnistkit-data-ok", "1998.0", site / "mnistkit_data_ok")]
+    assert [(d.dataset, d.distribution, d.version, d.folder) for d in found] == [
+        ("mnist", "mnistkit-data-ok", "1998.0", site / "mnistkit_data_ok")
+    ]
     assert any("mnistkit-data-gone" in r.getMessage() for r in caplog.records)
     assert datadist.installed("kmnist") == []
     assert "mnistkit_data_ok" not in sys.modules and "mnistkit_data_gone" not in sys.modules

@@ -86,9 +86,12 @@ def installed(dataset: str | None = None) -> list[DataDistribution]:
     """
     from importlib.metadata import entry_points
 
+    def key(name: str) -> str:  # as get_dataset reads names: case and "_" / "-" do not matter
+        return name.strip().lower().replace("_", "-")
+
     found = []
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-        if dataset is not None and entry_point.name != dataset:
+        if dataset is not None and key(entry_point.name) != key(dataset):
             continue
         dist = getattr(entry_point, "dist", None)
         name = dist.metadata["Name"] if dist is not None else entry_point.value
@@ -97,7 +100,7 @@ def installed(dataset: str | None = None) -> list[DataDistribution]:
         if folder is None or not folder.is_dir():
             log.warning("data distribution %s %s: package %r not found; ignored", name, version, entry_point.value)
             continue
-        found.append(DataDistribution(entry_point.name, name, version, folder))
+        found.append(DataDistribution(key(entry_point.name), name, version, folder))
     # One entry per distribution (an environment may list a path twice), in a stable order.
     unique = {(d.dataset, d.distribution, str(d.folder)): d for d in found}
     return sorted(unique.values(), key=lambda d: (d.dataset, d.distribution))
