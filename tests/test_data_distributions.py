@@ -11,6 +11,7 @@ import gzip
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -59,7 +60,7 @@ def test_an_installed_distribution_is_the_first_source_and_is_never_written(synt
     before = _snapshot(folder)
     for name, body in synth.gz.items():
         server.routes[f"/tiny/{name}"] = Route(body=body)
-    (x, t), (xt, tt) = mnistkit.load_mnist(normalize=False, flatten=False, dataset="tiny", mirrors=server.url)
+    (x, _), (_, tt) = mnistkit.load_mnist(normalize=False, flatten=False, dataset="tiny", mirrors=server.url)
     np.testing.assert_array_equal(x[:, 0], synth.arrays["train-images-idx3-ubyte.gz"])
     np.testing.assert_array_equal(tt, synth.arrays["t10k-labels-idx1-ubyte.gz"])
     assert server.requests == []  # the mirror was never asked
@@ -73,7 +74,7 @@ def test_an_installed_distribution_is_the_first_source_and_is_never_written(synt
 def test_offline_with_an_empty_data_folder(synth, monkeypatch, tmp_path, home):
     install_fake(monkeypatch, tmp_path / "site", "tiny", synth.gz)
     assert not home.exists()
-    x, t = load("tiny", "test", normalize=False, offline=True)
+    _, t = load("tiny", "test", normalize=False, offline=True)
     np.testing.assert_array_equal(t, synth.arrays["t10k-labels-idx1-ubyte.gz"])
 
 
@@ -126,23 +127,30 @@ def test_discovery_never_imports_and_skips_what_it_cannot_find(monkeypatch, tmp_
     assert "mnistkit_data_ok" not in sys.modules and "mnistkit_data_gone" not in sys.modules
 
 
+def _rows(listing: str) -> dict[str, list[str]]:
+    """``mnistkit list``'s rows by dataset name, split into cells (cells are two or more spaces apart)."""
+    return {line.split()[0]: re.split(r"\s{2,}", line) for line in listing.splitlines()[1:] if line.strip()}
+
+
 def test_list_and_info_show_where_the_files_come_from(synth, monkeypatch, tmp_path, capsys, home):
     folder = install_fake(monkeypatch, tmp_path / "site", "tiny", synth.gz)
     assert main(["list"]) == 0
-    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
-    assert rows["tiny"].endswith("installed mnistkit-data-tiny 1.0")
-    assert rows["mnist"].endswith("download")
+    rows = _rows(capsys.readouterr().out)
+    assert rows["tiny"][-2:] == ["installed mnistkit-data-tiny 1.0", "no"]
+    assert rows["mnist"][-2:] == ["download", "no"]
     assert main(["info", "tiny"]) == 0
     out = capsys.readouterr().out
     assert f"sources      1. mnistkit-data-tiny 1.0 (installed): {folder}" in out
     assert main(["info", "tiny", "--json"]) == 0
     sources = json.loads(capsys.readouterr().out)["sources"]
-    assert sources[0] == {"kind": "installed", "location": str(folder), "distribution": "mnistkit-data-tiny", "version": "1.0"}
+    assert sources[0] == {
+        "kind": "installed", "location": str(folder), "distribution": "mnistkit-data-tiny", "version": "1.0"
+    }
     monkeypatch.setenv("MNISTKIT_MIRROR", "http://127.0.0.1:1/")
     monkeypatch.setattr(datadist, "installed", lambda dataset=None: [])
     assert main(["list"]) == 0
-    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
-    assert rows["tiny"].endswith("MNISTKIT_MIRROR")
+    rows = _rows(capsys.readouterr().out)
+    assert rows["tiny"][-2:] == ["MNISTKIT_MIRROR", "no"]
 
 
 # --- the real data wheel, in a clean virtual environment without network --------------------------------
@@ -204,7 +212,7 @@ def test_the_mnist_data_wheel_installs_and_loads_with_no_network(tmp_path):
     # `mnistkit list` in that environment names the distribution as MNIST's source
     listing = subprocess.run([*prefix, str(venv / "bin" / "mnistkit"), "list"], env=child_env, capture_output=True,
                              text=True, check=True).stdout
-    assert "installed mnistkit-data-mnist 1998.0" in next(l for l in listing.splitlines() if l.startswith("mnist "))
+    assert "installed mnistkit-data-mnist 1998.0" in next(r for r in listing.splitlines() if r.startswith("mnist "))
 
 
 @pytest.mark.parametrize("dataset, license_", [("mnist", "CC-BY-SA-3.0"), ("fashion-mnist", "MIT")])

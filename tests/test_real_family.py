@@ -60,7 +60,7 @@ def test_kmnist_test_split(home):
 def test_kmnist_train_labels_and_the_missing_train_images(home):
     _need("kmnist/train-labels-idx1-ubyte.gz")
     ds = get_dataset("kmnist")
-    store = Store(ds, home, fetcher=Downloader([str(SHARED_DATA)], offline=True))
+    store = Store(ds, home, downloader=Downloader([str(SHARED_DATA)], offline=True))
     labels = store.load(ds.file("train-labels-idx1-ubyte.gz"))
     assert labels.shape == (60000,) and int(labels.max()) == 9
     if (SHARED_DATA / "kmnist" / "train-images-idx3-ubyte.gz").is_file():
@@ -82,7 +82,7 @@ def qmnist_tables(tmp_path_factory):
     if missing:
         pytest.skip(f"real QMNIST label files not found in {SHARED_DATA / 'qmnist'}: {', '.join(missing)}")
     ds = get_dataset("qmnist")
-    store = Store(ds, tmp_path_factory.mktemp("qmnist"), fetcher=Downloader([str(SHARED_DATA)], offline=True))
+    store = Store(ds, tmp_path_factory.mktemp("qmnist"), downloader=Downloader([str(SHARED_DATA)], offline=True))
     return {name: store.load(ds.file(name)) for name in QMNIST_LABELS}
 
 
@@ -100,7 +100,7 @@ def mnist_labels(tmp_path_factory):
     if not all((SHARED_DATA / "mnist" / n).is_file() for n in names):
         pytest.skip(f"real MNIST label files not found in {SHARED_DATA / 'mnist'}")
     ds = get_dataset("mnist")
-    store = Store(ds, tmp_path_factory.mktemp("mnist"), fetcher=Downloader([str(SHARED_DATA)], offline=True))
+    store = Store(ds, tmp_path_factory.mktemp("mnist"), downloader=Downloader([str(SHARED_DATA)], offline=True))
     return [store.load(ds.file(n)) for n in names]
 
 
@@ -118,7 +118,7 @@ def test_qmnist_label_table_through_the_public_api(qmnist_tables, home):
 
     ds = get_dataset("qmnist")
     raw = qmnist_tables["qmnist-train-labels-idx2-int.gz"]
-    table = _labels(raw, ds, one_hot=False, table=True)
+    table = _labels(raw, ds, table=True)
     assert table.dtype.names == ds.label_columns and table.shape == (60000,)
     np.testing.assert_array_equal(table["class"], raw[:, 0])
     assert table["class"].dtype == np.dtype("int32")  # native order

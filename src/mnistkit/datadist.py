@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._log import log
+from .settings import Settings
 
 ENTRY_POINT_GROUP = "mnistkit.data"
 
@@ -111,8 +112,15 @@ def folders(dataset) -> list[Path]:
     return [dist.folder for dist in installed(dataset.name)]
 
 
-def origins(dataset, mirrors=None, offline: bool | None = None) -> list[dict]:
+def origins(dataset, settings: Settings) -> list[dict]:
     """Where ``dataset``'s files come from, in the order they are tried.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The registry entry.
+    settings : Settings
+        Its ``mirrors`` and ``offline`` say which sources there are besides installed ones.
 
     Returns
     -------
@@ -121,13 +129,13 @@ def origins(dataset, mirrors=None, offline: bool | None = None) -> list[dict]:
         ``"distribution"`` and ``"version"`` for an installed data distribution.
         Offline, only local sources are listed.
     """
-    from .sources import env_offline, is_http, parse_sources
+    from .sources import is_http
+    from .transfer import redact
 
-    offline = env_offline() if offline is None else offline
     found = [
         {"kind": "installed", "location": str(d.folder), "distribution": d.distribution, "version": d.version}
         for d in installed(dataset.name)
     ]
-    found += [{"kind": "extra", "location": base} for base in parse_sources(mirrors)]
+    found += [{"kind": "extra", "location": redact(base)} for base in settings.mirrors]
     found += [{"kind": "mirror", "location": base} for base in dataset.mirrors]
-    return [o for o in found if not (offline and is_http(o["location"]))]
+    return [o for o in found if not (settings.offline and is_http(o["location"]))]

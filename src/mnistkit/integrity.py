@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import ChecksumError, IdxFormatError
+from .errors import ChecksumError, IdxFormatError, without_pool_frames
 from .idx import IdxHeader, Source, open_payload
 from .registry import FileSpec
 
@@ -33,14 +33,14 @@ class Verified:
         The validated header (None for an archive).
     container : str
         ``"gzip"``, ``"xz"``, ``"idx"`` (uncompressed) or ``"zip"`` (an archive).
-    decoded_sha256 : str
-        ``"sha256:<hex>"`` of the decoded bytes (of an archive: its pinned
-        checksum, as checked).
+    digest : str
+        What the check vouched for: ``"sha256:<hex>"`` of the decoded IDX bytes; for an
+        archive, its own pinned checksum as checked (``"<algorithm>:<hex>"``, "" if none).
     """
 
     header: IdxHeader | None
     container: str
-    decoded_sha256: str
+    digest: str
 
 
 def split_digest(digest: str) -> tuple[str, str]:
@@ -157,11 +157,11 @@ def verify(src: Source, spec: FileSpec, *, sink: Sink | None = None, source: str
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mnistkit-hash") as pool:
         pending = None
         for piece in payload:
-            if pending is not None:
-                pending.result()
+            if pending is not None and pending.exception() is not None:
+                raise without_pool_frames(pending.exception())
             pending = pool.submit(consume, piece)
-        if pending is not None:
-            pending.result()
+        if pending is not None and pending.exception() is not None:
+            raise without_pool_frames(pending.exception())
     actual = "sha256:" + hasher.hexdigest()
     if spec.decoded_sha256 is not None:
         _, want = split_digest(spec.decoded_sha256)
@@ -173,7 +173,7 @@ def verify(src: Source, spec: FileSpec, *, sink: Sink | None = None, source: str
         algo, want = split_digest(spec.sha256 or spec.md5)
         got = file_digest(src, algo).split(":", 1)[1]
         if got != want:
-            raise ChecksumError(name, f"{algo} (of the compressed file)", want, got, _hint(spec))
+            raise ChecksumError(name, algo, want, got, _hint(spec), of="compressed file")
     return Verified(payload.header, payload.container, actual)
 
 
@@ -205,7 +205,7 @@ def _verify_archive(path: str | os.PathLike, spec: FileSpec, name: str) -> Verif
     """Check an archive by its size, then its pinned checksum; a mismatch names the damaged members."""
     size = os.path.getsize(path)
     if spec.size is not None and size != spec.size:
-        raise ChecksumError(name, "size in bytes", str(spec.size), str(size), _hint(spec))
+        raise ChecksumError(name, "size", str(spec.size), str(size), _hint(spec), of="archive")
     digest = spec.sha256 or spec.md5
     if digest is None:  # nothing pinned (never so in the built-in registry): the members' CRCs will tell
         return Verified(None, "zip", "")
@@ -218,7 +218,7 @@ def _verify_archive(path: str | os.PathLike, spec: FileSpec, name: str) -> Verif
         hint = _hint(spec)
         if damaged:
             hint = f"Damaged: {'; '.join(damaged)}. {hint}"
-        raise ChecksumError(name, algo, want, got, hint)
+        raise ChecksumError(name, algo, want, got, hint, of="archive")
     return Verified(None, "zip", f"{algo}:{got}")
 
 

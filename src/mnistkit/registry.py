@@ -2,7 +2,8 @@
 
 Nothing here does I/O.  Adding a dataset of the same shape as one already here
 (four IDX files like MNIST, splits of a zip archive like EMNIST, a label table
-like QMNIST) is adding an entry to :data:`DATASETS`, not writing code.
+like QMNIST) is adding an entry, not writing code: built-in ones are listed in
+:data:`DATASETS`; your own are added with :func:`register_dataset`.
 Checksums carry their algorithm (``sha256:...``, ``md5:...``) and describe the
 file as published and, where known, the decoded IDX bytes, so that an
 uncompressed or re-compressed copy of the right data is accepted and anything
@@ -18,7 +19,7 @@ import numpy as np
 from .errors import ArgumentError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FileSpec:
     """One published dataset file.
 
@@ -68,6 +69,12 @@ class FileSpec:
     member: str | None = None
     transposed: bool = False
 
+    def __repr__(self) -> str:
+        size = f", {self.size:,} bytes" if self.size else ""
+        where = f", in {self.archive}" if self.archive else ""
+        shape = f", shape={self.shape}" if self.kind == "idx" else ", archive"
+        return f"FileSpec({self.name!r}{shape}{size}{where})"
+
     @property
     def stem(self) -> str:
         """The name without a compression suffix: ``train-images-idx3-ubyte``."""
@@ -106,9 +113,14 @@ class Split:
     rows: tuple[int, int] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Dataset:
-    """A dataset: files, where to get them, and what they mean."""
+    """A dataset: files, where to get them, and what they mean.
+
+    ``repr()`` is one line; in a notebook a dataset shows as a card (name,
+    splits and sizes, classes, licence, whether it is here, and sample
+    images when its cache is built).
+    """
 
     name: str
     title: str
@@ -130,6 +142,17 @@ class Dataset:
     label_columns: tuple[str, ...] = ()
     #: Path, inside the archive file, of a text file mapping labels to character codes (EMNIST).
     mapping: str | None = None
+
+    def __repr__(self) -> str:
+        splits = ", ".join(f"{split.name} {self.split_size(split.name):,}" for split in self.splits)
+        title = self.title if len(self.title) <= 50 else self.title[:50].rsplit(" ", 1)[0].rstrip(" ,:(") + "…"
+        return f"<Dataset {self.name}: {title}; {splits}; {self.num_classes} classes>"
+
+    def _repr_html_(self) -> str:
+        """The notebook card: see :func:`mnistkit.notebook.dataset_card_html`."""
+        from .notebook import dataset_card_html
+
+        return dataset_card_html(self)
 
     @property
     def folder(self) -> str:
@@ -626,3 +649,58 @@ def get_dataset(name: str) -> Dataset:
         valid = ", ".join(repr(n) for n in DATASETS)
         msg = f"dataset={name!r} is not known; choose one of {valid}"
         raise ArgumentError(msg) from None
+
+
+def register_dataset(dataset: Dataset, *, replace: bool = False) -> Dataset:
+    """Make ``dataset`` known by its name to every loader, the adapters and the command line.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The entry: its files (:func:`idx_file`, :func:`archive_file`), splits, mirrors and
+        classes.  Its name must be lower case, with ``-`` between words (the form
+        :func:`get_dataset` looks up).
+    replace : bool, default False
+        Replace a dataset already registered under that name (a built-in one included).
+
+    Returns
+    -------
+    Dataset
+        ``dataset``, checked.
+
+    Raises
+    ------
+    ArgumentError
+        For a name already taken (without ``replace``), a malformed name, a split naming a
+        file the dataset does not have, two files of one name, or no classes.
+
+    Examples
+    --------
+    >>> from mnistkit.registry import Dataset, Split, idx_file, register_dataset
+    >>> files = (idx_file("train-images.gz", (60000, 28, 28)), idx_file("train-labels.gz", (60000,)))
+    >>> mine = Dataset("my-digits", "My digits", files, (Split("train", *[f.name for f in files]),),
+    ...                mirrors=("https://data.example.org/my-digits/",), classes=tuple("0123456789"))
+    >>> register_dataset(mine).name                                    # doctest: +SKIP
+    'my-digits'
+    """
+    name = dataset.name
+    if not isinstance(name, str) or not name or name != name.strip().lower().replace("_", "-"):
+        msg = f"dataset name {name!r}: use lower case, with '-' between words (e.g. 'my-digits')"
+        raise ArgumentError(msg)
+    if name in DATASETS and not replace:
+        msg = f"a dataset named {name!r} is already registered; pass replace=True to replace it"
+        raise ArgumentError(msg)
+    names = [spec.name for spec in dataset.files]
+    if len(set(names)) != len(names):
+        msg = f"{name}: two files share a name in {names}"
+        raise ArgumentError(msg)
+    for split in dataset.splits:
+        for file_name in (split.images, split.labels):
+            if file_name not in names:
+                msg = f"{name}: split {split.name!r} names {file_name!r}, which is not one of its files {names}"
+                raise ArgumentError(msg)
+    if not dataset.classes:
+        msg = f"{name}: a dataset needs its classes (e.g. tuple('0123456789'))"
+        raise ArgumentError(msg)
+    DATASETS[name] = dataset
+    return dataset
