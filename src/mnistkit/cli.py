@@ -91,10 +91,22 @@ def _split_arrays(ds, split: str, settings: Settings):
 # --- subcommands --------------------------------------------------------------------------------
 
 
+def _source(ds, settings: Settings) -> str:
+    """Where a dataset's missing files would come from first: an installed data distribution, else mirrors."""
+    from .datadist import origins
+
+    first = next(iter(origins(ds, settings)), None)
+    if first is None:  # no mirror (or offline with no local source): only hand-placed files
+        return "none"
+    if first["kind"] == "installed":
+        return f"installed {first['distribution']} {first['version']}"
+    return "MNISTKIT_MIRROR" if first["kind"] == "extra" else "download"
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from . import maintenance
 
-    rows = [("name", "title", "download", "on disk", "classes", "here")]
+    rows = [("name", "title", "download", "on disk", "classes", "source", "here")]
     shared = unknown = False
     for ds in _datasets(None):
         store = _local_store(ds, args.settings)
@@ -117,12 +129,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
             download = _size(sum(spec.size for spec in fetched)) + mark
         used = sum(size for spec in ds.files for _, _, size in maintenance.local_files(store, spec))
         on_disk = (_size(used) + (mark if any(store.candidates(spec) for spec in fetched) else "")) if used else "-"
-        rows.append((ds.name, ds.title, download, on_disk, str(ds.num_classes), here))
+        rows.append((ds.name, ds.title, download, on_disk, str(ds.num_classes), _source(ds, args.settings), here))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         cells = [cell.rjust(w) if i in (2, 3) else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
         print("  ".join(cells).rstrip())
-    print("\ndownload: bytes fetched; on disk: what the dataset takes here now (files and cache)")
+    print("\ndownload: bytes fetched; on disk: what the dataset takes here now (files and cache); "
+          "source: where missing files come from first")
     if shared:
         print("* one archive, downloaded once and read by every dataset that shares it (EMNIST: 6)")
     if unknown:
@@ -160,6 +173,7 @@ def _dataset_info(ds, settings: Settings) -> dict:
     """Everything known about a dataset and its local copy, as JSON-ready data."""
     import numpy as np
 
+    from .datadist import origins
     from .idx import IDX_TYPES
 
     store = _local_store(ds, settings)
@@ -211,6 +225,7 @@ def _dataset_info(ds, settings: Settings) -> dict:
         "classes": list(ds.classes),
         "data_folder": str(store.folder),
         "cache_folder": str(store.cache_folder),
+        "sources": origins(ds, settings),  # where missing files come from, in order: installed data first
         "splits": splits,
     }
 
@@ -228,6 +243,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for key in ("homepage", "license", "data_folder", "cache_folder"):
         print(f"  {key.replace('_', ' '):13}{info[key] or '-'}")
     print(f"  {'classes':13}{len(info['classes'])}: {', '.join(info['classes'])}")
+    nowhere = {"kind": "none", "location": "none: only files put in the data folder"}
+    for i, origin in enumerate(info["sources"] or [nowhere]):
+        what = f"{origin['distribution']} {origin['version']} (installed): " if origin["kind"] == "installed" else ""
+        print(f"  {'sources' if i == 0 else '':13}{i + 1}. {what}{origin['location']}")
     for split in info["splits"]:
         img, lab = split["images"], split["labels"]
         print(f"\nsplit {split['name']}: {split['count']} samples")

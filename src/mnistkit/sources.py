@@ -2,8 +2,9 @@
 
 :class:`Downloader` obtains one registry file into a dataset folder, verified:
 
-* sources are tried in order: ``$MNISTKIT_MIRROR`` (or ``mirrors=``) first, each a
-  base holding ``<base>/<dataset>/<file name>``, then the dataset's built-in mirrors;
+* sources are tried in order: installed data distributions (:mod:`mnistkit.datadist`),
+  then ``$MNISTKIT_MIRROR`` (or ``mirrors=``), each a base holding
+  ``<base>/<dataset>/<file name>``, then the dataset's built-in mirrors;
 * each HTTP transfer (:mod:`mnistkit.transfer`) has connect and read timeouts and a
   deadline for its headers, is retried with capped exponential backoff and jitter on
   transient failures (connection errors, timeouts, 429, 5xx), the count starting again
@@ -182,7 +183,9 @@ class Downloader:
 
     def locations(self, dataset: Dataset, spec: FileSpec) -> list[str]:
         """Every place ``spec`` is looked for, in order (offline: local ones only)."""
-        found = []
+        from .datadist import folders  # pip-installed data distributions come first (see datadist.py)
+
+        found = [str(folder) for folder in folders(dataset)]
         for base in self.extra_sources:
             if remote.is_remote(base):  # s3://, gs://, sftp://, ...: see remote.py
                 found.append(remote.join(base, dataset.folder, spec.name))
@@ -210,6 +213,8 @@ class Downloader:
         part = part_path(folder, spec.name)
         attempts: list[tuple[str, str]] = []
         for location in locations:
+            if not is_http(location):  # a folder (or a data distribution): named by the very file it holds
+                location = str(_local_file(Path(location), spec) or location)
             shown = redact(location)
             try:
                 self._obtain(location, spec, part)
@@ -234,7 +239,7 @@ class Downloader:
                 [spec.name],
                 folder,
                 dataset.urls(spec),
-                "offline mode; not in " + ", ".join(redact(loc) for loc in locations),
+                "offline mode; " + "; ".join(f"{where}: {why}" for where, why in attempts),
             )
         raise DownloadError(spec.name, attempts, folder)
 
@@ -278,12 +283,9 @@ class Downloader:
 
     # --- local sources ----------------------------------------------------------------------
 
-    def _copy_local(self, folder: Path, spec: FileSpec, part: Path) -> None:
-        for name in spec.spellings:
-            src = folder / name
-            if src.is_file():
-                break
-        else:
+    def _copy_local(self, src: Path, spec: FileSpec, part: Path) -> None:
+        """Copy the local file ``src`` into ``part`` (a folder here means the file was not found in it)."""
+        if not src.is_file():
             msg = "not found"
             raise SourceFailed(msg)
         cap = size_cap(spec)
@@ -424,6 +426,11 @@ class Downloader:
             if bar is not None:
                 bar.close()
         return received
+
+
+def _local_file(folder: Path, spec: FileSpec) -> Path | None:
+    """The file of ``spec`` a local source holds (any spelling of its name), or None."""
+    return next((folder / name for name in spec.spellings if (folder / name).is_file()), None)
 
 
 def _destination(folder: Path, name: str) -> Path:
