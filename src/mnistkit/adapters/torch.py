@@ -38,6 +38,9 @@ from ..errors import ArgumentError, MissingDependencyError
 __all__ = ["torch_dataset", "torch_loaders", "MnistDataset", "BatchOrder"]
 
 
+_255 = np.float32(255)
+
+
 def _torch():
     try:
         import torch
@@ -179,12 +182,12 @@ class _CachedImages:
         except IndexError:
             msg = f"indices out of range for {self.dataset.name} {self.split} with {len(self)} images"
             raise IndexError(msg) from None
+        # The layout is set on the NumPy side (a reshape of a fresh array is free; a torch op is not).
+        images = images.reshape(len(images), -1) if self.flatten else images.reshape(len(images), 1, *images.shape[1:])
         if self.normalize:
             # load's own conversion (a float32 division), in one pass: bit-identical to load().
-            out = torch.from_numpy(np.divide(images, np.float32(255), dtype=np.float32))
-        else:
-            out = torch.from_numpy(images)  # a fresh gather: it aliases nothing
-        return (out.reshape(len(rows), -1) if self.flatten else out.unsqueeze(1)), labels
+            return torch.from_numpy(np.divide(images, _255, dtype=np.float32)), labels
+        return torch.from_numpy(images), labels  # a fresh gather: it aliases nothing
 
     def __getitems__(self, indices: Sequence[int]) -> list:
         """The items of a batch, for a DataLoader's automatic batching: gathered in one call."""
