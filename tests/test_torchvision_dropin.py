@@ -337,3 +337,22 @@ def test_same_as_torchvision_on_the_real_files(tmp_path, name, folder):
         (raw / path.stem).write_bytes(gzip.decompress(path.read_bytes()))  # torchvision reads the extracted files
     for train in (True, False):
         _compare(getattr(mk, name)(tmp_path, train=train), getattr(tv, name)(tmp_path, train=train), n_items=50)
+
+
+def test_download_true_replaces_nothing_it_cannot_verify_and_still_delivers(fam, tmp_path, server, monkeypatch):
+    torchvision_layout(fam, tmp_path)
+    for f in fam:
+        f.serve(server)
+    monkeypatch.setenv("MNISTKIT_MIRROR", server.url)
+    raw = tmp_path / "MNIST" / "raw"
+    (raw / "t10k-images-idx3-ubyte").unlink()
+    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(b"<html>403 Forbidden</html>")  # a failed download left behind
+    ds = mk.MNIST(tmp_path, train=False, download=True)
+    np.testing.assert_array_equal(ds.data.numpy(), _arrays(fam, "t10k-images-idx3-ubyte.gz"))
+    assert server.gets("/mnist/t10k-images-idx3-ubyte.gz") == 1
+    # Without download, a root holding only the bad file has no dataset: torchvision's error, saying why.
+    (raw / ".cache").rename(tmp_path / "moved-cache")
+    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(b"<html>403 Forbidden</html>")
+    with pytest.raises(RuntimeError, match=r"^Dataset not found\. You can use download=True to download it \("
+                       r"t10k-images-idx3-ubyte\.gz: .*HTML page.*delete it or use download=True\)$"):
+        mk.MNIST(tmp_path, train=False)

@@ -169,7 +169,10 @@ class _Base:
         except MissingFilesError as err:
             if download:
                 raise
-            raise DatasetNotFoundError(NOT_FOUND) from err
+            # torchvision's words; where a file was there but is not the published data, say which and why.
+            rejected = err.reason.partition("files found but rejected: ")[2]
+            msg = f"{NOT_FOUND} ({rejected}; delete it or use download=True)" if rejected else NOT_FOUND
+            raise DatasetNotFoundError(msg) from err
 
     def _load_data(self):
         torch = _torch()
