@@ -111,16 +111,30 @@ def test_fashion_mnist_from_keras_folder_or_mnistkit(monkeypatch, keras_home, ho
 
 @pytest.mark.skipif(not HAS_KERAS, reason="Keras is not installed (compare in a venv that has it)")
 @pytest.mark.skipif(not (REAL / "fashion-mnist").is_dir(), reason="real Fashion-MNIST not found in ../shared/data")
-def test_same_as_keras_fashion_mnist_on_the_real_files(keras_home, home):
-    import keras
+def test_same_as_keras_fashion_mnist_on_the_real_files(keras_home, home, tmp_path):
+    import subprocess
+    import sys
 
     shutil.copytree(REAL / "fashion-mnist", keras_home / "fashion-mnist")  # Keras then reads them, no download
-    theirs = keras.datasets.fashion_mnist.load_data()
-    ours = fashion_mnist.load_data()
-    for (a, b), (c, d) in zip(ours, theirs):
-        for mine, keras_array in ((a, c), (b, d)):
-            assert mine.dtype == keras_array.dtype and mine.shape == keras_array.shape
-            np.testing.assert_array_equal(mine, keras_array)
+    # Keras fixes its folder when first imported: a fresh process sees KERAS_HOME, and refuses to go on
+    # (rather than download) unless Keras looks exactly there.
+    out = tmp_path / "keras.npz"
+    script = (
+        "import os, sys, numpy as np, keras\n"
+        "from keras.src.backend import config\n"
+        "if os.path.realpath(config.keras_home()) != os.path.realpath(os.environ['KERAS_HOME']):\n"
+        "    sys.exit('Keras does not use KERAS_HOME here: not calling it (it would download)')\n"
+        "(x, y), (xt, yt) = keras.datasets.fashion_mnist.load_data()\n"
+        "np.savez(sys.argv[1], x=x, y=y, xt=xt, yt=yt, writeable=x.flags.writeable)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with np.load(out) as theirs:
+        ours = fashion_mnist.load_data()
+        for mine, key in zip((*ours[0], *ours[1]), ("x", "y", "xt", "yt")):
+            assert mine.dtype == theirs[key].dtype and mine.shape == theirs[key].shape
+            np.testing.assert_array_equal(mine, theirs[key])
+        assert not theirs["writeable"]  # Keras' arrays are read-only views; ours are writable (README says so)
 
 
 @pytest.mark.skipif(not (REAL / "mnist").is_dir(), reason="real MNIST not found in ../shared/data")
