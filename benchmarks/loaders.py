@@ -44,7 +44,9 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+NAMES = (
+    "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
+)
 
 
 def _register_if_not_published(data: Path) -> bool:
@@ -187,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             pass
         methods |= {
-            f"mnistkit.torchvision.MNIST + {to_tensor_name.split(' ')[0]} (per item), default_collate": lambda c: _epoch(per_item, c),
+            f"mnistkit.torchvision.MNIST + {to_tensor_name.split(' ')[0]} (per item), default_collate":
+                lambda c: _epoch(per_item, c),
             "DataLoader(torch_dataset, shuffle=True): __getitems__ + default_collate": lambda c: _epoch(auto, c),
             "torch_loaders (one gather per batch)": lambda c: _epoch(loaders, c),
             "floor: index_select on an in-memory uint8 tensor": floor_torch,
@@ -253,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch as _t
 
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        gpu = "GPU: " + _t.cuda.get_device_name(0) if _t.cuda.is_available() else "no GPU"
         cmd = "python benchmarks/loaders.py" + (" " + " ".join(argv) if argv else " " + " ".join(sys.argv[1:]))
         text = f"""# Training loaders: measured
 
@@ -262,7 +266,8 @@ One shuffled training epoch of {'the real MNIST' if not tiny else 'tiny test dat
 `num_workers=0`, {args.threads} PyTorch thread(s), float32 (N, 1, 28, 28) batches in [0, 1] with int64 labels.
 Methods interleaved, one epoch each per round, {args.repeat} rounds; samples/s of the median epoch and of the best
 block of {BLOCK} batches (each epoch is timed block by block: on a shared machine the best block is the rate
-with nothing else running), the epochs' range, and ratios to the faster gather floor (no DataLoader: one in-memory uint8 tensor, batches gathered by slices of a random
+with nothing else running), the epochs' range, and ratios to the faster gather floor (no DataLoader: one in-memory
+uint8 tensor, batches gathered by slices of a random
 permutation and scaled to float32).
 
 {table}
@@ -271,7 +276,7 @@ permutation and scaled to float32).
 best {BLOCK}-batch blocks (target: at least 0.8).
 
 Machine: {platform.machine()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}, PyTorch {_t.__version__},
-NumPy {np.__version__}, {'GPU: ' + _t.cuda.get_device_name(0) if _t.cuda.is_available() else 'no GPU'}{'' if device is not None else ' (device-resident loader not measured)'};
+NumPy {np.__version__}, {gpu}{'' if device is not None else ' (device-resident loader not measured)'};
 load average {load:.2f} at the end of the run (other work was running on this shared machine; figures vary
 between runs, the ratios less than the absolute rates).
 """

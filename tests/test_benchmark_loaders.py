@@ -26,7 +26,8 @@ def test_loader_benchmark_runs_on_tiny_data_and_writes_its_page(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "not the published MNIST" in proc.stderr
-    for row in ("mnistkit.torchvision.MNIST + ", "(per item), default_collate", "torch_loaders (one gather per batch)", "floor: np.take", "floor: index_select",
+    for row in ("mnistkit.torchvision.MNIST + ", "(per item), default_collate", "torch_loaders (one gather per batch)",
+                "floor: np.take", "floor: index_select",
                 "device-resident (whole split on cpu"):
         assert row in proc.stdout, row
     text = doc.read_text()

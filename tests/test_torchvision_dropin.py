@@ -19,8 +19,6 @@ import family
 import numpy as np
 import pytest
 
-from mnistkit.idx import encode_idx
-
 torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install 'mnistkit[torch]'")
 from PIL import Image  # noqa: E402
 
@@ -87,8 +85,8 @@ def _arrays(fams, name):
 # --- the drop-in on its own ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cls,registry_name", [(mk.MNIST, "mnist"), (mk.FashionMNIST, "fashion-mnist"), (mk.KMNIST, "kmnist")])
-def test_items_attributes_and_repr_as_torchvision_defines_them(fam, tmp_path, cls, registry_name):
+@pytest.mark.parametrize("cls", [mk.MNIST, mk.FashionMNIST, mk.KMNIST])
+def test_items_attributes_and_repr_as_torchvision_defines_them(fam, tmp_path, cls):
     torchvision_layout(fam, tmp_path)
     for train, prefix in ((True, "train"), (False, "t10k")):
         ds = cls(str(tmp_path), train=train)
@@ -140,7 +138,9 @@ def test_transforms_apply_per_item_and_show_in_the_repr(fam, tmp_path):
 
 
 def test_download_false_without_the_data_raises_torchvisions_error(fam, tmp_path):
-    for make in (lambda: mk.MNIST(tmp_path), lambda: mk.QMNIST(tmp_path, what="test10k"), lambda: mk.EMNIST(tmp_path, "letters")):
+    for make in (
+        lambda: mk.MNIST(tmp_path), lambda: mk.QMNIST(tmp_path, what="test10k"), lambda: mk.EMNIST(tmp_path, "letters")
+    ):
         with pytest.raises(RuntimeError, match=r"^Dataset not found\. You can use download=True to download it$"):
             make()
     with pytest.raises(mk.DatasetNotFoundError):  # also a MnistkitError
@@ -254,7 +254,8 @@ def test_dataloader_with_to_tensor_like_transform_and_spawned_workers(fam, tmp_p
     ds = mk.MNIST(tmp_path, transform=_to_tensor)
     loader = torch.utils.data.DataLoader(ds, batch_size=5, num_workers=1, multiprocessing_context="spawn")
     xs = torch.cat([x for x, _ in loader])
-    np.testing.assert_array_equal((xs[:, 0] * 255).round().to(torch.uint8).numpy(), _arrays(fam, "train-images-idx3-ubyte.gz"))
+    want = _arrays(fam, "train-images-idx3-ubyte.gz")
+    np.testing.assert_array_equal((xs[:, 0] * 255).round().to(torch.uint8).numpy(), want)
 
 
 def _to_tensor(img):
@@ -306,7 +307,8 @@ def test_same_as_torchvision_on_the_same_files(fam, tmp_path):
     # Transforms: the same tensors, the same repr (torchvision's transforms print themselves).
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
     twice = transforms.Lambda(lambda t: 2 * t)
-    ours, theirs = mk.MNIST(tmp_path, transform=tf, target_transform=twice), tv.MNIST(tmp_path, transform=tf, target_transform=twice)
+    ours = mk.MNIST(tmp_path, transform=tf, target_transform=twice)
+    theirs = tv.MNIST(tmp_path, transform=tf, target_transform=twice)
     assert repr(ours) == repr(theirs)
     assert torch.equal(ours[7][0], theirs[7][0]) and ours[7][1] == theirs[7][1]
     # download=False on an empty root: the same exception type and message.
