@@ -24,6 +24,8 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
+from .layout import UNFINISHED_SUFFIXES
+
 __all__ = ["MirrorServer", "serve"]
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
@@ -154,7 +156,7 @@ class MirrorServer(http.server.ThreadingHTTPServer):
             return None, "only /<dataset>/<file> is served"
         if any(p in ("", ".", "..") or p.startswith(".") for p in parts[1:]):
             return None, "hidden or relative path components are not served"
-        if parts[2].endswith((".part", ".part.json", ".tmp")):
+        if parts[2].endswith(UNFINISHED_SUFFIXES):
             return None, "partial downloads are not served"
         candidate = self.root.joinpath(*parts[1:])
         try:

@@ -48,6 +48,9 @@ class DeviceBatches:
     def __len__(self) -> int:
         return len(self.host)
 
+    def __repr__(self) -> str:
+        return f"<DeviceBatches to {self.device or 'the default device'}: {repr(self.host)[1:-1]}>"
+
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         jax = _jax()
         ahead = None
