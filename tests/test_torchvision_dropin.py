@@ -348,13 +348,15 @@ def test_download_true_replaces_nothing_it_cannot_verify_and_still_delivers(fam,
     monkeypatch.setenv("MNISTKIT_MIRROR", server.url)
     raw = tmp_path / "MNIST" / "raw"
     (raw / "t10k-images-idx3-ubyte").unlink()
-    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(b"<html>403 Forbidden</html>")  # a failed download left behind
+    bad = b"<html>403 Forbidden</html>"
+    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(bad)  # a failed download left behind
     ds = mk.MNIST(tmp_path, train=False, download=True)
     np.testing.assert_array_equal(ds.data.numpy(), _arrays(fam, "t10k-images-idx3-ubyte.gz"))
     assert server.gets("/mnist/t10k-images-idx3-ubyte.gz") == 1
+    assert (raw / "t10k-images-idx3-ubyte.gz").read_bytes() == bad  # left alone; the good copy is set aside
     # Without download, a root holding only the bad file has no dataset: torchvision's error, saying why.
-    (raw / ".cache").rename(tmp_path / "moved-cache")
-    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(b"<html>403 Forbidden</html>")
+    shutil.rmtree(raw / ".cache")
+    shutil.rmtree(raw / ".downloaded")
     with pytest.raises(RuntimeError, match=r"^Dataset not found\. You can use download=True to download it \("
-                       r"t10k-images-idx3-ubyte\.gz: .*HTML page.*delete it or use download=True\)$"):
+                       r".*t10k-images-idx3-ubyte\.gz: .*HTML page.*delete it or use download=True\)$"):
         mk.MNIST(tmp_path, train=False)

@@ -139,12 +139,12 @@ def _fashion_mnist_load_data() -> Pairs:
     >>> from mnistkit.keras import fashion_mnist                          # doctest: +SKIP
     >>> (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()   # doctest: +SKIP
     """
-    from .sources import parse_sources
+    from .settings import parse_mirrors
 
     # Keras' folder has mnistkit's mirror layout (<base>/fashion-mnist/<file>): a local source, tried first.
     keras = keras_datasets_folder()
     mirrors = [str(keras)] if (keras / "fashion-mnist").is_dir() else []
-    return _load("fashion-mnist", mirrors + parse_sources(None))
+    return _load("fashion-mnist", mirrors + parse_mirrors(None))
 
 
 mnist = SimpleNamespace(load_data=_mnist_load_data)

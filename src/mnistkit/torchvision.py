@@ -141,12 +141,12 @@ class _Base:
     def _store(self, download: bool):
         """mnistkit's store of this dataset, its folder moved to torchvision's ``<root>/<Class>/raw``."""
         from .api import dataset_store
-        from .sources import parse_sources
-        from .store import CACHE_DIR, resolve_home
+        from .settings import parse_mirrors, resolve_home
+        from .store import CACHE_DIR
 
         if download:
             # Extra sources first, then mnistkit's own data folder (a mirror layout: a local copy, no network).
-            mirrors = [*parse_sources(None)]
+            mirrors = [*parse_mirrors(None)]
             try:
                 mirrors.append(str(resolve_home(None)))
             except MnistkitError:  # no usable mnistkit data folder: only the other sources
