@@ -71,7 +71,7 @@ def _keras_npz(path: Path) -> Pairs | None:
         ds = get_dataset("mnist")
         specs = [ds.file(s.images) for s in ds.splits[:1]] + [ds.file(ds.splits[0].labels)]
         specs += [ds.file(ds.splits[1].images), ds.file(ds.splits[1].labels)]
-        for array, spec in zip(arrays, specs):
+        for array, spec in zip(arrays, specs, strict=True):
             if array.dtype != np.uint8 or array.shape != spec.shape or _idx_sha256(array) != spec.decoded_sha256:
                 log.warning("ignoring %s: its arrays are not the published MNIST", path)
                 return None

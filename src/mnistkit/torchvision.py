@@ -27,7 +27,7 @@ import os
 import string
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -62,12 +62,12 @@ class _StandardTransform:
         self.transform = transform
         self.target_transform = target_transform
 
-    def __call__(self, input: Any, target: Any) -> tuple[Any, Any]:
+    def __call__(self, sample: Any, target: Any) -> tuple[Any, Any]:
         if self.transform is not None:
-            input = self.transform(input)
+            sample = self.transform(sample)
         if self.target_transform is not None:
             target = self.target_transform(target)
-        return input, target
+        return sample, target
 
     @staticmethod
     def _format(transform: Callable, head: str) -> list[str]:
@@ -93,7 +93,7 @@ class _Base:
     _repr_indent = 4
     training_file = "training.pt"  # torchvision's legacy processed files (names only: never read here)
     test_file = "test.pt"
-    classes = [f"{d} - {name}" for d, name in enumerate(_DIGIT_NAMES)]
+    classes: ClassVar[list[str]] = [f"{d} - {name}" for d, name in enumerate(_DIGIT_NAMES)]
 
     def __init__(
         self,
@@ -304,14 +304,16 @@ class FashionMNIST(MNIST):
     """Fashion-MNIST as ``torchvision.datasets.FashionMNIST`` (parameters as :class:`MNIST`)."""
 
     _registry_name = "fashion-mnist"
-    classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    classes: ClassVar[list[str]] = [
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"
+    ]
 
 
 class KMNIST(MNIST):
     """Kuzushiji-MNIST as ``torchvision.datasets.KMNIST`` (parameters as :class:`MNIST`)."""
 
     _registry_name = "kmnist"
-    classes = ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]
+    classes: ClassVar[list[str]] = ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]
 
 
 _MERGED = {"c", "i", "j", "k", "l", "m", "o", "p", "s", "u", "v", "w", "x", "y", "z"}
@@ -333,7 +335,7 @@ class EMNIST(MNIST):
     """
 
     splits = ("byclass", "bymerge", "balanced", "letters", "digits", "mnist")
-    classes_split_dict = {
+    classes_split_dict: ClassVar[dict[str, list[str]]] = {
         "byclass": sorted(_ALL),
         "bymerge": sorted(_ALL - _MERGED),
         "balanced": sorted(_ALL - _MERGED),
@@ -391,7 +393,9 @@ class QMNIST(MNIST):
     """
 
     _registry_name = "qmnist"
-    subsets = {"train": "train", "test": "test", "test10k": "test", "test50k": "test", "nist": "nist"}
+    subsets: ClassVar[dict[str, str]] = {
+        "train": "train", "test": "test", "test10k": "test", "test50k": "test", "nist": "nist"
+    }
 
     def __init__(
         self,

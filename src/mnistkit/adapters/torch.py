@@ -114,7 +114,7 @@ class _CachedImages:
         """Item ``i``'s label: the class as an int, or QMNIST's table row as ``{column: int}``."""
         value = self.labels[i]
         if self.labels.dtype.names:
-            return dict(zip(self.labels.dtype.names, value.tolist()))
+            return dict(zip(self.labels.dtype.names, value.tolist(), strict=True))
         return int(value)
 
     def _batch_labels(self, rows: np.ndarray):
@@ -196,8 +196,8 @@ class _CachedImages:
         images, labels = self.batch(indices)
         if isinstance(labels, dict):
             rows = self._rows(indices)
-            return list(zip(images, [self._label(int(i)) for i in rows]))
-        return list(zip(images, labels.tolist()))
+            return list(zip(images, [self._label(int(i)) for i in rows], strict=True))
+        return list(zip(images, labels.tolist(), strict=True))
 
     def __repr__(self) -> str:
         return f"MnistDataset({self.dataset.name!r}, split={self.split!r}, {len(self)} images)"
