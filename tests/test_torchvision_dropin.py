@@ -360,3 +360,20 @@ def test_download_true_replaces_nothing_it_cannot_verify_and_still_delivers(fam,
     with pytest.raises(RuntimeError, match=r"^Dataset not found\. You can use download=True to download it \("
                        r".*t10k-images-idx3-ubyte\.gz: .*HTML page.*delete it or use download=True\)$"):
         mk.MNIST(tmp_path, train=False)
+
+
+@pytest.mark.skipif(not (REAL / "fashion-mnist").is_dir(), reason="real files not found in ../shared/data")
+@pytest.mark.parametrize("name,folder", [("MNIST", "mnist"), ("FashionMNIST", "fashion-mnist")])
+def test_real_extracted_files_alone_are_verified_and_used(tmp_path, monkeypatch, name, folder):
+    from mnistkit import read_idx
+
+    monkeypatch.setenv("MNISTKIT_OFFLINE", "1")
+    raw = tmp_path / name / "raw"
+    raw.mkdir(parents=True)
+    for path in (REAL / folder).glob("*.gz"):  # what is left when someone deletes torchvision's .gz files
+        (raw / path.stem).write_bytes(gzip.decompress(path.read_bytes()))
+    ds = getattr(mk, name)(tmp_path, train=False, download=True)
+    np.testing.assert_array_equal(ds.data.numpy(), read_idx(REAL / folder / "t10k-images-idx3-ubyte.gz"))
+    assert sorted(p.name for p in raw.iterdir() if not p.name.startswith(".")) == sorted(
+        p.stem for p in (REAL / folder).glob("*.gz")
+    )  # nothing fetched, nothing added beside torchvision's files but mnistkit's hidden folders
