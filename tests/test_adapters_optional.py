@@ -76,3 +76,26 @@ def test_jax_batches_are_device_arrays_covering_every_sample():
         epochs.append(np.concatenate(seen))
     assert sorted(epochs[0].tolist()) == list(range(50)) and not np.array_equal(epochs[0], epochs[1])
     assert [len(tb) for _, tb in jax_batches(x, t, 8, drop_last=True)] == [8] * 6
+
+
+def test_jax_dataset_without_jax_names_the_extra(monkeypatch):
+    from mnistkit.adapters.jax import jax_dataset
+
+    monkeypatch.setitem(sys.modules, "jax", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'mnistkit\[jax\]'"):
+        jax_dataset("mnist", "test")
+
+
+def test_torchvision_dropin_without_torch_names_the_extra(monkeypatch):
+    import importlib
+
+    import mnistkit
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.delitem(sys.modules, "mnistkit.torchvision", raising=False)
+    monkeypatch.delattr(mnistkit, "torchvision", raising=False)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'mnistkit\[torch\]'"):
+        importlib.import_module("mnistkit.torchvision")
+    from mnistkit.keras import mnist  # the Keras drop-in needs neither TensorFlow nor PyTorch
+
+    assert callable(mnist.load_data)

@@ -47,5 +47,26 @@ def test_numpy_example_runs_one_epoch(synth, home, monkeypatch, tmp_path, capsys
 def test_torch_example_runs_one_epoch_with_workers(synth, home, monkeypatch, tmp_path, capsys):
     pytest.importorskip("torch", reason="PyTorch is not installed: pip install 'mnistkit[torch]'")
     synth.write(home)
-    result, png = run_example("train_torch.py", monkeypatch, tmp_path, "--num-workers", "2")
+    result, png = run_example("train_torch.py", monkeypatch, tmp_path, "--num-workers", "2", "--loader", "mnistkit")
     check(result, capsys.readouterr().out, png, HAS_MPL)
+
+
+def test_torch_example_runs_one_epoch_through_the_torchvision_dropin(monkeypatch, tmp_path, capsys, server):
+    pytest.importorskip("torch", reason="PyTorch is not installed: pip install 'mnistkit[torch]'")
+    from helpers import make_synthetic
+
+    from mnistkit import registry
+
+    synth = make_synthetic("mnist")  # stands in for MNIST, downloaded from a loopback mirror into the root
+    monkeypatch.setitem(registry.DATASETS, "mnist", synth.dataset)
+    server.serve_dataset(synth)
+    monkeypatch.setenv("MNISTKIT_MIRROR", server.url)
+    root = tmp_path / "root"
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    main = runpy.run_path(str(EXAMPLES / "train_torch.py"))["main"]
+    argv = ["--epochs", "1", "--validation", "10", "--batch-size", "16", "--output", str(tmp_path / "c.png"),
+            "--root", str(root), "--num-workers", "2"]
+    result = main(argv)
+    out = capsys.readouterr().out
+    assert "mnist: 50 training, 10 validation, 20 test" in out and 0 <= result["test_accuracy"] <= 1
+    assert (root / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").is_file()  # where torchvision puts it

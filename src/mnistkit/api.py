@@ -460,7 +460,7 @@ def select_parts(
     specs = [ds.file(name) for split in splits_ for name in (split.images, split.labels)]
     raw = _load_files(store, specs)
     out = []
-    for i, (split, raw_images, raw_labels) in enumerate(zip(splits_, raw[0::2], raw[1::2])):
+    for i, (split, raw_images, raw_labels) in enumerate(zip(splits_, raw[0::2], raw[1::2], strict=True)):
         if split.rows is not None:  # a split that is a slice of its files: still a view of the cache
             raw_images = raw_images[split.rows[0] : split.rows[1]]
             raw_labels = raw_labels[split.rows[0] : split.rows[1]]

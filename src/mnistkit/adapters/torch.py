@@ -35,7 +35,10 @@ import numpy as np
 
 from ..errors import ArgumentError, MissingDependencyError
 
-__all__ = ["torch_dataset", "torch_loaders", "MnistDataset"]
+__all__ = ["torch_dataset", "torch_loaders", "MnistDataset", "BatchOrder"]
+
+
+_255 = np.float32(255)
 
 
 def _torch():
@@ -89,7 +92,11 @@ class _CachedImages:
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_images"] = None  # never pickle the pixels: a spawned worker maps the cache file itself
+        state["_gather_from"] = state["_labels64"] = None  # derived: made again on first use
         return state
+
+    _gather_from: np.ndarray | None = None
+    _labels64: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -107,27 +114,30 @@ class _CachedImages:
         """Item ``i``'s label: the class as an int, or QMNIST's table row as ``{column: int}``."""
         value = self.labels[i]
         if self.labels.dtype.names:
-            return dict(zip(self.labels.dtype.names, value.tolist()))
+            return dict(zip(self.labels.dtype.names, value.tolist(), strict=True))
         return int(value)
 
     def _batch_labels(self, rows: np.ndarray):
         """Labels of ``rows`` as default_collate would batch the items': int64 tensors."""
         torch = _torch()
-        picked = self.labels[rows]
-        if picked.dtype.names:
+        if self.labels.dtype.names:
+            picked = self.labels[rows]
             return {name: torch.from_numpy(picked[name].astype(np.int64)) for name in picked.dtype.names}
-        return torch.from_numpy(picked.astype(np.int64))
+        if self._labels64 is None:
+            self._labels64 = self.labels.astype(np.int64)
+        return torch.from_numpy(np.take(self._labels64, rows))
 
     def _rows(self, indices: Any) -> np.ndarray:
-        """Item numbers (a sequence, array or tensor) as an int64 array, checked and made non-negative."""
-        n = len(self)
+        """Item numbers (a sequence, array, tensor or slice) as an integer array (bounds: checked by NumPy)."""
         if isinstance(indices, slice):
-            indices = range(*indices.indices(n))
-        rows = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if rows.size and (rows.min() < -n or rows.max() >= n):
-            msg = f"indices out of range for {self.dataset.name} {self.split} with {n} images"
-            raise IndexError(msg)
-        return np.where(rows < 0, rows + n, rows)
+            return np.arange(*indices.indices(len(self)))
+        rows = np.asarray(indices)
+        if rows.dtype.kind not in "iu":
+            if rows.size:
+                msg = f"indices must be integers, not {rows.dtype}"
+                raise TypeError(msg)
+            rows = rows.astype(np.int64)
+        return rows.reshape(-1)
 
     def __getitem__(self, i: Any):
         if not isinstance(i, numbers.Integral):
@@ -161,21 +171,33 @@ class _CachedImages:
             from torch.utils.data import default_collate
 
             return default_collate([self[int(i)] for i in self._rows(indices)])
-        rows = self._rows(indices)
-        images = self.images[rows if self.index is None else self.index[rows]]
-        return self._convert(images), self._batch_labels(rows)
+        # The training loop's path: every step below is one NumPy or torch call on the whole batch.
+        rows = indices if type(indices) is np.ndarray and indices.dtype == np.int64 else self._rows(indices)
+        if self._gather_from is None:
+            # A plain ndarray view of the map: np.memmap's subclass hooks cost more than the gather of a batch.
+            self._gather_from = self.images.view(np.ndarray)
+        try:
+            labels = self._batch_labels(rows)  # np.take checks the bounds (and wraps negative indices)
+            images = np.take(self._gather_from, rows if self.index is None else np.take(self.index, rows), axis=0)
+        except IndexError:
+            msg = f"indices out of range for {self.dataset.name} {self.split} with {len(self)} images"
+            raise IndexError(msg) from None
+        # The layout is set on the NumPy side (a reshape of a fresh array is free; a torch op is not).
+        images = images.reshape(len(images), -1) if self.flatten else images.reshape(len(images), 1, *images.shape[1:])
+        if self.normalize:
+            # load's own conversion (a float32 division), in one pass: bit-identical to load().
+            return torch.from_numpy(np.divide(images, _255, dtype=np.float32)), labels
+        return torch.from_numpy(images), labels  # a fresh gather: it aliases nothing
 
     def __getitems__(self, indices: Sequence[int]) -> list:
         """The items of a batch, for a DataLoader's automatic batching: gathered in one call."""
         if self.transform is not None or self.target_transform is not None:
             return [self[int(i)] for i in indices]
-        rows = self._rows(indices)
-        images = self._convert(self.images[rows if self.index is None else self.index[rows]])
-        if self.labels.dtype.names:
-            labels = [self._label(int(i)) for i in rows]
-        else:
-            labels = self.labels[rows].tolist()
-        return list(zip(images, labels))
+        images, labels = self.batch(indices)
+        if isinstance(labels, dict):
+            rows = self._rows(indices)
+            return list(zip(images, [self._label(int(i)) for i in rows], strict=True))
+        return list(zip(images, labels.tolist(), strict=True))
 
     def __repr__(self) -> str:
         return f"MnistDataset({self.dataset.name!r}, split={self.split!r}, {len(self)} images)"
@@ -298,6 +320,93 @@ def torch_dataset(
     return made[0] if len(made) == 1 else tuple(made)
 
 
+class BatchOrder:
+    """Whole batches of item numbers, one epoch per iteration: a sampler for ``DataLoader(batch_size=None)``.
+
+    Shuffled, the order is exactly that of ``BatchSampler(RandomSampler(ds, generator=g), ...)``
+    (the same ``torch.randperm`` draw from the same generator, or from a seed drawn from torch's
+    global generator when ``generator`` is None), cut into slices of one array instead of being
+    yielded one number at a time and regrouped into lists.
+
+    Parameters
+    ----------
+    n : int
+        Number of items.
+    batch_size : int
+        Items per batch.
+    drop_last : bool
+        Drop a last, smaller batch.
+    shuffle : bool
+        A new random order every epoch; else the stored order.
+    generator : torch.Generator, optional
+        Source of the orders.
+    """
+
+    def __init__(self, n: int, batch_size: int, drop_last: bool, shuffle: bool, generator: Any = None) -> None:
+        self.n, self.batch_size, self.drop_last = n, batch_size, drop_last
+        self.shuffle, self.generator = shuffle, generator
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def __iter__(self):
+        # A generator: nothing is drawn before the first batch is asked for, as with RandomSampler.
+        if self.shuffle:
+            torch = _torch()
+            generator = self.generator
+            if generator is None:  # what RandomSampler does without a generator
+                generator = torch.Generator()
+                generator.manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
+            order = torch.randperm(self.n, generator=generator).numpy()
+        else:
+            order = np.arange(self.n)
+        size = self.batch_size
+        for b in range(len(self)):
+            yield order[b * size : (b + 1) * size]
+        if self.shuffle and self.generator is not None:
+            # RandomSampler draws a second permutation (for a remainder of 0 samples) once it is exhausted;
+            # drawing it too keeps the generator, hence the next epoch's order, where DataLoader(shuffle=True) has it.
+            torch.randperm(self.n, generator=self.generator)
+
+
+def _loader_class() -> type:
+    """``GatherLoader``: a ``DataLoader`` whose in-process iteration skips the per-batch machinery."""
+    torch = _torch()
+    if "GatherLoader" not in _made:
+
+        class GatherLoader(torch.utils.data.DataLoader):
+            """A ``DataLoader`` over whole batches (``batch_size=None`` and a :class:`BatchOrder` sampler).
+
+            With worker processes or ``pin_memory`` it is the ``DataLoader`` it derives from.  In the
+            calling process (``num_workers=0``) it fetches each batch straight from the dataset: the
+            dataset makes it in one gather, and the DataLoader's own per-batch work (profiler ranges,
+            fetcher, collate dispatch) would cost about a third of that again.
+            """
+
+            def __iter__(self):
+                if self.num_workers > 0 or self.pin_memory or self.collate_fn is not _as_is:
+                    return super().__iter__()
+                return self._in_process()
+
+            def _in_process(self):
+                # Every DataLoader epoch draws its workers' base seed from the generator, workers or not:
+                # draw it too, so the sampler's permutations (the same generator) stay DataLoader's.
+                torch.empty((), dtype=torch.int64).random_(generator=self.generator)
+                batch = self.dataset.batch  # the sampler yields int64 arrays: no dispatch on the index type
+                for rows in self.sampler:
+                    yield batch(rows)
+
+        GatherLoader.__module__ = __name__
+        GatherLoader.__qualname__ = "GatherLoader"
+        _made["GatherLoader"] = GatherLoader
+    return _made["GatherLoader"]
+
+
+def _as_is(batch: Any) -> Any:
+    """The collate function of one-gather loaders: the dataset already made the batch."""
+    return batch
+
+
 def _check_batch_size(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         msg = f"{name}={value!r}: expected an integer >= 1"
@@ -393,14 +502,16 @@ def torch_loaders(
     loader_options["num_workers"] = num_workers
 
     def loader(ds, size: int, shuffle: bool):
-        # The same sampler DataLoader(shuffle=...) would make, with the same generator: the same order.
-        inner = RandomSampler(ds, generator=generator) if shuffle else SequentialSampler(ds)
-        batches = BatchSampler(inner, size, drop_last)
         gen = generator if shuffle else None
         if "collate_fn" in loader_options:  # the caller's collate expects a list of items: __getitems__
+            inner = RandomSampler(ds, generator=generator) if shuffle else SequentialSampler(ds)
+            batches = BatchSampler(inner, size, drop_last)
             return DataLoader(ds, batch_sampler=batches, generator=gen, **loader_options)
-        # Automatic batching off: each index the sampler yields is a whole batch, and ds[batch] gathers it.
-        return DataLoader(ds, batch_size=None, sampler=batches, generator=gen, **loader_options)
+        # Automatic batching off: each "index" is a whole batch, and ds[batch] gathers it in one call.
+        order = BatchOrder(len(ds), size, drop_last, shuffle, generator)
+        return _loader_class()(
+            ds, batch_size=None, sampler=order, generator=gen, collate_fn=_as_is, **loader_options
+        )
 
     loaders = [loader(parts[0], batch_size, True)]
     for ds in (*parts[1:], test):  # validation and test: the stored order
