@@ -9,9 +9,12 @@ from __future__ import annotations
 import email.utils
 import os
 import socket
+import subprocess
 import time
 
 import pytest
+
+from helpers import cli_argv
 
 from mnistkit.serve import IGNORE_RANGE, MirrorServer, _parse_range
 
@@ -155,6 +158,8 @@ def test_conditional_requests(mirror, home):
     # If-None-Match wins over If-Modified-Since
     assert _get(mirror, "/tiny/f.bin", 'If-None-Match: "other"', f"If-Modified-Since: {modified}")[0] == 200
     assert _get(mirror, "/tiny/f.bin", "If-Modified-Since: not a date")[0] == 200
+    asctime = time.asctime(time.gmtime(os.stat(home / "tiny" / "f.bin").st_mtime))  # the third HTTP-date format
+    assert _get(mirror, "/tiny/f.bin", f"If-Modified-Since: {asctime}")[0] == 304
     assert _get(mirror, "/tiny/f.bin", f"If-Match: {etag}")[2] == BLOB
     assert _get(mirror, "/tiny/f.bin", f"If-Match: W/{etag}")[0] == 412  # strong comparison
     assert _get(mirror, "/tiny/f.bin", 'If-Match: "other"')[0] == 412
@@ -165,3 +170,13 @@ def test_conditional_requests(mirror, home):
     # a resume against the old ETag after the file changed: the whole new file, not a spliced range
     status, _, body = _get(mirror, "/tiny/f.bin", "Range: bytes=100-", f"If-Range: {etag}")
     assert (status, body) == (200, BLOB)
+
+
+def test_an_empty_host_is_refused_not_taken_as_every_interface(home):
+    """``--host "$HOST"`` with HOST unset must not silently listen on 0.0.0.0."""
+    home.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(cli_argv("--data-home", str(home), "serve", "--host", "", "--port", "0"),
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    assert "host" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "serving on" not in proc.stdout

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import email.utils
 import errno
 import os
@@ -239,6 +240,10 @@ class MirrorServer:
                 raise ArgumentError(f"{name}={value!r} is not valid; give seconds above 0 and at most 3600")
         if not (isinstance(max_connections, int) and max_connections >= 1):
             raise ArgumentError(f"max_connections={max_connections!r} is not valid; give a whole number of 1 or more")
+        if not (isinstance(host, str) and host.strip()):
+            # "" would listen on every interface: an unset variable in `--host "$HOST"` must not expose the folder
+            raise ArgumentError(f"host={host!r} is not valid; give an address such as 127.0.0.1 (this machine) "
+                                "or 0.0.0.0 (every interface)")
         self.root = Path(root).resolve()
         self.header_timeout = float(header_timeout)
         self.stall_timeout = float(stall_timeout)
@@ -740,7 +745,8 @@ def _date(value: str) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    return when.timestamp() if when.tzinfo is not None else None
+    # asctime dates carry no zone; every HTTP-date is GMT (RFC 9110 5.6.7)
+    return when.replace(tzinfo=when.tzinfo or datetime.timezone.utc).timestamp()
 
 
 def _preconditions(headers: dict[str, str], etag: str, mtime: int) -> tuple[int, str] | None:
