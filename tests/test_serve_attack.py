@@ -180,3 +180,22 @@ def test_an_empty_host_is_refused_not_taken_as_every_interface(home):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
     assert "host" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert "serving on" not in proc.stdout
+
+
+def test_a_complete_head_over_the_limit_is_431_even_in_one_write(mirror):
+    """The documented limit is 16 KiB; a 20 KB head sent in one go was served."""
+    raw = b"GET /tiny/f.bin HTTP/1.1\r\nHost: x\r\n" + b"a:b\r\n" * 4000 + b"Connection: close\r\n\r\n"
+    assert len(raw) > 16 * 1024
+    assert _exchange(mirror, raw).startswith(b"HTTP/1.1 431 ")
+    just_under = b"GET /tiny/f.bin HTTP/1.1\r\nHost: x\r\n" + b"a:b\r\n" * 3000 + b"Connection: close\r\n\r\n"
+    assert len(just_under) < 16 * 1024 and _exchange(mirror, just_under).endswith(BLOB)
+
+
+def test_an_answer_after_which_the_server_closes_says_so(mirror):
+    """After an Upgrade request the server closes the connection: its answer must carry "Connection: close"
+    (RFC 9112 9.6), or a client pipelining its next request waits for an answer that never comes."""
+    got = _exchange(mirror, b"GET /tiny/f.bin HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
+                            b"GET /tiny/f.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = got.split(b"\r\n\r\n", 1)[0]
+    assert head.startswith(b"HTTP/1.1 200 ") and b"\r\nConnection: close" in head
+    assert got.count(BLOB) == 1

@@ -503,8 +503,9 @@ class MirrorServer:
                 if leftover:
                     conn.receive_data(leftover)
                 deadline = loop.time() + self.header_timeout
+                fed = [len(leftover)]  # bytes given to h11 for this request, to measure its head
                 try:
-                    request = await self._next(conn, sock, deadline, "head_timeout", quiet=served > 0)
+                    request = await self._next(conn, sock, deadline, "head_timeout", quiet=served > 0, fed=fed)
                 except h11.RemoteProtocolError as err:
                     graceful = False  # answered and closed by _bad_request
                     await self._bad_request(sock, err.error_status_hint, str(err), peer)
@@ -512,11 +513,18 @@ class MirrorServer:
                 if isinstance(request, h11.ConnectionClosed):
                     return
                 assert isinstance(request, h11.Request)
+                # h11 only refuses an incomplete head over the limit: a complete one that arrived in
+                # one or two reads (up to twice the limit) is measured here
+                if fed[0] - len(conn.trailing_data[0]) > _MAX_HEAD:
+                    graceful = False
+                    await self._bad_request(sock, 431, f"the request head is over {_MAX_HEAD} bytes", peer, request)
+                    return
                 keep = await self._read_body(conn, sock, request, peer)
                 if keep is None:
                     graceful = False  # answered and lingering already
                     return
-                keep = await self._respond(sock, request, peer) and keep
+                # keep is False after an Upgrade or CONNECT request too: the answer then says "close"
+                keep = await self._respond(sock, request, peer, keep)
                 served += 1
                 if not keep:
                     return
@@ -542,7 +550,7 @@ class MirrorServer:
             self._socks.discard(sock)
 
     async def _next(self, conn: h11.Connection, sock: socket.socket, deadline: float, why: str,
-                    quiet: bool = False):
+                    quiet: bool = False, fed: list[int] | None = None):
         """The next h11 event, reading as needed; ``_Drop`` once ``deadline`` passes.
 
         ``quiet``: a kept-alive connection that stays silent until the deadline is closed without a
@@ -569,6 +577,8 @@ class MirrorServer:
                         sock.send(_plain(408, "Request Timeout", "no complete request in time"))
                 raise _Drop(reset=why != "head_timeout") from None
             quiet = quiet and not data
+            if fed is not None:
+                fed[0] += len(data)
             conn.receive_data(data)
 
     async def _read_body(self, conn: h11.Connection, sock: socket.socket, request: h11.Request,
@@ -626,10 +636,9 @@ class MirrorServer:
             self._count("stalled")
             raise _Drop from None
 
-    async def _respond(self, sock: socket.socket, request: h11.Request, peer: str) -> bool:
-        """Answer one request; True if the connection may serve another."""
+    async def _respond(self, sock: socket.socket, request: h11.Request, peer: str, keep: bool) -> bool:
+        """Answer one request (``keep``: the connection may serve another); return ``keep``."""
         method = request.method.decode("ascii", "replace")
-        keep = _keep_alive(request)
         if method not in ("GET", "HEAD"):
             self._log_request(peer, request, 405, 0)
             await self._send(sock, _plain(405, "Method Not Allowed", "only GET and HEAD", ("Allow", "GET, HEAD"),
