@@ -199,3 +199,18 @@ def test_an_answer_after_which_the_server_closes_says_so(mirror):
     head = got.split(b"\r\n\r\n", 1)[0]
     assert head.startswith(b"HTTP/1.1 200 ") and b"\r\nConnection: close" in head
     assert got.count(BLOB) == 1
+
+
+def test_empty_lines_before_a_request_line_are_ignored(mirror):
+    """RFC 9112 2.2: a server SHOULD ignore at least one empty line before the request-line (some clients
+    send a CRLF after a request); they were answered 400."""
+    got = _exchange(mirror, b"\r\n\r\nGET /tiny/f.bin HTTP/1.1\r\nHost: x\r\n\r\n"
+                            b"\r\nGET /tiny/f.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 200 ") and got.count(BLOB) == 2 and b" 400 " not in got
+    with socket.create_connection(("127.0.0.1", mirror.server_address[1]), timeout=10) as sock:
+        sock.sendall(b"\r\n")  # the empty line alone, in a read of its own
+        sock.sendall(b"GET /tiny/f.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        got = b""
+        while chunk := sock.recv(65536):
+            got += chunk
+    assert got.startswith(b"HTTP/1.1 200 ") and got.endswith(BLOB)

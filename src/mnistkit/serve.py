@@ -500,6 +500,7 @@ class MirrorServer:
         try:
             while True:
                 conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
+                leftover = leftover.lstrip(b"\r\n")  # a stray CRLF after the previous request (RFC 9112 2.2)
                 if leftover:
                     conn.receive_data(leftover)
                 deadline = loop.time() + self.header_timeout
@@ -576,6 +577,10 @@ class MirrorServer:
                     with contextlib.suppress(OSError):
                         sock.send(_plain(408, "Request Timeout", "no complete request in time"))
                 raise _Drop(reset=why != "head_timeout") from None
+            if fed is not None and fed[0] == 0 and data:
+                data = data.lstrip(b"\r\n")  # RFC 9112 2.2: empty lines before a request line are ignored
+                if not data:
+                    continue
             quiet = quiet and not data
             if fed is not None:
                 fed[0] += len(data)
