@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import email.utils
 import errno
 import os
@@ -47,6 +48,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
+from stat import S_ISREG
 
 import h11
 
@@ -60,7 +62,10 @@ STALL_TIMEOUT = 30.0
 MAX_CONNECTIONS = 2000
 RETRY_AFTER = 5
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+# RFC 9110 14.1.1: range-unit "=" 1#range-spec, unit case-insensitive, OWS around the commas
+_RANGE_SET = re.compile(r"bytes=(.*)$", re.IGNORECASE | re.DOTALL)
+_RANGE_SPEC = re.compile(r"([0-9]*)-([0-9]*)$")
+IGNORE_RANGE = "ignore"  # _parse_range: the header is invalid or asks for several parts: send the whole file
 _CHUNK = 256 * 1024  # each slice of a response must be taken within stall_timeout
 _RECV = 16 * 1024
 _MAX_HEAD = 16 * 1024  # request line + headers; beyond it, 431
@@ -93,24 +98,45 @@ class _Drop(Exception):
         self.reset = reset
 
 
-def _parse_range(value: str, size: int) -> tuple[int, int] | None:
-    """``(start, end)`` (inclusive) of a single ``bytes=`` range, or None if unsatisfiable."""
-    match = _RANGE.match(value.strip())
-    if not match or match.groups() == ("", ""):
-        return None
-    first, last = match.groups()
-    if first == "":  # the last N bytes
-        start, end = max(0, size - int(last)), size - 1
-    else:
-        start = int(first)
-        end = min(int(last), size - 1) if last else size - 1
-    return (start, end) if start <= end and start < size else None
+def _parse_range(value: str, size: int) -> tuple[int, int] | str | None:
+    """``(start, end)`` (inclusive) to send as 206, None if no range is satisfiable (416), or
+    ``IGNORE_RANGE`` to send the whole file (200).
+
+    RFC 9110 14.2: a Range header in another unit or with an invalid ranges-specifier may be
+    ignored and must not be refused as unsatisfiable; several ranges are answered with the one
+    satisfiable range among them, or, when more than one is, with the whole file (a server may
+    ignore Range) rather than a multipart body.
+    """
+    match = _RANGE_SET.match(value.strip())
+    if not match:
+        return IGNORE_RANGE  # another unit ("items=..."), or no "bytes=" at all
+    spans = []
+    for spec in match.group(1).split(","):
+        spec = spec.strip(" \t")
+        if not spec:
+            continue  # 1#rule: empty list elements are allowed and ignored
+        parts = _RANGE_SPEC.match(spec)
+        if not parts or parts.groups() == ("", ""):
+            return IGNORE_RANGE
+        first, last = parts.groups()
+        if first == "":  # the last N bytes
+            if int(last) > 0 and size > 0:
+                spans.append((max(0, size - int(last)), size - 1))
+            continue
+        if last and int(last) < int(first):
+            return IGNORE_RANGE  # invalid (last-pos before first-pos): ignored, not 416
+        if int(first) < size:
+            spans.append((int(first), min(int(last), size - 1) if last else size - 1))
+    if not spans:
+        return None if match.group(1).strip(" \t,") else IGNORE_RANGE
+    return spans[0] if len(spans) == 1 else IGNORE_RANGE
 
 
 def _plain(status: int, reason: str, text: str, *extra: tuple[str, str], close: bool = True) -> bytes:
     """A complete small text response."""
     body = f"{status}: {text}\n".encode()
-    lines = [f"HTTP/1.1 {status} {reason}", "Content-Type: text/plain; charset=utf-8", f"Content-Length: {len(body)}"]
+    lines = [f"HTTP/1.1 {status} {reason}", "Content-Type: text/plain; charset=utf-8", f"Content-Length: {len(body)}",
+             f"Date: {email.utils.formatdate(usegmt=True)}"]  # RFC 9110 6.6.1: in every 4xx too
     lines += [f"{k}: {v}" for k, v in extra]
     if close:
         lines.append("Connection: close")
@@ -214,6 +240,10 @@ class MirrorServer:
                 raise ArgumentError(f"{name}={value!r} is not valid; give seconds above 0 and at most 3600")
         if not (isinstance(max_connections, int) and max_connections >= 1):
             raise ArgumentError(f"max_connections={max_connections!r} is not valid; give a whole number of 1 or more")
+        if not (isinstance(host, str) and host.strip()):
+            # "" would listen on every interface: an unset variable in `--host "$HOST"` must not expose the folder
+            raise ArgumentError(f"host={host!r} is not valid; give an address such as 127.0.0.1 (this machine) "
+                                "or 0.0.0.0 (every interface)")
         self.root = Path(root).resolve()
         self.header_timeout = float(header_timeout)
         self.stall_timeout = float(stall_timeout)
@@ -309,7 +339,10 @@ class MirrorServer:
         -------
         (pathlib.Path or None, str)
         """
-        if target.startswith("//"):  # "//x/y" is "/x/y" (as http.server did), never a host
+        absolute = re.match(r"https?://[^/?#]*(/[^#]*)?$", target, re.IGNORECASE)
+        if absolute:  # absolute-form, which a server must accept (RFC 9112 3.2.2): its path is the target
+            target = absolute.group(1) or "/"
+        elif target.startswith("//"):  # "//x/y" is "/x/y" (as http.server did), never a host
             target = "/" + target.lstrip("/")
         raw = target.split("?", 1)[0].split("#", 1)[0]
         try:
@@ -322,7 +355,7 @@ class MirrorServer:
             return None, "only /<dataset>/<file> is served"
         if any(p in ("", ".", "..") or p.startswith(".") for p in parts[1:]):
             return None, "hidden or relative path components are not served"
-        if parts[2].endswith(UNFINISHED_SUFFIXES):
+        if parts[2].lower().endswith(UNFINISHED_SUFFIXES):  # lower: ".PART" is ".part" on macOS and Windows
             return None, "partial downloads are not served"
         candidate = self.root.joinpath(*parts[1:])
         try:
@@ -331,6 +364,9 @@ class MirrorServer:
             return None, "not found"
         if not real.is_relative_to(self.root):
             return None, "the file lies outside the served folder"
+        inside = real.relative_to(self.root).parts
+        if any(p.startswith(".") for p in inside) or inside[-1].lower().endswith(UNFINISHED_SUFFIXES):
+            return None, "hidden or partial files are not served, even through a link"
         if not real.is_file():
             return None, "not found"
         return real, ""
@@ -464,11 +500,13 @@ class MirrorServer:
         try:
             while True:
                 conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
+                leftover = leftover.lstrip(b"\r\n")  # a stray CRLF after the previous request (RFC 9112 2.2)
                 if leftover:
                     conn.receive_data(leftover)
                 deadline = loop.time() + self.header_timeout
+                fed = [len(leftover)]  # bytes given to h11 for this request, to measure its head
                 try:
-                    request = await self._next(conn, sock, deadline, "head_timeout", quiet=served > 0)
+                    request = await self._next(conn, sock, deadline, "head_timeout", quiet=served > 0, fed=fed)
                 except h11.RemoteProtocolError as err:
                     graceful = False  # answered and closed by _bad_request
                     await self._bad_request(sock, err.error_status_hint, str(err), peer)
@@ -476,11 +514,18 @@ class MirrorServer:
                 if isinstance(request, h11.ConnectionClosed):
                     return
                 assert isinstance(request, h11.Request)
+                # h11 only refuses an incomplete head over the limit: a complete one that arrived in
+                # one or two reads (up to twice the limit) is measured here
+                if fed[0] - len(conn.trailing_data[0]) > _MAX_HEAD:
+                    graceful = False
+                    await self._bad_request(sock, 431, f"the request head is over {_MAX_HEAD} bytes", peer, request)
+                    return
                 keep = await self._read_body(conn, sock, request, peer)
                 if keep is None:
                     graceful = False  # answered and lingering already
                     return
-                keep = await self._respond(sock, request, peer) and keep
+                # keep is False after an Upgrade or CONNECT request too: the answer then says "close"
+                keep = await self._respond(sock, request, peer, keep)
                 served += 1
                 if not keep:
                     return
@@ -506,7 +551,7 @@ class MirrorServer:
             self._socks.discard(sock)
 
     async def _next(self, conn: h11.Connection, sock: socket.socket, deadline: float, why: str,
-                    quiet: bool = False):
+                    quiet: bool = False, fed: list[int] | None = None):
         """The next h11 event, reading as needed; ``_Drop`` once ``deadline`` passes.
 
         ``quiet``: a kept-alive connection that stays silent until the deadline is closed without a
@@ -532,7 +577,13 @@ class MirrorServer:
                     with contextlib.suppress(OSError):
                         sock.send(_plain(408, "Request Timeout", "no complete request in time"))
                 raise _Drop(reset=why != "head_timeout") from None
+            if fed is not None and fed[0] == 0 and data:
+                data = data.lstrip(b"\r\n")  # RFC 9112 2.2: empty lines before a request line are ignored
+                if not data:
+                    continue
             quiet = quiet and not data
+            if fed is not None:
+                fed[0] += len(data)
             conn.receive_data(data)
 
     async def _read_body(self, conn: h11.Connection, sock: socket.socket, request: h11.Request,
@@ -547,6 +598,8 @@ class MirrorServer:
         if length is not None and length > _MAX_BODY:
             await self._bad_request(sock, 413, f"a request body of {length} bytes is refused", peer, request)
             return None
+        if conn.they_are_waiting_for_100_continue:  # RFC 9110 10.1.1: answer at once, not after a stall
+            await self._send(sock, b"HTTP/1.1 100 Continue\r\n\r\n")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.stall_timeout
         received = 0
@@ -588,10 +641,9 @@ class MirrorServer:
             self._count("stalled")
             raise _Drop from None
 
-    async def _respond(self, sock: socket.socket, request: h11.Request, peer: str) -> bool:
-        """Answer one request; True if the connection may serve another."""
+    async def _respond(self, sock: socket.socket, request: h11.Request, peer: str, keep: bool) -> bool:
+        """Answer one request (``keep``: the connection may serve another); return ``keep``."""
         method = request.method.decode("ascii", "replace")
-        keep = _keep_alive(request)
         if method not in ("GET", "HEAD"):
             self._log_request(peer, request, 405, 0)
             await self._send(sock, _plain(405, "Method Not Allowed", "only GET and HEAD", ("Allow", "GET, HEAD"),
@@ -607,9 +659,13 @@ class MirrorServer:
                 data = data[: data.index(b"\r\n\r\n") + 4]
             await self._send(sock, data)
             return keep
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
+        headers: dict[str, str] = {}
+        for k, v in request.headers:  # a field sent twice is one comma-separated list (RFC 9110 5.3)
+            name = k.decode("latin-1").lower()
+            headers[name] = f"{headers[name]}, {v.decode('latin-1')}" if name in headers else v.decode("latin-1")
         try:
-            fh = open(path, "rb")  # noqa: SIM115 - closed below, after the transfer
+            # O_NONBLOCK: a file swapped for a FIFO since resolve() must not block the loop on open
+            fh = os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb")
         except OSError as err:
             if err.errno in (errno.EMFILE, errno.ENFILE):  # out of descriptors: busy, not missing
                 self._log_request(peer, request, 503, 0)
@@ -621,9 +677,23 @@ class MirrorServer:
             return keep
         with fh:
             stat = os.fstat(fh.fileno())
+            if not S_ISREG(stat.st_mode):
+                self._log_request(peer, request, 404, 0)
+                await self._send(sock, _plain(404, "Not Found", "not found", close=not keep))
+                return keep
             size = stat.st_size
             etag = f'"{stat.st_mtime_ns:x}-{size:x}"'
             modified = email.utils.formatdate(stat.st_mtime, usegmt=True)
+            validators = [f"ETag: {etag}", f"Last-Modified: {modified}", f"Date: {email.utils.formatdate(usegmt=True)}"]
+            precondition = _preconditions(headers, etag, int(stat.st_mtime))
+            if precondition:
+                status, reason = precondition
+                self._log_request(peer, request, status, 0)
+                lines = [f"HTTP/1.1 {status} {reason}", *validators]
+                lines += ["Content-Length: 0"] if status == 412 else []  # a 304 has no body and no length
+                lines += [] if keep else ["Connection: close"]
+                await self._send(sock, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+                return keep
             start, end, status, reason = 0, size - 1, 200, "OK"
             wanted, if_range = headers.get("range"), headers.get("if-range")
             if wanted and (if_range is None or if_range in (etag, modified)):
@@ -631,19 +701,18 @@ class MirrorServer:
                 if span is None:
                     self._log_request(peer, request, 416, 0)
                     lines = ["HTTP/1.1 416 Range Not Satisfiable", f"Content-Range: bytes */{size}",
-                             "Content-Length: 0"] + ([] if keep else ["Connection: close"])
+                             "Content-Length: 0", validators[-1]] + ([] if keep else ["Connection: close"])
                     await self._send(sock, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
                     return keep
-                (start, end), status, reason = span, 206, "Partial Content"
+                if span != IGNORE_RANGE:
+                    (start, end), status, reason = span, 206, "Partial Content"
             length = end - start + 1
             lines = [
                 f"HTTP/1.1 {status} {reason}",
                 "Content-Type: application/octet-stream",
                 f"Content-Length: {length}",
                 "Accept-Ranges: bytes",
-                f"ETag: {etag}",
-                f"Last-Modified: {modified}",
-                f"Date: {email.utils.formatdate(usegmt=True)}",
+                *validators,
             ]
             if status == 206:
                 lines.append(f"Content-Range: bytes {start}-{end}/{size}")
@@ -677,6 +746,43 @@ class MirrorServer:
         line = b"%s %s HTTP/%s" % (request.method, request.target, request.http_version)
         shown = line.decode("latin-1").encode("unicode_escape").decode("ascii")  # no terminal escapes from clients
         self._log(f'{peer} - [{time.strftime("%d/%b/%Y %H:%M:%S")}] "{shown}" {status} {size or "-"}')
+
+
+def _etags(value: str) -> list[str]:
+    """The entity-tags of an If-Match / If-None-Match list (commas inside quotes kept)."""
+    return re.findall(r'(?:W/)?"[^"]*"|\*', value)
+
+
+def _date(value: str) -> float | None:
+    """An HTTP-date as a POSIX time, or None when it is not one (the condition is then ignored)."""
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    # asctime dates carry no zone; every HTTP-date is GMT (RFC 9110 5.6.7)
+    return when.replace(tzinfo=when.tzinfo or datetime.timezone.utc).timestamp()
+
+
+def _preconditions(headers: dict[str, str], etag: str, mtime: int) -> tuple[int, str] | None:
+    """RFC 9110 13.2.2 for GET and HEAD: ``(412|304, reason)`` when a condition fails, else None."""
+    strong = etag.removeprefix("W/")
+    if "if-match" in headers:
+        tags = _etags(headers["if-match"])
+        if not ("*" in tags or strong in tags):  # strong comparison: a weak tag never matches
+            return 412, "Precondition Failed"
+    elif "if-unmodified-since" in headers:
+        since = _date(headers["if-unmodified-since"])
+        if since is not None and mtime > since:
+            return 412, "Precondition Failed"
+    if "if-none-match" in headers:
+        tags = [t.removeprefix("W/") for t in _etags(headers["if-none-match"])]  # weak comparison
+        if "*" in tags or strong in tags:
+            return 304, "Not Modified"
+    elif "if-modified-since" in headers:
+        since = _date(headers["if-modified-since"])
+        if since is not None and mtime <= since:
+            return 304, "Not Modified"
+    return None
 
 
 def _keep_alive(request: h11.Request) -> bool:
