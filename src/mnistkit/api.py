@@ -356,6 +356,7 @@ def _load_splits(
     flatten = _check_bool(flatten, "flatten")
     one_hot_label = _check_bool(one_hot_label, "one_hot_label")
     label_table = _check_bool(label_table, "label_table")
+    stratify = _check_bool(stratify, "stratify")
     if label_table and one_hot_label:
         msg = "label_table=True and one_hot_label=True cannot be combined: one-hot encodes the class only"
         raise ArgumentError(msg)
@@ -450,6 +451,7 @@ def select_parts(
         but the labels (small).
     """
     label_table = _check_bool(label_table, "label_table")
+    stratify = _check_bool(stratify, "stratify")  # checked before any file is read
     check_choice(orientation, "orientation", ORIENTATIONS)
     ds = store.dataset
     if label_table and not ds.label_columns:

@@ -29,6 +29,14 @@ def _check_int(value: object, name: str, minimum: int) -> int:
     return int(value)
 
 
+def _check_switch(value: object, name: str) -> bool:
+    """True or False (NumPy booleans and 0/1 too); a typo such as ``"no"`` must not read as True."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1)):
+        return bool(value)
+    msg = f"{name}={value!r}: expected True or False"
+    raise ArgumentError(msg)
+
+
 class Batches:
     """Mini-batches of ``(x, t)``, re-iterable: each ``for`` loop over it is one epoch.
 
@@ -195,7 +203,8 @@ def validation_split(
     Raises
     ------
     ArgumentError
-        When ``size`` is not a count or fraction that leaves both parts non-empty.
+        When ``size`` is not a count or fraction that leaves both parts non-empty,
+        or ``stratify`` is not True or False.
 
     Examples
     --------
@@ -206,6 +215,7 @@ def validation_split(
     >>> validation_split(np.arange(10) % 2, 4, stratify=True)[1].tolist()
     [6, 7, 8, 9]
     """
+    stratify = _check_switch(stratify, "stratify")
     labels = np.asarray(labels)
     if labels.ndim == 2:  # one-hot
         labels = labels.argmax(axis=1)
