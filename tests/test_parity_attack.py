@@ -153,3 +153,21 @@ def test_torch_dataset_refuses_non_integer_indices(registered, indices):
     # Was: 1.5 and 0.9 silently truncated to rows 1 and 0.
     with pytest.raises(TypeError, match="integer"):
         ds[indices]
+
+
+@pytest.mark.parametrize("option", ["shuffle", "drop_last"])
+@pytest.mark.parametrize("value", ["no", None, 2])
+def test_batches_switches_must_be_bools(option, value):
+    from mnistkit import batches
+
+    # Was: bool(value), so shuffle="no" shuffled and drop_last=None kept the last batch without a word.
+    with pytest.raises(ArgumentError, match=f"{option}="):
+        batches(np.zeros(4), np.zeros(4), 2, **{option: value})
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (optional extra mnistkit[jax])")
+def test_jax_dataset_shuffle_must_be_a_bool(registered):
+    from mnistkit.adapters.jax import jax_dataset
+
+    with pytest.raises(ArgumentError, match="shuffle="):
+        jax_dataset("mnist", "train", 4, shuffle="no", offline=True)

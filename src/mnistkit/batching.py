@@ -70,8 +70,8 @@ class Batches:
         if seed is not None:
             seed = _check_int(seed, "seed", 0)
         self.x, self.t = x, t
-        self.shuffle = bool(shuffle)
-        self.drop_last = bool(drop_last)
+        self.shuffle = _check_switch(shuffle, "shuffle")  # bool("no") would shuffle
+        self.drop_last = _check_switch(drop_last, "drop_last")
         # Without a seed, draw fresh entropy once: epochs still differ from each other.
         self.seed = np.random.SeedSequence(seed).entropy
         self._given_seed = seed
@@ -148,7 +148,8 @@ def batches(
     Raises
     ------
     ArgumentError
-        For a non-positive ``batch_size``, a negative ``seed`` or lengths that differ.
+        For a non-positive ``batch_size``, a negative ``seed``, lengths that differ,
+        or ``shuffle`` / ``drop_last`` other than True or False.
 
     Notes
     -----
