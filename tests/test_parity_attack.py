@@ -202,3 +202,18 @@ def test_registry_contradicted_by_an_uncompressed_published_copy_is_a_registry_m
     message = str(err.value)
     assert f"the registry says {n - 1}, the file's IDX header says {n}" in message
     assert str(home / "fashion-mnist" / name) in message and "\n" not in message
+
+
+@pytest.mark.parametrize("body", [b"<!DOCTYPE html><html>moved</html>", b"PK\x03\x04 cut short"])
+def test_label_mapping_with_an_unreadable_archive_in_the_folder_still_gives_the_table(home, body):
+    """label_mapping needs no archive; an HTML page saved as gzip.zip (one EMNIST mirror has served one) must
+    not make it fail.  Was: IdxFormatError "...emnist-letters-mapping.txt: not a valid IDX file"."""
+    import mnistkit
+    from mnistkit.errors import MnistkitWarning
+
+    (home / "emnist").mkdir(parents=True)
+    (home / "emnist" / "gzip.zip").write_bytes(body)
+    with pytest.warns(MnistkitWarning, match=r"gzip\.zip.*not the published archive"):
+        table = mnistkit.label_mapping("emnist-letters")
+    # The published letters table: label k is the k-th letter, capital then small.
+    assert table == {k: chr(64 + k) + chr(96 + k) for k in range(1, 27)}

@@ -521,8 +521,12 @@ def label_mapping(
     RegistryMismatchError
         If the archive present holds a mapping file that differs from the
         registry's table (the message names both).
-    IdxFormatError
-        If the archive present cannot be read or lacks the mapping file.
+
+    Warns
+    -----
+    MnistkitWarning
+        If the archive present cannot be read or lacks the mapping file (it is
+        not the published archive); the registry's table is returned.
     """
     ds = get_dataset(name)
     if ds.mapping is None:
@@ -534,8 +538,24 @@ def label_mapping(
     if found:
         from .archive import member_source, parse_mapping, read_member
 
+        from .errors import IdxFormatError
+
         source = member_source(found[0], ds.mapping)
-        published = parse_mapping(read_member(found[0], ds.mapping).decode("ascii", "replace"), source=source)
+        try:
+            published = parse_mapping(read_member(found[0], ds.mapping).decode("ascii", "replace"), source=source)
+        except IdxFormatError as err:
+            # Not a readable zip with this member (e.g. an HTML page saved as gzip.zip): not the published
+            # archive, so it says nothing about the registry; the table is a registry fact, given anyway.
+            import warnings
+
+            from .errors import MnistkitWarning
+
+            warnings.warn(
+                f"{err}; the table returned is mnistkit's registry copy of the published mapping, and "
+                f"{found[0]} is not the published archive: delete it or run `mnistkit verify {ds.name}`",
+                MnistkitWarning, stacklevel=2,
+            )
+            return table
         if published != table:
             from .errors import REPORT_HINT, RegistryMismatchError
 
