@@ -215,6 +215,11 @@ def _labels(raw: np.ndarray, ds: Dataset, table: bool) -> np.ndarray:
     return raw
 
 
+def _holds_out(validation: object) -> bool:
+    """Whether ``validation=`` asks for a hold-out: None and False (NumPy's too) do not."""
+    return validation is not None and not (isinstance(validation, (bool, np.bool_)) and not validation)
+
+
 def _check_bool(value: object, name: str) -> bool:
     if isinstance(value, (bool, np.bool_)) or value in (0, 1):
         return bool(value)
@@ -362,7 +367,7 @@ def _load_splits(
         raise ArgumentError(msg)
     if dtype is not None:
         _check_dtype(dtype, normalize)
-    if (validation is None or validation is False) and (validation_seed is not None or stratify):
+    if not _holds_out(validation) and (validation_seed is not None or stratify):
         given = f"validation_seed={validation_seed!r}" if validation_seed is not None else "stratify=True"
         _warn(f"{given} is ignored: nothing is held out without validation=... (a count, a fraction or True)")
     parts = select_parts(
@@ -457,7 +462,7 @@ def select_parts(
     if label_table and not ds.label_columns:
         msg = f"label_table=True: {ds.name} labels are plain classes, not a table; leave label_table False"
         raise ArgumentError(msg)
-    holding_out = validation is not None and validation is not False
+    holding_out = _holds_out(validation)
     splits_ = [ds.split(name) for name in splits]
     specs = [ds.file(name) for split in splits_ for name in (split.images, split.labels)]
     raw = _load_files(store, specs)

@@ -243,7 +243,7 @@ def validation_split(
 
 
 def _holdout_count(size: int | float | bool, n: int) -> int:
-    if size is True:
+    if isinstance(size, (bool, np.bool_)) and size:  # True, or NumPy's True
         count = CLASSIC_VALIDATION_SIZE
     elif isinstance(size, numbers.Integral) and not isinstance(size, (bool, np.bool_)):
         count = int(size)
