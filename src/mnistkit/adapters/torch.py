@@ -380,7 +380,8 @@ def torch_loaders(
         Worker processes per loader; they share the memory-mapped cache.
     seed : int, optional
         Seeds the training loader's shuffling (a new order every epoch, the
-        same sequence of orders in every run); None: unseeded.
+        same sequence of orders in every run); None: unseeded.  Any integer
+        ``torch.Generator.manual_seed`` takes (NumPy integers too).
     drop_last : bool, default False
         Drop the last, smaller batch of every loader.
     validation, validation_seed, stratify
@@ -401,6 +402,12 @@ def torch_loaders(
         ``(train, test)``, or ``(train, validation, test)`` with ``validation``.
         Only the training loader shuffles.  ``loader.batch_sampler`` (or, for
         one-gather loaders, ``loader.sampler``) is the ``BatchSampler``.
+
+    Raises
+    ------
+    ArgumentError
+        For a ``batch_size``, ``seed`` or ``num_workers`` that is not a valid integer,
+        and as :func:`torch_dataset`.
 
     Examples
     --------
