@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,11 @@ ENV_OFFLINE = "MNISTKIT_OFFLINE"
 ENV_TIMEOUT = "MNISTKIT_TIMEOUT"
 
 #: What a ``mirrors=`` keyword may be: a comma-separated string or a sequence of bases.
-MirrorsLike = str | Sequence[str] | None
+MirrorsLike = str | os.PathLike | Sequence[str | os.PathLike] | None
+
+#: The longest timeout accepted, in seconds (a week).  Far longer values ("wait forever") would overflow
+#: the operating system's socket timeout (1e12 s does) and fail deep inside the HTTP stack.
+MAX_TIMEOUT = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -163,9 +167,31 @@ def parse_mirrors(mirrors: MirrorsLike) -> list[str]:
     """
     if mirrors is None:
         mirrors = os.environ.get(ENV_MIRROR, "")
+    if isinstance(mirrors, os.PathLike):  # one folder given as a Path
+        mirrors = [mirrors]
     if isinstance(mirrors, str):
         mirrors = mirrors.split(",")
-    return [m.strip() for m in mirrors if m and m.strip()]
+    if isinstance(mirrors, (bytes, bytearray)) or not isinstance(mirrors, Iterable):
+        _bad_mirrors(mirrors)
+    found = []
+    for item in mirrors:
+        if isinstance(item, os.PathLike):
+            item = os.fspath(item)
+        if not isinstance(item, str):
+            _bad_mirrors(mirrors)
+        if item.strip():
+            found.append(item.strip())
+    return found
+
+
+def _bad_mirrors(mirrors: object) -> None:
+    from .errors import ArgumentError
+
+    msg = (
+        f"mirrors={mirrors!r} is not valid: give a comma-separated string or a list of URLs and folders "
+        "(str or path)"
+    )
+    raise ArgumentError(msg)
 
 
 def env_offline() -> bool:
@@ -185,6 +211,9 @@ def parse_timeout(value: str | None) -> float | None:
     if not math.isfinite(seconds) or seconds <= 0:
         log.warning("ignoring %s=%r: not a positive number of seconds", ENV_TIMEOUT, text)
         return None
+    if seconds > MAX_TIMEOUT:
+        log.warning("ignoring %s=%r: more than %g seconds (a week)", ENV_TIMEOUT, text, MAX_TIMEOUT)
+        return None
     return seconds
 
 
@@ -195,7 +224,7 @@ def _checked_timeout(value: float | str) -> float:
         seconds = float(value)
     except (TypeError, ValueError):
         seconds = math.nan
-    if not math.isfinite(seconds) or seconds <= 0:
-        msg = f"timeout={value!r}: give a number of seconds above 0"
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_TIMEOUT:
+        msg = f"timeout={value!r}: give a number of seconds above 0 and at most {MAX_TIMEOUT:g} (a week)"
         raise ArgumentError(msg)
     return seconds

@@ -512,7 +512,8 @@ def deadline_adapter() -> Any:
 
 # --- small helpers -------------------------------------------------------------------------------
 
-_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/@\s?#]*@")
+# Up to the last "@" of the authority: a password may hold an unescaped "@" (urllib and requests split there).
+_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s?#]*@")
 
 
 def redact(text: str) -> str:

@@ -1,0 +1,100 @@
+"""Attacks on downloading and its settings that once broke: each test failed before its fix.
+
+Every array loaded is compared with one computed here from the raw bytes (numpy.frombuffer of the
+decoded IDX), never with mnistkit's own decoder.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnistkit import ArgumentError, DownloadError, cli, load
+from mnistkit.settings import Settings
+
+
+def _reference(raw_gz: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    """The array a published file holds, decoded here (gzip + frombuffer past the IDX header)."""
+    raw = gzip.decompress(raw_gz)
+    header = 4 + 4 * raw[3]
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
+
+
+def _assert_published(synth, x, t, split="test"):
+    images = "t10k-images-idx3-ubyte.gz" if split == "test" else "train-images-idx3-ubyte.gz"
+    labels = "t10k-labels-idx1-ubyte.gz" if split == "test" else "train-labels-idx1-ubyte.gz"
+    np.testing.assert_array_equal(x.reshape(-1, 28, 28), _reference(synth.gz[images], synth.arrays[images].shape))
+    np.testing.assert_array_equal(t, _reference(synth.gz[labels], synth.arrays[labels].shape))
+
+
+# --- settings ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("huge", [1e12, 1e300, "1e100"])
+def test_a_timeout_too_large_for_the_os_is_an_argument_error(huge):
+    # Was: accepted as "finite and above 0", then OverflowError from socket.settimeout mid-download.
+    with pytest.raises(ArgumentError, match="timeout="):
+        Settings.resolve(timeout=huge)
+
+
+def test_a_huge_timeout_in_the_environment_is_ignored_with_a_warning(synth, home, server, monkeypatch, caplog):
+    server.serve_dataset(synth)
+    monkeypatch.setenv("MNISTKIT_TIMEOUT", "1e300")
+    with caplog.at_level(logging.WARNING, logger="mnistkit"):
+        x, t = load(synth.dataset.name, "test", mirrors=server.url, progress=False, normalize=False)
+    _assert_published(synth, x, t)
+    assert "ignoring MNISTKIT_TIMEOUT='1e300'" in caplog.text
+
+
+def test_a_huge_timeout_on_the_command_line_is_one_line_exit_2(capsys):
+    assert cli.main(["--timeout", "1e300", "list"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "timeout=" in err and "\n" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("bad", [5, [b"http://x"], ["http://x", 5], b"http://x", [None]])
+def test_mirrors_of_the_wrong_type_are_an_argument_error(bad):
+    # Was: AttributeError ('int' object has no attribute 'strip') or TypeError from deep inside.
+    with pytest.raises(ArgumentError, match="mirrors="):
+        Settings.resolve(mirrors=bad)
+
+
+def test_a_mirror_folder_given_as_a_path_is_used(synth, home, tmp_path):
+    # Was: AttributeError: 'PosixPath' object has no attribute 'strip'.
+    synth.write(tmp_path / "shared")
+    assert Settings.resolve(mirrors=tmp_path / "shared").mirrors == (str(tmp_path / "shared"),)
+    x, t = load(synth.dataset.name, "test", mirrors=[tmp_path / "shared"], offline=True, normalize=False)
+    _assert_published(synth, x, t)
+
+
+# --- credentials ---------------------------------------------------------------------------------
+
+
+def test_a_password_holding_an_at_sign_is_never_shown_nor_stored(synth, home, server, caplog):
+    # Was: "http://***@ss@host/..." showed the part of the password after its first "@".
+    from helpers import Route
+
+    name = "t10k-images-idx3-ubyte.gz"  # cut every 600 bytes: too little progress to go on, so it gives up
+    server.routes[f"/m/{synth.dataset.name}/{name}"] = Route(body=synth.gz[name], cut_every=600)
+    server.routes[f"/m/{synth.dataset.name}/t10k-labels-idx1-ubyte.gz"] = Route(statuses=[404] * 99)
+    base = server.url.replace("http://", "http://user:top@secret@") + "/m"
+    with caplog.at_level(logging.INFO, logger="mnistkit"), pytest.raises(DownloadError) as info:
+        load(synth.dataset.name, "test", mirrors=base, progress=False, timeout=5)
+    record = home / synth.dataset.name / (name + ".part.json")
+    stored = json.loads(record.read_text())  # the cut transfer kept its resume record
+    shown = str(info.value) + caplog.text + json.dumps(stored)
+    assert "secret" not in shown and "top" not in shown
+    assert "http://***@127.0.0.1" in shown
+
+
+def test_redact_removes_the_whole_user_information():
+    from mnistkit.transfer import redact
+
+    assert redact("see http://a:b@c@host:1/p?q=x@y and https://u@h/") == "see http://***@host:1/p?q=x@y and https://***@h/"
+    assert redact("http://host/p@q") == "http://host/p@q"  # an "@" in the path is not user information
+    assert Path(redact("file:///srv/a@b")).name == "a@b"
