@@ -98,3 +98,114 @@ def test_redact_removes_the_whole_user_information():
     assert redact("see http://a:b@c@host:1/p?q=x@y and https://u@h/") == "see http://***@host:1/p?q=x@y and https://***@h/"
     assert redact("http://host/p@q") == "http://host/p@q"  # an "@" in the path is not user information
     assert Path(redact("file:///srv/a@b")).name == "a@b"
+
+
+# --- lying servers ------------------------------------------------------------------------------
+
+
+class _Scripted:
+    """A loopback HTTP/1.1 server whose ``answer(handler, n)`` writes the whole reply to request ``n``.
+
+    After ``limit`` requests it answers 404, so a client that would retry forever ends anyway
+    (and the test sees how many requests it made).
+    """
+
+    def __init__(self, answer, limit: int = 60) -> None:
+        import http.server
+        import threading
+
+        outer = self
+        self.count = 0
+        self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                with outer.lock:
+                    outer.count += 1
+                    n = outer.count
+                if n > limit:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                answer(self, n)
+                self.close_connection = True
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return "http://127.0.0.1:%d" % self.httpd.server_address[1]
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _downloader(url: str):
+    from mnistkit.sources import Downloader, RetryPolicy
+
+    return Downloader([url], retry=RetryPolicy(read_timeout=5, connect_timeout=5), sleep=lambda s: None, progress=False)
+
+
+def _send(handler, status: int, headers: dict, body: bytes) -> None:
+    handler.send_response(status)
+    for key, value in headers.items():
+        handler.send_header(key, str(value))
+    handler.end_headers()
+    try:
+        handler.wfile.write(body)
+        handler.wfile.flush()
+    except OSError:
+        pass
+
+
+def test_a_server_that_resends_the_same_half_and_then_resumes_wrongly_is_given_up(synth, tmp_path):
+    # Was: an endless loop.  Every fresh try sent half the file ("progress": the count of tries
+    # started again), every resume answered at the wrong offset (the .part discarded), and so on.
+    name = "t10k-images-idx3-ubyte.gz"
+    body = synth.gz[name]
+    spec = synth.dataset.file(name)
+
+    def answer(h, n):
+        if h.headers.get("Range"):
+            _send(h, 206, {"Content-Range": f"bytes 0-{len(body) - 1}/{len(body)}", "Content-Length": len(body)}, body)
+        else:  # announces the whole file, sends half, hangs up
+            _send(h, 200, {"Content-Length": len(body), "ETag": '"a"'}, body[: len(body) // 2])
+
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    with _Scripted(answer) as srv, pytest.raises(DownloadError, match="gave up after 4 tries"):
+        _downloader(srv.url)(synth.dataset, spec, folder)
+    assert srv.count <= 8, f"{srv.count} requests: the retries did not end"
+    assert not (folder / name).exists()
+
+
+def test_a_body_longer_than_its_content_range_announces_is_refused_at_once(synth, tmp_path):
+    # Was: "transfer ended after 15719 of 15709 bytes", transient, retried (and, with the loop
+    # above, forever); the bytes of a server that contradicts its own lengths are not kept.
+    name = "t10k-images-idx3-ubyte.gz"
+    body = synth.gz[name]
+    spec = synth.dataset.file(name)
+
+    def answer(h, n):
+        cr = f"bytes 0-{len(body) - 1}/{len(body) - 10}"
+        _send(h, 206, {"Content-Range": cr, "Content-Length": len(body)}, body)
+
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    with _Scripted(answer) as srv, pytest.raises(DownloadError, match="more than the [0-9]+ it announced"):
+        _downloader(srv.url)(synth.dataset, spec, folder)
+    assert srv.count == 1
+    assert sorted(p.name for p in folder.iterdir()) == []

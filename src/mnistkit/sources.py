@@ -317,22 +317,26 @@ class Downloader:
         """Transfer ``url`` into ``part``, retrying transient failures; whether kept bytes were resumed.
 
         A try that moved the download on by :func:`progress_step` bytes or more starts the count
-        of tries again: a link that breaks every few hundred kB still delivers the file.
+        of tries again: a link that breaks every few hundred kB still delivers the file.  Progress
+        means bytes past the furthest point any try reached: a server that sends the same bytes
+        again and again (then has them thrown away) never earns a new series, so the tries end.
         """
         attempt = 0
         resumed = False
         step = progress_step(spec)
+        furthest = _size(part)
         while True:
-            before = _size(part)
             try:
                 return self._transfer(url, spec, part) or resumed
             except SourceFailed as err:
+                reached = _size(part)
                 if err.discard:
                     _discard(part)
                 resumed = resumed or err.resumed
                 attempt += 1
-                if err.transient and _size(part) - before >= step:
+                if err.transient and reached - furthest >= step:
                     attempt = 1  # progress: this try counts as the first of a new series
+                furthest = max(furthest, reached)
                 if not err.transient or attempt >= self.retry.attempts:
                     if err.transient:
                         msg = f"{err.reason} (gave up after {attempt} tries)"
@@ -364,6 +368,10 @@ class Downloader:
                 log.info("%s ignored the Range request: starting %s over", redact(url), spec.name)
             ResumeRecord.from_response(url, resp.headers, plan.total).write(record_path(part))
             received = self._write(resp, spec, part, plan.start, plan.total)
+        if plan.total is not None and received > plan.total:
+            # More than announced: the server's lengths are not to be trusted, nor the bytes kept.
+            msg = f"sent {received} bytes, more than the {plan.total} it announced"
+            raise SourceFailed(msg, resumed=plan.start > 0, discard=True)
         if plan.total is not None and received != plan.total:
             msg = f"transfer ended after {received} of {plan.total} bytes"
             raise SourceFailed(msg, transient=True, resumed=plan.start > 0)
