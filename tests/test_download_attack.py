@@ -209,3 +209,57 @@ def test_a_body_longer_than_its_content_range_announces_is_refused_at_once(synth
         _downloader(srv.url)(synth.dataset, spec, folder)
     assert srv.count == 1
     assert sorted(p.name for p in folder.iterdir()) == []
+
+
+# --- damaged data folders ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["record is a folder", "part is a folder", "part is a looping link", "record is a dangling link"],
+)
+def test_something_other_than_a_file_at_the_part_names_is_one_clear_error(synth, home, server, damage):
+    # Was: a bare IsADirectoryError traceback, or "Free some space there" for a symbolic-link loop.
+    from mnistkit import DataFolderError
+
+    server.serve_dataset(synth)
+    folder = home / synth.dataset.name
+    folder.mkdir(parents=True)
+    name = "t10k-labels-idx1-ubyte.gz"
+    part, record = folder / (name + ".part"), folder / (name + ".part.json")
+    if damage == "record is a folder":
+        part.write_bytes(synth.gz[name][:10])
+        record.mkdir()
+        culprit = record
+    elif damage == "part is a folder":
+        part.mkdir()
+        culprit = part
+    elif damage == "part is a looping link":
+        part.symlink_to(part.name)
+        culprit = part
+    else:
+        record.symlink_to(folder / "nowhere")
+        culprit = record
+    with pytest.raises(DataFolderError) as info:
+        load(synth.dataset.name, "test", mirrors=server.url, progress=False)
+    message = str(info.value)
+    assert str(culprit) in message and "move or delete it" in message and "\n" not in message
+    assert "space" not in message
+    assert culprit.is_symlink() or culprit.is_dir()  # not ours to delete: left as it was
+    assert not (folder / name).exists()
+
+
+def test_a_looping_link_where_the_cache_folder_belongs_is_named(synth, home, server):
+    # Was: "tiny cannot be written, so nothing can be downloaded there" (the read-only-folder route),
+    # although the folder was writable and the cause was the link.
+    from mnistkit import DataFolderError
+
+    server.serve_dataset(synth)
+    folder = home / synth.dataset.name
+    folder.mkdir(parents=True)
+    (folder / ".cache").symlink_to(".cache")
+    with pytest.raises(DataFolderError, match=r"\.cache is a broken or looping symbolic link"):
+        load(synth.dataset.name, "test", mirrors=server.url, progress=False)
+    (folder / ".cache").unlink()  # the named cause removed, the same call works
+    x, t = load(synth.dataset.name, "test", mirrors=server.url, progress=False, normalize=False)
+    _assert_published(synth, x, t)

@@ -199,6 +199,7 @@ class Downloader:
                 dataset.name, [spec.name], folder, dataset.urls(spec), "offline mode: the network is not used"
             )
         part = part_path(folder, spec.name)
+        _check_own_files(part)
         attempts: list[tuple[str, str]] = []
         for location in locations:
             shown = redact(location)
@@ -419,6 +420,22 @@ class Downloader:
             if bar is not None:
                 bar.close()
         return received
+
+
+def _check_own_files(part: Path) -> None:
+    """Refuse, naming it, something other than a file where the ``.part`` or its record belongs.
+
+    Both names are mnistkit's own, but a folder or a broken link there is not ours to delete:
+    without this check it surfaced as a bare IsADirectoryError (or a "disk full" message).
+    """
+    for path in (part, record_path(part)):
+        if os.path.lexists(path) and not path.is_file():
+            what = "a folder" if path.is_dir() else "a broken or looping link" if path.is_symlink() else "not a file"
+            msg = (
+                f"cannot download into {part.parent}: {path} is {what}, where mnistkit keeps a partial "
+                "download; move or delete it"
+            )
+            raise DataFolderError(msg)
 
 
 def _destination(folder: Path, name: str) -> Path:

@@ -494,6 +494,12 @@ class Store:
         """Refuse, naming it, a file (not a folder) where ``folder`` or one of its parents belongs."""
         for above in (folder, *folder.parents):
             if not above.exists():
+                if os.path.islink(above):  # dangling or looping: mkdir would fail with a misleading "File exists"
+                    msg = (
+                        f"cannot use the data folder {folder}: {above} is a broken or looping symbolic link, "
+                        "not a folder; move or delete that link"
+                    )
+                    raise _NotAFolder(msg) from NotADirectoryError(20, "Not a directory", str(above))
                 continue
             if above.is_dir():
                 return
