@@ -263,3 +263,40 @@ def test_a_looping_link_where_the_cache_folder_belongs_is_named(synth, home, ser
     (folder / ".cache").unlink()  # the named cause removed, the same call works
     x, t = load(synth.dataset.name, "test", mirrors=server.url, progress=False, normalize=False)
     _assert_published(synth, x, t)
+
+
+# --- odd mirror lists ----------------------------------------------------------------------------
+
+_ODD_MIRRORS = ["ftp://127.0.0.1/m", "htp://127.0.0.1/m", "http:/127.0.0.1/m", "http://127.0.0.1/m?x=1", "http://h#f", "http:///m"]
+
+
+@pytest.mark.parametrize("odd", _ODD_MIRRORS)
+def test_a_mirror_that_is_no_usable_url_is_an_argument_error(odd):
+    # Was: taken for a folder name ("ftp:/127.0.0.1/m/tiny: not found"), or the file's path glued
+    # after a ?query.
+    with pytest.raises(ArgumentError, match="mirrors: "):
+        Settings.resolve(mirrors=["/srv/data", odd])
+
+
+def test_odd_mirrors_in_the_environment_are_ignored_with_a_warning_and_the_rest_used(
+    synth, home, server, monkeypatch, caplog
+):
+    server.serve_dataset(synth)
+    monkeypatch.setenv("MNISTKIT_MIRROR", ",".join([*_ODD_MIRRORS, server.url]).replace("127.0.0.1/m", "u:pw@h/m"))
+    with caplog.at_level(logging.WARNING, logger="mnistkit"):
+        x, t = load(synth.dataset.name, "test", progress=False, normalize=False)
+    _assert_published(synth, x, t)
+    warnings = [r.getMessage() for r in caplog.records if "ignoring" in r.getMessage()]
+    assert len(warnings) == len(_ODD_MIRRORS) and all("MNISTKIT_MIRROR" in w for w in warnings)
+    assert "pw" not in caplog.text
+
+
+def test_an_odd_mirror_on_the_command_line_is_one_line_exit_2(capsys):
+    assert cli.main(["--mirror", "ftp://127.0.0.1/m", "list"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "ftp://127.0.0.1/m" in err and "\n" not in err
+
+
+def test_usual_mirrors_are_still_accepted():
+    good = ["http://h/m", "HTTPS://h:8443/m/", "file:///srv/data", "/srv/data", "relative/folder", "C:/data", "~/d"]
+    assert Settings.resolve(mirrors=good).mirrors == tuple(good)

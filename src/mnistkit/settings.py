@@ -165,6 +165,7 @@ def parse_mirrors(mirrors: MirrorsLike) -> list[str]:
     -------
     list of str
     """
+    from_env = mirrors is None
     if mirrors is None:
         mirrors = os.environ.get(ENV_MIRROR, "")
     if isinstance(mirrors, os.PathLike):  # one folder given as a Path
@@ -179,9 +180,54 @@ def parse_mirrors(mirrors: MirrorsLike) -> list[str]:
             item = os.fspath(item)
         if not isinstance(item, str):
             _bad_mirrors(mirrors)
-        if item.strip():
-            found.append(item.strip())
+        item = item.strip()
+        if not item:
+            continue
+        problem = _mirror_problem(item)
+        if problem is None:
+            found.append(item)
+        elif from_env:
+            log.warning("ignoring %r in %s: %s", _shown(item), ENV_MIRROR, problem)
+        else:
+            from .errors import ArgumentError
+
+            msg = f"mirrors: {_shown(item)!r} {problem}"
+            raise ArgumentError(msg)
     return found
+
+
+def _shown(item: str) -> str:
+    from .transfer import redact  # never show a mirror's password, not even in this message
+
+    return redact(item)
+
+
+def _mirror_problem(item: str) -> str | None:
+    """Why ``item`` cannot be a mirror base, or None.
+
+    Without this, ``ftp://host/``, ``htp://host/`` or ``http:/host/`` were taken for folder
+    names and reported only as "not found", and a base with ``?query`` or ``#fragment`` had the
+    file's path glued after it.
+    """
+    import re
+    import urllib.parse
+
+    match = re.match(r"([A-Za-z][A-Za-z0-9+.\-]+):", item)  # two letters at least: C:\data is a folder
+    if match is None:
+        return None
+    scheme = match.group(1).lower()
+    if scheme in ("http", "https"):
+        if not item[len(scheme) + 1 :].startswith("//"):
+            return f"is not a valid URL: write {scheme}://host/path"
+        parts = urllib.parse.urlsplit(item)
+        if not parts.hostname:
+            return "is not a valid URL: it names no host"
+        if parts.query or parts.fragment or item.endswith(("?", "#")):
+            return "has a ?query or #fragment: give the base URL holding <dataset>/<file name>"
+        return None
+    if scheme == "file":
+        return None
+    return f"is not a supported source ({scheme}:): give an http://, https:// or file:// URL, or a folder"
 
 
 def _bad_mirrors(mirrors: object) -> None:

@@ -513,7 +513,8 @@ def deadline_adapter() -> Any:
 # --- small helpers -------------------------------------------------------------------------------
 
 # Up to the last "@" of the authority: a password may hold an unescaped "@" (urllib and requests split there).
-_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s?#]*@")
+# One slash too (a mistyped "http:/user:pw@host" is still shown in the warning that refuses it).
+_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*:/{1,2})[^/\s?#]*@")
 
 
 def redact(text: str) -> str:
