@@ -300,3 +300,17 @@ def test_an_odd_mirror_on_the_command_line_is_one_line_exit_2(capsys):
 def test_usual_mirrors_are_still_accepted():
     good = ["http://h/m", "HTTPS://h:8443/m/", "file:///srv/data", "/srv/data", "relative/folder", "C:/data", "~/d"]
     assert Settings.resolve(mirrors=good).mirrors == tuple(good)
+
+
+@pytest.mark.parametrize("keyword", ["offline", "progress"])
+@pytest.mark.parametrize("text", ["false", "no", "0", ""])
+def test_a_yes_no_keyword_given_as_a_string_is_an_argument_error(keyword, text):
+    # Was: bool("false") is True, so offline="false" (read from a config file) turned offline mode on.
+    with pytest.raises(ArgumentError, match=f"{keyword}="):
+        Settings.resolve(**{keyword: text})
+
+
+def test_timeout_true_is_an_argument_error_not_one_second():
+    with pytest.raises(ArgumentError, match="timeout=True"):
+        Settings.resolve(timeout=True)
+    assert Settings.resolve(offline=False, progress=True).offline is False

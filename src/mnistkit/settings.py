@@ -109,8 +109,8 @@ class Settings:
         return cls(
             data_home=resolve_home(data_home),
             mirrors=tuple(parse_mirrors(mirrors)),
-            offline=env_offline() if offline is None else bool(offline),
-            progress=progress,
+            offline=env_offline() if offline is None else _flag("offline", offline),
+            progress=None if progress is None else _flag("progress", progress),
             timeout=seconds,
         )
 
@@ -263,8 +263,22 @@ def parse_timeout(value: str | None) -> float | None:
     return seconds
 
 
+def _flag(name: str, value: object) -> bool:
+    """A yes/no keyword; a string is refused: ``offline="false"`` would otherwise mean True."""
+    if isinstance(value, (str, bytes)):
+        from .errors import ArgumentError
+
+        msg = f"{name}={value!r} is not valid: give True or False"
+        raise ArgumentError(msg)
+    return bool(value)
+
+
 def _checked_timeout(value: float | str) -> float:
     from .errors import ArgumentError
+
+    if isinstance(value, bool):  # timeout=True is a mistake, not one second
+        msg = f"timeout={value!r}: give a number of seconds above 0"
+        raise ArgumentError(msg)
 
     try:
         seconds = float(value)
