@@ -314,3 +314,43 @@ def test_timeout_true_is_an_argument_error_not_one_second():
     with pytest.raises(ArgumentError, match="timeout=True"):
         Settings.resolve(timeout=True)
     assert Settings.resolve(offline=False, progress=True).offline is False
+
+
+# --- damaged caches and records ------------------------------------------------------------------
+
+
+def test_a_manifest_nested_past_the_json_parsers_depth_only_means_a_rebuild(synth, home):
+    # Was: RecursionError from json.loads (only OSError and ValueError were caught).
+    synth.write(home)
+    load(synth.dataset.name, "test", offline=True)
+    manifest = home / synth.dataset.name / ".cache" / "t10k-labels-idx1-ubyte.json"
+    manifest.write_text("[" * 100_000)
+    x, t = load(synth.dataset.name, "test", offline=True, normalize=False)
+    _assert_published(synth, x, t)
+    assert json.loads(manifest.read_text())["file"] == "t10k-labels-idx1-ubyte.gz"  # rewritten
+
+
+def test_a_resume_record_nested_past_the_json_parsers_depth_is_ignored(synth, home, server):
+    server.serve_dataset(synth)
+    folder = home / synth.dataset.name
+    folder.mkdir(parents=True)
+    name = "t10k-images-idx3-ubyte.gz"
+    (folder / (name + ".part")).write_bytes(synth.gz[name][:1000])
+    (folder / (name + ".part.json")).write_text("{\"a\":" * 100_000)
+    x, t = load(synth.dataset.name, "test", mirrors=server.url, progress=False, normalize=False)
+    _assert_published(synth, x, t)
+    assert not (folder / (name + ".part.json")).exists()
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".json"])
+def test_a_folder_at_a_cache_entry_name_is_one_clear_error(synth, home, suffix):
+    # Was: IsADirectoryError from the rename into place.
+    from mnistkit import DataFolderError
+
+    synth.write(home)
+    cache = home / synth.dataset.name / ".cache"
+    cache.mkdir()
+    (cache / f"t10k-labels-idx1-ubyte{suffix}").mkdir()
+    with pytest.raises(DataFolderError, match="is a folder; move or delete it"):
+        load(synth.dataset.name, "test", offline=True)
+    assert not list(cache.glob("*.tmp"))  # nothing half-written left

@@ -122,7 +122,7 @@ class ResumeRecord:
         """The record at ``path``; None when absent, unreadable or of an unknown shape."""
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested past the parser's depth
             return None
         if not isinstance(data, dict) or not isinstance(data.get("url"), str):
             return None
