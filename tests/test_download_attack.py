@@ -267,7 +267,15 @@ def test_a_looping_link_where_the_cache_folder_belongs_is_named(synth, home, ser
 
 # --- odd mirror lists ----------------------------------------------------------------------------
 
-_ODD_MIRRORS = ["ftp://127.0.0.1/m", "htp://127.0.0.1/m", "http:/127.0.0.1/m", "http://127.0.0.1/m?x=1", "http://h#f", "http:///m"]
+_ODD_MIRRORS = [
+    "ftp://127.0.0.1/m",
+    "htp://127.0.0.1/m",
+    "http:/127.0.0.1/m",
+    "http://127.0.0.1/m?x=1",
+    "http://h#f",
+    "http:///m",
+    "file://data/m",  # meant a relative folder; read /m
+]
 
 
 @pytest.mark.parametrize("odd", _ODD_MIRRORS)
@@ -298,7 +306,7 @@ def test_an_odd_mirror_on_the_command_line_is_one_line_exit_2(capsys):
 
 
 def test_usual_mirrors_are_still_accepted():
-    good = ["http://h/m", "HTTPS://h:8443/m/", "file:///srv/data", "/srv/data", "relative/folder", "C:/data", "~/d"]
+    good = ["http://h/m", "HTTPS://h:8443/m/", "file:///srv/data", "file://localhost/srv", "/srv/data", "rel/f", "C:/d", "~/d"]
     assert Settings.resolve(mirrors=good).mirrors == tuple(good)
 
 

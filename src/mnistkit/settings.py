@@ -226,6 +226,9 @@ def _mirror_problem(item: str) -> str | None:
             return "has a ?query or #fragment: give the base URL holding <dataset>/<file name>"
         return None
     if scheme == "file":
+        host = urllib.parse.urlsplit(item).netloc
+        if host.lower() not in ("", "localhost"):  # file://data/m would silently read /m
+            return f"names a host ({host!r}): write file:///absolute/path (three slashes)"
         return None
     return f"is not a supported source ({scheme}:): give an http://, https:// or file:// URL, or a folder"
 
