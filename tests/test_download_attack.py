@@ -268,7 +268,7 @@ def test_a_looping_link_where_the_cache_folder_belongs_is_named(synth, home, ser
 # --- odd mirror lists ----------------------------------------------------------------------------
 
 _ODD_MIRRORS = [
-    "ftp://127.0.0.1/m",
+    "gopher://127.0.0.1/m",  # no fsspec protocol either (ftp:// is one, and is accepted)
     "htp://127.0.0.1/m",
     "http:/127.0.0.1/m",
     "http://127.0.0.1/m?x=1",
@@ -300,13 +300,13 @@ def test_odd_mirrors_in_the_environment_are_ignored_with_a_warning_and_the_rest_
 
 
 def test_an_odd_mirror_on_the_command_line_is_one_line_exit_2(capsys):
-    assert cli.main(["--mirror", "ftp://127.0.0.1/m", "list"]) == 2
+    assert cli.main(["--mirror", "gopher://127.0.0.1/m", "list"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "ftp://127.0.0.1/m" in err and "\n" not in err
+    assert "gopher://127.0.0.1/m" in err and "\n" not in err
 
 
 def test_usual_mirrors_are_still_accepted():
-    good = ["http://h/m", "HTTPS://h:8443/m/", "file:///srv/data", "file://localhost/srv", "/srv/data", "rel/f", "C:/d", "~/d"]
+    good = ["s3://bucket/m", "ftp://h/m", "simplecache::s3://b/m", "memory://m", "http://h/m", "HTTPS://h:8443/m/", "file:///srv/data", "file://localhost/srv", "/srv/data", "rel/f", "C:/d", "~/d"]
     assert Settings.resolve(mirrors=good).mirrors == tuple(good)
 
 

@@ -232,7 +232,14 @@ def _mirror_problem(item: str) -> str | None:
         if host.lower() not in ("", "localhost"):  # file://data/m would silently read /m
             return f"names a host ({host!r}): write file:///absolute/path (three slashes)"
         return None
-    return f"is not a supported source ({scheme}:): give an http://, https:// or file:// URL, or a folder"
+    from .remote import is_known_protocol  # light: fsspec itself is imported only when used
+
+    if is_known_protocol(scheme) and ("::" in item or item[len(scheme) + 1 :].startswith("//")):
+        return None  # an fsspec URL (s3://, gs://, ...): remote.py names a missing package in one line
+    return (
+        f"is not a supported source ({scheme}:): give an http://, https:// or file:// URL, an fsspec URL "
+        "such as s3://bucket/prefix, or a folder"
+    )
 
 
 def _bad_mirrors(mirrors: object) -> None:
