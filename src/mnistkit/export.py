@@ -39,6 +39,7 @@ __all__ = ["FORMATS", "class_folders", "export"]
 FORMATS = ("png", "csv", "npz")
 PARTIAL_SUFFIX = ".partial"  # <out>/<split>.partial: a PNG split being written
 RECORD = ".mnistkit-export.json"  # in a finished PNG split folder: what it holds
+LOCK = ".mnistkit-export.lock"  # in the output folder: one process at a time builds a PNG split there
 _CSV_ROWS = 1024  # rows formatted per write: bounded memory, few write calls
 
 
@@ -175,6 +176,37 @@ def export_png_split(
     ArgumentError
         When ``out`` (or ``out.partial``) holds something other than this export.
     """
+    with _export_lock(out.parent, progress):
+        return _export_png_split(images, labels, classes, out, record, progress)
+
+
+@contextmanager
+def _export_lock(folder: Path, progress: bool | None) -> Iterator[None]:
+    """Hold the output folder's export lock: a second export to the same folder waits for the first.
+
+    Without it, two processes would write into one ``.partial`` folder and one would find it
+    renamed under its feet, failing half-way.  The OS releases the lock when a holder dies.
+    """
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(folder / LOCK))
+    try:
+        lock.acquire(timeout=0.01)
+    except Timeout:
+        from ._log import log
+
+        log.info("waiting for another export to %s to finish", folder)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _export_png_split(
+    images: np.ndarray, labels: np.ndarray, classes: Sequence[str], out: Path, record: dict,
+    progress: bool | None = None,
+) -> list[Path]:
     partial = out.with_name(out.name + PARTIAL_SUFFIX)
     names = [f"{i:0{len(str(max(len(images) - 1, 0)))}d}.png" for i in range(len(images))]
     folders = class_folders(classes)
