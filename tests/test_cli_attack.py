@@ -67,7 +67,7 @@ def test_two_png_exports_to_one_folder_both_finish(synth, home, tmp_path):
     assert second.returncode == 0 and "error" not in err2, err2
     assert "waiting for another export" in err2
     assert out1.strip() == out2.strip() == f"wrote 80 file(s) to {out}"
-    assert sorted(p.name for p in out.iterdir()) == [".mnistkit-export.lock", "test", "train"]
+    assert sorted(p.name for p in out.iterdir()) == ["test", "train"]
     from PIL import Image
 
     images = {"train": synth.arrays["train-images-idx3-ubyte.gz"], "test": synth.arrays["t10k-images-idx3-ubyte.gz"]}
@@ -81,3 +81,92 @@ def test_two_png_exports_to_one_folder_both_finish(synth, home, tmp_path):
                 np.testing.assert_array_equal(np.asarray(im), images[split][int(path.stem)])
         assert not [p for p in (out / split).rglob("*") if p.is_file() and p.suffix != ".png"
                     and p.name != ".mnistkit-export.json"]
+
+
+def test_closed_stdout_is_one_line_error_not_a_traceback(synth, home):
+    # `mnistkit list >&-`: Python sets sys.stdout to None; the final flush used to raise AttributeError.
+    synth.write(home)
+    for args in (["list"], ["info", "tiny"], ["download", "tiny"]):
+        proc = subprocess.run(cli_argv(*args), stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(1))
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.splitlines() == [
+            "mnistkit: error: standard output is closed; give the command somewhere to write "
+            "(a terminal, a file, a pipe, or >/dev/null to discard it)"
+        ]
+
+
+def _on_terminal(*args: str, env: dict) -> bytes:
+    """The output of ``mnistkit args`` run with a pseudo-terminal as stdout."""
+    parent, child = pty.openpty()
+    proc = subprocess.Popen(cli_argv(*args), stdout=child, stderr=subprocess.PIPE, env=env)
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(parent, 65536)
+        except OSError:  # EIO: the child closed its side
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(parent)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    return b"".join(chunks)
+
+
+def test_no_color_turns_off_ansi_colour_on_a_terminal(synth, home):
+    # https://no-color.org: a program that colours its output by default leaves it out when
+    # NO_COLOR is set (and not empty); `show` used to print 24-bit colour regardless.
+    synth.write(home)
+    env = dict(os.environ)
+    assert b"\x1b[" in _on_terminal("show", "tiny", env=env)  # a terminal: colour, as documented
+    plain = _on_terminal("show", "tiny", env={**env, "NO_COLOR": "1"})
+    assert b"\x1b[" not in plain and b"tiny train[0]" in plain
+    assert b"\x1b[" in _on_terminal("show", "tiny", env={**env, "NO_COLOR": ""})  # empty: not set
+    assert b"\x1b[" in _on_terminal("show", "tiny", "--color", "always", env={**env, "NO_COLOR": "1"})
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--timeout", "0", "list"], "mnistkit: error: --timeout 0.0: give a number of seconds above 0"),
+    (["--timeout", "nan", "list"], "mnistkit: error: --timeout nan: give a number of seconds above 0"),
+    (["export", "tiny", "--format", "csv", "--out", ""],
+     "mnistkit: error: --out '' is not valid: give the folder to export to"),
+])
+def test_value_errors_use_the_command_lines_words(synth, home, args, expected):
+    proc = run_cli(*args)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [expected]
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("mirror", ["ftp://example.org/mnist", "http://", "https:///x", "s3://bucket/mnist"])
+def test_a_mirror_that_is_no_source_is_a_usage_error(synth, home, mirror):
+    # Used to be taken as a folder named "ftp:/example.org/mnist" and reported file by file as missing.
+    proc = run_cli("--mirror", mirror, "download", "tiny")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"mnistkit: error: --mirror {mirror!r} is not a source: give an http:// or https:// URL with a host, "
+        "a file:// URL or a folder"
+    ]
+    assert not (home / "tiny").exists()
+    env = {**os.environ, "MNISTKIT_MIRROR": mirror}
+    proc = run_cli("download", "tiny", env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"mnistkit: error: MNISTKIT_MIRROR {mirror!r} is not a source: give an http:// or https:// URL with a host, "
+        "a file:// URL or a folder"
+    ]
+
+
+def test_a_mirror_folder_with_a_colon_is_still_a_folder(synth, home, tmp_path):
+    folder = tmp_path / "a:b"
+    synth.write(folder)
+    proc = run_cli("--offline", "--mirror", str(folder), "download", "tiny")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_bad_timeout_variable_is_a_warning_line(synth, home):
+    synth.write(home)
+    proc = run_cli("list", env={**os.environ, "MNISTKIT_TIMEOUT": "abc"})
+    assert proc.returncode == 0
+    assert proc.stderr.splitlines() == ["mnistkit: warning: ignoring MNISTKIT_TIMEOUT='abc': not a positive number of seconds"]

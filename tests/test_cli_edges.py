@@ -132,7 +132,7 @@ def test_a_source_that_fails_before_one_that_works_is_one_warning(synth, home, t
         proc = run_cli("download", "tiny", env=env)
     assert proc.returncode == 0, proc.stderr
     warnings = proc.stderr.splitlines()
-    assert len(warnings) == 4 and all(w.startswith("mnistkit: WARNING: got ") for w in warnings)
+    assert len(warnings) == 4 and all(w.startswith("mnistkit: warning: got ") for w in warnings)
     assert all(f"after 1 source(s) failed: {broken.url}/tiny/" in w and "HTTP 404" in w for w in warnings)
 
 
@@ -507,12 +507,12 @@ def test_a_rejected_hand_placed_file_is_said_once(synth, home, tmp_path):
     assert proc.returncode == 3
     rejected = f"files found but rejected: {bad}: not a valid IDX file"  # named by its full path
     assert proc.stderr.count(rejected) == 1, proc.stderr
-    assert "WARNING" not in proc.stderr  # said in the error only
+    assert "mnistkit: warning:" not in proc.stderr  # said in the error only
     mirror = tmp_path / "mirror"
     synth.write(mirror)
     proc = run_cli("show", "tiny", "--color", "never", env={**os.environ, "MNISTKIT_MIRROR": str(mirror)})
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("mnistkit: WARNING: ignored a file that is not the published data")
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("mnistkit: warning: ignored a file that is not the published data")
 
 
 # --- read-only places (a real read-only bind mount in a private namespace: works as root too) ----

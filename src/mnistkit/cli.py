@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from ._version import __version__
-from .errors import ArgumentError, DownloadError, MissingFilesError, MnistkitError
+from .errors import ArgumentError, DownloadError, MissingFilesError, MnistkitError, OutputError
 from .settings import Settings
 
 EXIT_OK = 0
@@ -60,7 +60,7 @@ def _exit_code(err: MnistkitError) -> int:
 
 #: Library keywords and the command-line flags that set them: errors read in the user's words.
 _FLAGS = {"dataset": "dataset", "data_home": "--data-home", "per_class": "--per-class", "scale": "--scale", "split": "--split",
-          "format": "--format", "index": "--index"}
+          "format": "--format", "index": "--index", "timeout": "--timeout", "out": "--out"}
 _KEYWORD = re.compile(r"\b(" + "|".join(_FLAGS) + r")=(\.\.\.)?")
 
 
@@ -262,7 +262,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
     label = int(labels[args.index])
     name = ds.class_name(label)
     print(f"{ds.name} {args.split}[{args.index}]  label {label}" + (f" ({name})" if name != str(label) else ""))
-    color = sys.stdout.isatty() if args.color == "auto" else args.color == "always"
+    # auto: colour on a terminal, unless NO_COLOR is set and not empty (https://no-color.org)
+    auto = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    color = auto if args.color == "auto" else args.color == "always"
     print("\n".join(terminal_lines(images[args.index], color=color)))
     if args.png is not None:
         path = save_png(images[args.index], args.png, scale=args.scale)
@@ -453,6 +455,29 @@ def _check_data_home(args: argparse.Namespace) -> None:
         raise ArgumentError("--data-home '' is empty; give a folder (it is created if missing)")
 
 
+def _check_mirrors(args: argparse.Namespace) -> None:
+    """A ``--mirror`` (or ``$MNISTKIT_MIRROR`` entry) that is no source at all: a usage error.
+
+    An unknown scheme (``ftp://``, ``s3://``) or an http(s) URL without a host would otherwise be
+    taken for a folder with an odd name, and every file reported missing from it one by one.
+    """
+    from urllib.parse import urlsplit
+
+    from .settings import ENV_MIRROR
+
+    given = "--mirror" if args.mirror is not None else ENV_MIRROR
+    for location in args.settings.mirrors:
+        scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", location)
+        if scheme is None:
+            continue  # a folder (a Windows drive letter has no "//" after its colon)
+        kind = scheme.group(1).lower()
+        if kind == "file" or (kind in ("http", "https") and urlsplit(location).hostname):
+            continue
+        msg = (f"{given} {location!r} is not a source: give an http:// or https:// URL with a host, "
+               "a file:// URL or a folder")
+        raise ArgumentError(msg)
+
+
 def _check_home_folder(args: argparse.Namespace) -> None:
     """A data folder naming a file: a usage error before anything runs."""
     from .settings import ENV_HOME
@@ -497,6 +522,13 @@ def _reader_left() -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGPIPE)
     return EXIT_ERROR  # pragma: no cover - only where there is no SIGPIPE
+
+
+class _LowerLevelFormatter(logging.Formatter):
+    """Log lines as ``mnistkit: warning: ...``: the level in lower case, as in every other CLI line."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return self._style.format(logging.makeLogRecord({**record.__dict__, "levelname": record.levelname.lower()}))
 
 
 # --- the parser ---------------------------------------------------------------------------------
@@ -657,9 +689,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING, format="mnistkit: %(levelname)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING)
+    for handler in logging.getLogger().handlers:  # `mnistkit: warning: ...`, as Python warnings print
+        handler.setFormatter(_LowerLevelFormatter("mnistkit: %(levelname)s: %(message)s"))
     import warnings
 
     warnings.showwarning = _show_warning
@@ -668,6 +700,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # One value for where bytes come from, built once from the flags (each unset flag reads its variable).
         args.settings = Settings.resolve(args.data_home, args.mirror, args.offline, None, args.timeout)
         _check_home_folder(args)
+        _check_mirrors(args)
+        if sys.stdout is None:  # `mnistkit list >&-`: Python gives no stdout object at all
+            msg = ("standard output is closed; give the command somewhere to write "
+                   "(a terminal, a file, a pipe, or >/dev/null to discard it)")
+            raise OutputError(msg)
         code = args.func(args)
         sys.stdout.flush()  # here, not at exit: a reader that left is handled below
         return code

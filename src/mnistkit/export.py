@@ -39,7 +39,6 @@ __all__ = ["FORMATS", "class_folders", "export"]
 FORMATS = ("png", "csv", "npz")
 PARTIAL_SUFFIX = ".partial"  # <out>/<split>.partial: a PNG split being written
 RECORD = ".mnistkit-export.json"  # in a finished PNG split folder: what it holds
-LOCK = ".mnistkit-export.lock"  # in the output folder: one process at a time builds a PNG split there
 _CSV_ROWS = 1024  # rows formatted per write: bounded memory, few write calls
 
 
@@ -182,25 +181,30 @@ def export_png_split(
 
 @contextmanager
 def _export_lock(folder: Path, progress: bool | None) -> Iterator[None]:
-    """Hold the output folder's export lock: a second export to the same folder waits for the first.
+    """Hold a lock on the output folder itself: a second export to the same folder waits for the first.
 
     Without it, two processes would write into one ``.partial`` folder and one would find it
-    renamed under its feet, failing half-way.  The OS releases the lock when a holder dies.
+    renamed under its feet, failing half-way.  The lock is ``flock`` on the folder (no lock file
+    is left among the exported ones); the OS releases it when a holder dies.  Where there is no
+    ``flock`` (Windows) exports are not serialised.
     """
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(folder / LOCK))
     try:
-        lock.acquire(timeout=0.01)
-    except Timeout:
-        from ._log import log
-
-        log.info("waiting for another export to %s to finish", folder)
-        lock.acquire()
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
     try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            from ._log import log
+
+            log.info("waiting for another export to %s to finish", folder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        lock.release()
+        os.close(fd)  # releases the lock
 
 
 def _export_png_split(
