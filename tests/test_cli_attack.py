@@ -170,3 +170,24 @@ def test_a_bad_timeout_variable_is_a_warning_line(synth, home):
     proc = run_cli("list", env={**os.environ, "MNISTKIT_TIMEOUT": "abc"})
     assert proc.returncode == 0
     assert proc.stderr.splitlines() == ["mnistkit: warning: ignoring MNISTKIT_TIMEOUT='abc': not a positive number of seconds"]
+
+
+@pytest.mark.parametrize("columns", [80, 60, 40])
+def test_list_fits_a_narrow_terminal_without_wrapping(synth, home, columns):
+    # The titles made every line 120 characters: an 80-column terminal wrapped each row in two,
+    # and the download and on-disk columns no longer stood under their headings.
+    synth.write(home)
+    wide = run_cli("list").stdout.splitlines()  # not a terminal: every column, whole titles
+    assert max(map(len, wide)) > 100
+    lines = _on_terminal("list", env={**os.environ, "COLUMNS": str(columns)}).decode().replace("\r", "").splitlines()
+    table = lines[: lines.index("")]
+    # 40 columns: no room for titles at all; the rest is as narrow as it gets.
+    assert max(len(line) for line in table) <= max(columns, 60), table
+    assert ("title" in table[0]) == (columns > 60)
+    heads = table[0].split()
+    assert heads[0] == "name" and "download" in table[0] and "on disk" in table[0]
+    for narrow_row, wide_row in zip(table[1:], wide[1:]):
+        # Name first; sizes, classes and state the same as in the full table.
+        assert narrow_row.split()[0] == wide_row.split()[0]
+        assert narrow_row.split()[-4:] == wide_row.split()[-4:] or narrow_row.split()[-5:] == wide_row.split()[-5:]
+    assert len(table) == len(wide[: wide.index("")])

@@ -119,8 +119,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
         on_disk = (_size(used) + (mark if any(store.candidates(spec) for spec in fetched) else "")) if used else "-"
         rows.append((ds.name, ds.title, download, on_disk, str(ds.num_classes), here))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    if sys.stdout.isatty():  # a narrow terminal: shorten the titles (else drop them), never wrap the columns
+        import shutil
+
+        room = shutil.get_terminal_size().columns - (sum(widths) - widths[1] + 2 * (len(widths) - 1))
+        if room < widths[1]:
+            keep = room if room >= 8 else 0
+            rows = [(r[0], r[1] if len(r[1]) <= keep else r[1][: keep - 1] + "\u2026", *r[2:]) for r in rows]
+            if not keep:
+                rows = [(r[0], *r[2:]) for r in rows]
+            widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    numeric = {i for i, head in enumerate(rows[0]) if head in ("download", "on disk")}
     for row in rows:
-        cells = [cell.rjust(w) if i in (2, 3) else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        cells = [cell.rjust(w) if i in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
         print("  ".join(cells).rstrip())
     print("\ndownload: bytes fetched; on disk: what the dataset takes here now (files and cache)")
     if shared:
