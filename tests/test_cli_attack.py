@@ -191,3 +191,20 @@ def test_list_fits_a_narrow_terminal_without_wrapping(synth, home, columns):
         assert narrow_row.split()[0] == wide_row.split()[0]
         assert narrow_row.split()[-4:] == wide_row.split()[-4:] or narrow_row.split()[-5:] == wide_row.split()[-5:]
     assert len(table) == len(wide[: wide.index("")])
+
+
+def test_serve_on_a_taken_port_is_a_server_that_cannot_start_exit_1(home):
+    # The README's table: 1 for a server that cannot start; it was 2 (bad arguments), with
+    # create_server's "(while attempting to bind on address ...)" inside the message.
+    import socket
+
+    home.mkdir(parents=True, exist_ok=True)
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        proc = subprocess.run(cli_argv("--data-home", home, "serve", "--port", port), capture_output=True,
+                              text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"mnistkit: error: cannot listen on 127.0.0.1:{port} (Address already in use); another program uses that "
+        "port; choose another --port (0 picks a free one)"
+    ]

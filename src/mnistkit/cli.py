@@ -447,6 +447,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         serve(root, args.host, args.port, ready=ready, header_timeout=args.header_timeout,
               stall_timeout=args.stall_timeout, max_connections=args.max_connections)
+    except MnistkitError:  # already one sentence, with its own exit code (a taken port: 1)
+        raise
     except OSError as err:  # the address: a host name that does not resolve, a port in use or not ours
         why = err.strerror or str(err)
         msg = f"cannot serve on {args.host} port {args.port}: {why}; choose another --host or --port (0 picks a free port)"
