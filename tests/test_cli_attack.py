@@ -208,3 +208,21 @@ def test_serve_on_a_taken_port_is_a_server_that_cannot_start_exit_1(home):
         f"mnistkit: error: cannot listen on 127.0.0.1:{port} (Address already in use); another program uses that "
         "port; choose another --port (0 picks a free one)"
     ]
+
+
+def test_an_all_nan_image_draws_black_without_numpy_warnings():
+    # A diverged model's output: grid/img_show leaked numpy's "All-NaN slice encountered" RuntimeWarning.
+    import warnings
+
+    import mnistkit
+
+    images = np.full((3, 28, 28), np.nan)
+    images[1, 0, 0] = 1.0  # a [0, 1] image with one white pixel beside NaNs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        picture = mnistkit.grid(images, np.array([0, 1, 2]), per_class=1, scale=1)
+    from mnistkit.render import as_image
+
+    assert not as_image(images[0]).any()
+    assert as_image(images[1])[0, 0] == 255 and as_image(images[1]).sum() == 255
+    assert np.asarray(picture).size
