@@ -226,3 +226,28 @@ def test_an_all_nan_image_draws_black_without_numpy_warnings():
     assert not as_image(images[0]).any()
     assert as_image(images[1])[0, 0] == 255 and as_image(images[1]).sum() == 255
     assert np.asarray(picture).size
+
+
+@pytest.mark.parametrize("answer", ["y\n", "n\n"])
+def test_clean_asks_on_stderr_when_stdout_goes_to_a_file(synth, home, tmp_path, answer):
+    # `mnistkit clean tiny > log`: the question went into the log and the command seemed to hang.
+    from test_cli_edges import _downloaded
+
+    files = _downloaded(synth, home)
+    leader, follower = pty.openpty()
+    log = tmp_path / "log.txt"
+    try:
+        os.write(leader, answer.encode())  # typed ahead: the terminal holds it until the prompt reads
+        with open(log, "w") as out:
+            proc = subprocess.run(cli_argv("clean", "tiny"), stdin=follower, stdout=out, stderr=subprocess.PIPE,
+                                  text=True, timeout=60)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith("Delete 4 downloaded or hand-placed file(s), ")
+    assert proc.stderr.endswith("[y/N] ")
+    assert "[y/N]" not in log.read_text()
+    left = {p.name for p in (home / "tiny").rglob("*") if p.is_file() and p.suffix != ".lock"}
+    assert (left == set()) if answer == "y\n" else (left == set(files))
+    assert ("freed " in log.read_text()) == (answer == "y\n")

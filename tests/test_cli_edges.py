@@ -435,8 +435,8 @@ def test_clean_asks_on_a_terminal(synth, home, answer, deleted):
         os.close(leader)
         os.close(follower)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("Delete 4 downloaded or hand-placed file(s), ")
-    assert "Getting them back means downloading them again. [y/N] " in proc.stdout
+    assert proc.stderr.startswith("Delete 4 downloaded or hand-placed file(s), ")  # asked on stderr, as rm -i
+    assert "Getting them back means downloading them again. [y/N] " in proc.stderr
     left = {p.name for p in (home / "tiny").rglob("*") if p.is_file() and p.suffix != ".lock"}
     if deleted:
         assert left == set() and "freed " in proc.stdout

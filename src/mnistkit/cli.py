@@ -395,10 +395,13 @@ def _cmd_clean(args: argparse.Namespace) -> int:
                 f"--cache-only to delete only what is rebuilt from them, or --dry-run to list it all"
             )
             raise ArgumentError(msg)
-        try:
-            answer = input(f"Delete {what}? Getting them back means downloading them again. [y/N] ")
-        except EOFError:
-            answer = ""
+        # The question goes to stderr, as `rm -i` asks: with stdout sent to a file or a pipe
+        # (`mnistkit clean > log`) it would land there and the command would seem to hang.
+        print(f"Delete {what}? Getting them back means downloading them again. [y/N] ", end="", file=sys.stderr,
+              flush=True)
+        answer = sys.stdin.readline()  # "" at end of input (Ctrl-D): no
+        if not answer:
+            print(file=sys.stderr)  # end the question's line, which Ctrl-D left open
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted (`mnistkit clean --cache-only` deletes only the caches)")
             return EXIT_OK
