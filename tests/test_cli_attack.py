@@ -251,3 +251,18 @@ def test_clean_asks_on_stderr_when_stdout_goes_to_a_file(synth, home, tmp_path, 
     left = {p.name for p in (home / "tiny").rglob("*") if p.is_file() and p.suffix != ".lock"}
     assert (left == set()) if answer == "y\n" else (left == set(files))
     assert ("freed " in log.read_text()) == (answer == "y\n")
+
+
+def test_an_ascii_only_output_gets_escapes_not_a_traceback(synth, tmp_path):
+    # A console that cannot encode "ä" (PYTHONIOENCODING=ascii, a cp1252 console with other scripts):
+    # printing the data folder's name ended `download` with a UnicodeEncodeError traceback.
+    home = tmp_path / "dätä home"
+    synth.write(home)
+    env = {**os.environ, "PYTHONIOENCODING": "ascii", "MNISTKIT_HOME": str(home)}
+    proc = subprocess.run(cli_argv("download", "tiny"), capture_output=True, env=env)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode("ascii").strip() == f"tiny: 4 files verified and cached in {home / 'tiny'}".replace(
+        "ä", "\\xe4")
+    proc = subprocess.run(cli_argv("export", "tiny", "--format", "csv", "--out", str(home / "nicht/da/ä.csv/x")),
+                          capture_output=True, env={**env, "MNISTKIT_OFFLINE": "1"})
+    assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr.decode()

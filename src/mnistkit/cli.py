@@ -508,6 +508,18 @@ def _check_home_folder(args: argparse.Namespace) -> None:
             return
 
 
+def _tolerant_output() -> None:
+    """Outputs that cannot encode every character (an ASCII or cp1252 console) write ``\\xe4``, not a traceback.
+
+    A data folder or dataset title outside that encoding would otherwise end the command half-way
+    with UnicodeEncodeError.  UTF-8 outputs are left alone (they keep undecodable path bytes).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").replace("-", "").replace("_", "").lower()
+        if encoding != "utf8" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def _interrupted() -> int:
     """Ctrl-C: end now, even while worker threads are in the middle of a download.
 
@@ -721,6 +733,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             msg = ("standard output is closed; give the command somewhere to write "
                    "(a terminal, a file, a pipe, or >/dev/null to discard it)")
             raise OutputError(msg)
+        _tolerant_output()
         code = args.func(args)
         sys.stdout.flush()  # here, not at exit: a reader that left is handled below
         return code
