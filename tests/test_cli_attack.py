@@ -266,3 +266,30 @@ def test_an_ascii_only_output_gets_escapes_not_a_traceback(synth, tmp_path):
     proc = subprocess.run(cli_argv("export", "tiny", "--format", "csv", "--out", str(home / "nicht/da/ä.csv/x")),
                           capture_output=True, env={**env, "MNISTKIT_OFFLINE": "1"})
     assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr.decode()
+
+
+def test_ctrl_c_at_the_clean_question_says_nothing_was_deleted(synth, home):
+    # It said "nothing half-written is kept under a final name: run the same command again to go on".
+    import signal
+
+    from test_cli_edges import _downloaded
+
+    files = _downloaded(synth, home)
+    leader, follower = pty.openpty()
+    child = subprocess.Popen(cli_argv("clean", "tiny"), stdin=follower, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    os.close(follower)
+    try:
+        asked = ""
+        while not asked.endswith("[y/N] "):  # the question is on stderr: wait for all of it
+            char = child.stderr.read(1)
+            assert char, asked
+            asked += char
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    finally:
+        os.close(leader)
+    assert child.returncode == 130
+    assert err.strip().splitlines() == ["mnistkit: interrupted; nothing deleted"]
+    left = {p.name for p in (home / "tiny").rglob("*") if p.is_file() and p.suffix != ".lock"}
+    assert left == set(files)

@@ -397,9 +397,13 @@ def _cmd_clean(args: argparse.Namespace) -> int:
             raise ArgumentError(msg)
         # The question goes to stderr, as `rm -i` asks: with stdout sent to a file or a pipe
         # (`mnistkit clean > log`) it would land there and the command would seem to hang.
-        print(f"Delete {what}? Getting them back means downloading them again. [y/N] ", end="", file=sys.stderr,
-              flush=True)
-        answer = sys.stdin.readline()  # "" at end of input (Ctrl-D): no
+        try:
+            print(f"Delete {what}? Getting them back means downloading them again. [y/N] ", end="",
+                  file=sys.stderr, flush=True)
+            answer = sys.stdin.readline()  # "" at end of input (Ctrl-D): no
+        except KeyboardInterrupt:  # Ctrl-C at the question: a no, said as such (exit 130)
+            print("\nmnistkit: interrupted; nothing deleted", file=sys.stderr)
+            return EXIT_INTERRUPTED
         if not answer:
             print(file=sys.stderr)  # end the question's line, which Ctrl-D left open
         if answer.strip().lower() not in ("y", "yes"):
