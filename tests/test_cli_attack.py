@@ -293,3 +293,22 @@ def test_ctrl_c_at_the_clean_question_says_nothing_was_deleted(synth, home):
     assert err.strip().splitlines() == ["mnistkit: interrupted; nothing deleted"]
     left = {p.name for p in (home / "tiny").rglob("*") if p.is_file() and p.suffix != ".lock"}
     assert left == set(files)
+
+
+def test_show_scale_without_png_is_a_usage_error(synth, home, tmp_path):
+    # `mnistkit show tiny --scale 4` hoping for a bigger terminal picture: --scale was silently ignored.
+    synth.write(home)
+    proc = run_cli("show", "tiny", "--scale", "4")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.splitlines() == ["mnistkit: error: --scale 4 enlarges the PNG only; add --png FILE, or leave --scale out"]
+    from PIL import Image
+
+    png = tmp_path / "one.png"
+    assert run_cli("show", "tiny", "--index", "2", "--png", png).returncode == 0  # default scale 8
+    with Image.open(png) as im:
+        np.testing.assert_array_equal(np.asarray(im), np.kron(synth.arrays["train-images-idx3-ubyte.gz"][2],
+                                                              np.ones((8, 8), np.uint8)))
+    assert run_cli("show", "tiny", "--index", "2", "--png", png, "--scale", "3").returncode == 0
+    with Image.open(png) as im:
+        assert im.size == (3 * synth.arrays["train-images-idx3-ubyte.gz"].shape[2],
+                           3 * synth.arrays["train-images-idx3-ubyte.gz"].shape[1])

@@ -266,6 +266,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     ds.split(args.split)
     if args.png is not None:  # before anything is loaded or printed
         check_png_path(args.png, "--png")
+    elif args.scale is not None:  # the terminal picture has one size: a --scale alone would do nothing
+        raise ArgumentError(f"--scale {args.scale} enlarges the PNG only; add --png FILE, or leave --scale out")
     images, labels = _split_arrays(ds, args.split, args.settings)
     if not -len(images) <= args.index < len(images):
         msg = f"--index {args.index} is out of range: {ds.name} {args.split} has {len(images)} images (0 to {len(images) - 1})"
@@ -278,7 +280,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     color = auto if args.color == "auto" else args.color == "always"
     print("\n".join(terminal_lines(images[args.index], color=color)))
     if args.png is not None:
-        path = save_png(images[args.index], args.png, scale=args.scale)
+        path = save_png(images[args.index], args.png, scale=8 if args.scale is None else args.scale)
         print(f"saved {path}")
     return EXIT_OK
 
@@ -662,8 +664,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train", help="split (default: train)")
     p.add_argument("--index", type=_whole, default=0, help="image number; negative counts from the end (default: 0)")
     p.add_argument("--png", metavar="FILE", help="also save the image as a PNG (a name ending in .png)")
-    p.add_argument("--scale", type=_in_range(1, MAX_SCALE), default=8, metavar=f"1..{MAX_SCALE}",
-                   help="PNG enlargement factor (default: 8)")
+    p.add_argument("--scale", type=_in_range(1, MAX_SCALE), default=None, metavar=f"1..{MAX_SCALE}",
+                   help="PNG enlargement factor, with --png (default: 8)")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                    help="grey half blocks (always), a character ramp (never), or by terminal (auto)")
 
