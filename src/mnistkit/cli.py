@@ -541,29 +541,6 @@ def _check_data_home(args: argparse.Namespace) -> None:
         raise ArgumentError("--data-home '' is empty; give a folder (it is created if missing)")
 
 
-def _check_mirrors(args: argparse.Namespace) -> None:
-    """A ``--mirror`` (or ``$MNISTKIT_MIRROR`` entry) that is no source at all: a usage error.
-
-    An unknown scheme (``ftp://``, ``s3://``) or an http(s) URL without a host would otherwise be
-    taken for a folder with an odd name, and every file reported missing from it one by one.
-    """
-    from urllib.parse import urlsplit
-
-    from .settings import ENV_MIRROR
-
-    given = "--mirror" if args.mirror is not None else ENV_MIRROR
-    for location in args.settings.mirrors:
-        scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", location)
-        if scheme is None:
-            continue  # a folder (a Windows drive letter has no "//" after its colon)
-        kind = scheme.group(1).lower()
-        if kind == "file" or (kind in ("http", "https") and urlsplit(location).hostname):
-            continue
-        msg = (f"{given} {location!r} is not a source: give an http:// or https:// URL with a host, "
-               "a file:// URL or a folder")
-        raise ArgumentError(msg)
-
-
 def _check_home_folder(args: argparse.Namespace) -> None:
     """A data folder naming a file: a usage error before anything runs."""
     from .settings import ENV_HOME
@@ -810,9 +787,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_data_home(args)
         # One value for where bytes come from, built once from the flags (each unset flag reads its variable).
-        args.settings = Settings.resolve(args.data_home, args.mirror, args.offline, None, args.timeout)
+        try:
+            args.settings = Settings.resolve(args.data_home, args.mirror, args.offline, None, args.timeout)
+        except ArgumentError as err:
+            if not str(err).startswith("mirrors: "):
+                raise
+            raise ArgumentError("--mirror " + str(err).removeprefix("mirrors: ")) from None  # the flag's words
         _check_home_folder(args)
-        _check_mirrors(args)
         if sys.stdout is None:  # `mnistkit list >&-`: Python gives no stdout object at all
             msg = ("standard output is closed; give the command somewhere to write "
                    "(a terminal, a file, a pipe, or >/dev/null to discard it)")
