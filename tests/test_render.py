@@ -49,3 +49,18 @@ def test_terminal_half_blocks_encode_grey_levels():
     assert lines[0].startswith("\x1b[38;2;200;200;200m\x1b[48;2;50;50;50m\u2580")
     plain = terminal_lines(img, color=False)
     assert len(plain) == 28 and plain[0][:2] != "  " and plain[1][:2] != "  " and plain[2][:2] == "  "
+
+
+def test_montage_labels_every_row_on_every_supported_pillow():
+    """Each row's label is drawn left of the cells (Pillow < 10.1 has only a fixed bitmap font: still drawn)."""
+    from mnistkit.render import MONTAGE_PAD, montage
+
+    images = np.zeros((20, 28, 28), np.uint8)
+    labels = np.arange(20) % 10
+    sheet = np.asarray(montage(images, labels, [str(c) for c in range(10)], per_class=2, scale=2))
+    step, pad = 28 * 2 + MONTAGE_PAD * 2, MONTAGE_PAD * 2
+    x0 = sheet.shape[1] - 2 * step
+    assert x0 > pad
+    for row in range(10):
+        band = sheet[pad + row * step : pad + row * step + 56, :x0]
+        assert (band < 128).any(), f"row {row} has no label"

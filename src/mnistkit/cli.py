@@ -125,7 +125,7 @@ def _dataset_info(ds) -> dict:
     store = _local_store(ds)
 
     def file_info(spec):
-        npy_path, _ = store.cache_paths(spec)
+        npy_path = store.npy_path(spec, store.read_manifest(spec))  # the manifest may name another (Windows)
         found = store.candidates(spec)
         return {
             "name": spec.name,
@@ -258,10 +258,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                     print(f"     {finding.problem}")
             if not args.fix or all(f.ok for f in findings):
                 continue
-            for finding in findings:
-                if not finding.ok:
-                    store.discard(finding)
             try:
+                for finding in findings:
+                    if not finding.ok:
+                        store.discard(finding)  # a damaged file in use (Windows): reported below
                 if not any(f.ok and f.kind == "file" for f in findings) and any(f.kind == "file" for f in findings):
                     store.fetch(spec)  # the folder held a bad copy: put the published file back
                 store.load(spec)  # the cache: kept if good, else rebuilt from the good copy
@@ -280,13 +280,19 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def _cmd_clean(args: argparse.Namespace) -> int:
     total = 0
+    in_use: list = []  # files a program still holds (Windows): reported after the rest is freed
     for ds in _datasets([args.name] if args.name else None):
         store = _local_store(ds)
-        freed = sum(store.clean(spec) for spec in ds.files)
+        freed = sum(store.clean(spec, in_use) for spec in ds.files)
         if freed or args.name:
             print(f"{ds.name}: freed {_size(freed)} in {store.folder}")
         total += freed
     print(f"freed {_size(total)} in total")
+    if in_use:
+        from .errors import files_in_use
+
+        _error(files_in_use(in_use, "delete"))
+        return EXIT_ERROR
     return EXIT_OK
 
 

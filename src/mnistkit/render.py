@@ -148,7 +148,12 @@ def montage(
     cell_h, cell_w = first.shape[0] * scale, first.shape[1] * scale
     pad = MONTAGE_PAD * scale
     names = [str(c) if name == str(c) else f"{c} {name}" for c, name in enumerate(classes)]
-    font = ImageFont.load_default(size=max(10, cell_h // 2))
+    try:
+        font = ImageFont.load_default(size=max(10, cell_h // 2))
+        anchored = True
+    except TypeError:  # Pillow < 10.1: only the fixed 11-pixel bitmap font, which takes no anchor
+        font = ImageFont.load_default()
+        anchored = False
     measure = ImageDraw.Draw(Image.new("L", (1, 1)))
     label_w = max(int(measure.textlength(name, font=font)) for name in names) + 2 * pad
     width = label_w + per_class * (cell_w + pad) + pad
@@ -158,7 +163,10 @@ def montage(
     x0 = width - per_class * (cell_w + pad)
     for row, name in enumerate(names):
         y = pad + row * (cell_h + pad)
-        draw.text((pad, y + cell_h // 2), name, fill=0, font=font, anchor="lm")
+        if anchored:
+            draw.text((pad, y + cell_h // 2), name, fill=0, font=font, anchor="lm")
+        else:  # centre the bitmap text's own height on the row by hand
+            draw.text((pad, y + (cell_h - font.getmask(name).size[1]) // 2), name, fill=0, font=font)
         for col, index in enumerate(np.flatnonzero(labels == row)[:per_class]):
             pixels = np.kron(as_image(images[index]), np.ones((scale, scale), np.uint8))
             sheet.paste(Image.fromarray(pixels, mode="L"), (x0 + col * (cell_w + pad), y))

@@ -33,8 +33,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import _winfs
 from ._log import log
-from .errors import ChecksumError, DownloadError, IdxFormatError, MissingFilesError, write_failed
+from .errors import ChecksumError, DownloadError, IdxFormatError, MissingFilesError, files_in_use, write_failed
 from .idx import sniff
 from .integrity import verify
 from .registry import Dataset, FileSpec
@@ -94,9 +95,20 @@ def is_http(location: str) -> bool:
 
 def _local_folder(base: str) -> Path:
     if base.lower().startswith("file:"):
-        parsed = urllib.parse.urlparse(base)
-        return Path(urllib.parse.unquote(parsed.path))
+        return Path(file_url_path(base))
     return Path(base).expanduser()
+
+
+def file_url_path(url: str, windows: bool = _winfs.IS_WINDOWS) -> str:
+    """The local path of a ``file:`` URL: ``file:///C:/data`` is ``C:\\data`` and
+    ``file://server/share`` the UNC path ``\\\\server\\share`` on Windows; POSIX ignores the host."""
+    parsed = urllib.parse.urlparse(url)
+    if not windows:
+        return urllib.parse.unquote(parsed.path)
+    import nturl2path  # the stdlib's Windows rules, importable (and testable) everywhere
+
+    host = parsed.netloc if parsed.netloc.lower() not in ("", "localhost") else ""
+    return nturl2path.url2pathname(f"//{host}{parsed.path}" if host else parsed.path)
 
 
 @dataclass
@@ -215,7 +227,13 @@ class Downloader:
             # The resume record goes first: a process killed between these two steps leaves a
             # .part without it (downloaded again), never a record that nothing would clean up.
             _unlink(_meta_path(part))
-            os.replace(part, final)
+            try:
+                _winfs.replace(part, final)  # Windows: retried while a reader holds ``final`` for a moment
+            except OSError as err:
+                if not _winfs.in_use(err):
+                    raise
+                # The verified .part stays: the next call resumes on it (HTTP 416) or copies it again.
+                raise files_in_use([final], f"replace with the verified download {part.name}") from None
             log.info("got %s from %s", spec.name, location)
             return final
         if self.offline and not any(is_http(loc) for loc in locations):
@@ -234,10 +252,14 @@ class Downloader:
     def _verify(part: Path, spec: FileSpec, location: str) -> None:
         try:
             verify(part, spec, source=f"{spec.name} from {location}")
+            return
         except (IdxFormatError, ChecksumError) as err:
-            _unlink(part)  # never keep wrong bytes, not even as a resume point
-            _unlink(_meta_path(part))
-            raise SourceFailed(f"rejected after download: {_reason(err)}") from None
+            reason = _reason(err)
+        # Deleted after the except block: until then the exception's traceback keeps the verifier's
+        # frames, which map the file, and Windows cannot delete a mapped file.
+        _unlink(part)  # never keep wrong bytes, not even as a resume point
+        _unlink(_meta_path(part))
+        raise SourceFailed(f"rejected after download: {reason}")
 
     @staticmethod
     def _cap(spec: FileSpec) -> int:
@@ -353,8 +375,9 @@ class Downloader:
                     verify(part, spec, source=str(part))
                     return
                 except (IdxFormatError, ChecksumError):
-                    _unlink(part)  # not a prefix of their file after all: start over
-                    raise SourceFailed("server refused to resume (HTTP 416)", transient=True) from None
+                    pass
+                _unlink(part)  # not a prefix of their file after all (deleted once the verifier let go of it)
+                raise SourceFailed("server refused to resume (HTTP 416)", transient=True)
             if status not in (200, 206):
                 raise SourceFailed(f"HTTP {status} {resp.reason}")
             ctype = resp.headers.get("content-type", "").lower()

@@ -32,6 +32,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from . import _winfs
 from ._log import log
 from .errors import (
     ChecksumError,
@@ -40,6 +41,7 @@ from .errors import (
     IdxFormatError,
     LockTimeout,
     MissingFilesError,
+    files_in_use,
     write_failed,
 )
 from .idx import IDX_TYPES, IdxHeader
@@ -138,7 +140,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.replace(tmp, path)
+        _winfs.replace(tmp, path)  # Windows: retried while a reader holds the old file for a moment
     except BaseException:
         _unlink(tmp)
         raise
@@ -154,6 +156,29 @@ def _unlink(path: str | os.PathLike) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def _unlink_unless_in_use(path: str | os.PathLike) -> bool:
+    """Delete ``path`` unless a program holds it (Windows: open or mapped); whether it is gone."""
+    try:
+        _unlink(path)
+    except OSError as err:
+        if not _winfs.in_use(err):
+            raise
+        log.info("%s is in use: left for later", path)
+        return False
+    return True
+
+
+def _is_entry_name(stem: str, name: str) -> bool:
+    """Whether ``name`` is a cache ``.npy`` of ``stem``: ``<stem>.npy`` or, built beside a mapped one, ``<stem>.<12 hex>.npy``."""
+    if name == f"{stem}.npy":
+        return True
+    token = name[len(stem) + 1 : -len(".npy")]
+    return (
+        name.startswith(stem + ".") and name.endswith(".npy") and len(token) == 12
+        and all(c in "0123456789abcdef" for c in token)
+    )
 
 
 @dataclass(frozen=True)
@@ -219,6 +244,25 @@ class Store:
         """The ``.npy`` and manifest paths of ``spec``'s cache entry."""
         return self.cache_folder / f"{spec.stem}.npy", self.cache_folder / f"{spec.stem}.json"
 
+    def npy_path(self, spec: FileSpec, manifest: dict | None) -> Path:
+        """The ``.npy`` a manifest names, else the usual ``<stem>.npy``.
+
+        A rebuild that could not replace an entry some process still maps (Windows) writes the
+        new one beside it under ``<stem>.<token>.npy`` and records that name in the manifest.
+        """
+        name = (manifest or {}).get("npy")
+        if isinstance(name, str) and _is_entry_name(spec.stem, name):
+            return self.cache_folder / name
+        return self.cache_paths(spec)[0]
+
+    def entry_files(self, spec: FileSpec) -> list[Path]:
+        """Every ``.npy`` of ``spec`` in the cache folder: the entry and any it superseded still there."""
+        try:
+            names = os.listdir(self.cache_folder)
+        except OSError:
+            return []
+        return [self.cache_folder / n for n in sorted(names) if _is_entry_name(spec.stem, n)]
+
     def candidates(self, spec: FileSpec) -> list[Path]:
         """Existing files in the dataset folder that may hold ``spec`` (any spelling)."""
         found = []
@@ -250,7 +294,7 @@ class Store:
         manifest = self.read_manifest(spec)
         if manifest is None:
             return None
-        npy_path, _ = self.cache_paths(spec)
+        npy_path = self.npy_path(spec, manifest)
         dtype = _dtype_of(spec)
         try:
             if (
@@ -289,6 +333,7 @@ class Store:
         array = self.cached(spec)
         if array is not None:
             return array
+        self._check_path_length()  # not the read-only route below: this folder cannot be used at all
         try:
             self._make_folder(self.cache_folder)
         except DataFolderError:
@@ -383,7 +428,9 @@ class Store:
                 use(path)
             except (IdxFormatError, ChecksumError) as err:
                 # Not the published data. Hand-placed files are the user's: leave them, say so.
-                log.warning("ignoring %s: %s", path, err)
+                # str(err): a kept log record must not keep the traceback, whose frames map the file
+                # (Windows could then not replace it until the record goes)
+                log.warning("ignoring %s: %s", path, str(err))
                 problems.append(str(err))
                 continue
             return path
@@ -436,13 +483,14 @@ class Store:
                 write(_npy_header(tuple(spec.shape), dtype))
                 verified = verify(path, spec, sink=_sink(spec, write), source=str(getattr(path, "name", path)))
                 size = fh.tell()
-            os.replace(tmp, npy_path)
+            npy_path = self._install_npy(tmp, npy_path, spec)
         except BaseException:
             _unlink(tmp)
             raise
         manifest = {
             "format": CACHE_FORMAT,
             "file": spec.name,
+            "npy": npy_path.name,
             "verified_from": Path(getattr(path, "name", path)).name,
             "container": verified.container,
             "upright": spec.transposed,
@@ -454,6 +502,30 @@ class Store:
         }
         _atomic_write_bytes(manifest_path, _manifest_bytes(manifest))
         log.info("cached %s from %s (%s, verified)", spec.name, path, verified.container)
+        for old in self.entry_files(spec):  # entries superseded by this one, once nothing maps them
+            if old != npy_path:
+                _unlink_unless_in_use(old)
+
+    def _install_npy(self, tmp: str, npy_path: Path, spec: FileSpec) -> Path:
+        """Rename the finished ``tmp`` to ``npy_path``, or beside it when that is in use; the name used.
+
+        Windows refuses to replace a file that any process maps, and a loaded array is a map of
+        the cache: then the new entry gets a name of its own (recorded in its manifest, which
+        readers follow) and the old file is deleted by a later rebuild or ``clean`` once free.
+        On POSIX the first rename always succeeds.  (Callers hold the file's lock.)
+        """
+        try:
+            _winfs.replace(tmp, npy_path)
+            return npy_path
+        except OSError as err:
+            if not _winfs.in_use(err):
+                raise
+        import secrets
+
+        beside = self.cache_folder / f"{spec.stem}.{secrets.token_hex(6)}.npy"
+        os.replace(tmp, beside)  # a name nobody can hold yet
+        log.info("%s is in use by another process: cache rebuilt beside it as %s", npy_path, beside.name)
+        return beside
 
     def _load_uncached(self, spec: FileSpec) -> np.ndarray:
         """Decode a verified file into memory: the read-only data folder route."""
@@ -511,13 +583,13 @@ class Store:
             findings.append(Finding(spec, "file", path, problem))
         npy_path, manifest_path = self.cache_paths(spec)
         if npy_path.exists() or manifest_path.exists():
-            findings.append(Finding(spec, "cache", npy_path, self._cache_problem(spec)))
+            findings.append(Finding(spec, "cache", self.npy_path(spec, self.read_manifest(spec)), self._cache_problem(spec)))
         return findings
 
     def _cache_problem(self, spec: FileSpec) -> str | None:
         """Why ``spec``'s cache entry is not the published data, or None."""
-        npy_path, _ = self.cache_paths(spec)
         manifest = self.read_manifest(spec)
+        npy_path = self.npy_path(spec, manifest)
         if manifest is None:
             return f"{npy_path}: its manifest is missing or unreadable"
         if self.cached(spec) is None:
@@ -537,13 +609,25 @@ class Store:
         return None
 
     def discard(self, finding: Finding) -> None:
-        """Delete the file (for a cache entry: the ``.npy`` and its manifest) a finding is about."""
-        paths = [finding.path]
-        if finding.kind == "cache":
-            paths = list(self.cache_paths(finding.spec))
+        """Delete the file (for a cache entry: the ``.npy`` and its manifest) a finding is about.
+
+        A cache entry dies with its manifest, which goes first: its ``.npy`` may still be mapped
+        by a process (Windows cannot delete it then) and is removed later, while the rebuild
+        goes beside it.  A downloaded file in use is an error: the fetch could not replace it.
+
+        Raises
+        ------
+        DataFolderError
+            When a downloaded file is in use by another program (Windows).
+        """
         with self.lock(finding.spec):
-            for path in paths:
-                _unlink(path)
+            if finding.kind == "cache":
+                npy_path, manifest_path = self.cache_paths(finding.spec)
+                _unlink(manifest_path)
+                for path in dict.fromkeys([finding.path, npy_path]):
+                    _unlink_unless_in_use(path)
+            elif not _unlink_unless_in_use(finding.path):
+                raise files_in_use([finding.path], "delete the damaged file")
 
     def fetch(self, spec: FileSpec) -> Path:
         """Download ``spec`` into the dataset folder under its lock (even if a cache entry exists).
@@ -562,38 +646,79 @@ class Store:
         with self.lock(spec):
             return self.fetcher(self.dataset, spec, self.folder)
 
-    def clean(self, spec: FileSpec) -> int:
+    def clean(self, spec: FileSpec, in_use: list[Path] | None = None) -> int:
         """Delete every local copy of ``spec``: files, partial downloads, cache entry.
+
+        The manifest goes before the ``.npy``, so an entry whose ``.npy`` is still in use
+        (Windows: mapped by a program) is dead at once and never loaded again.
+
+        Parameters
+        ----------
+        spec : FileSpec
+            One of the dataset's files.
+        in_use : list, optional
+            Where to put files that could not be deleted because a program holds them
+            (Windows); when not given, such files raise instead, after everything else is gone.
 
         Returns
         -------
         int
             Bytes freed.
+
+        Raises
+        ------
+        DataFolderError
+            Files in use, when ``in_use`` is not given.
         """
         if not self.folder.is_dir():
             return 0
         part = self.folder / (spec.name + ".part")
         freed = 0
+        busy: list[Path] = []
         with self.lock(spec):  # never pull a file from under a process that is building it
             paths = [
                 *self.candidates(spec),
                 part,
                 part.with_name(part.name + ".json"),
-                *self.cache_paths(spec),
+                self.cache_paths(spec)[1],
+                *self.entry_files(spec),
                 *self.cache_folder.glob(f".{spec.stem}.*.tmp"),
             ]
             for path in paths:
                 try:
                     size = path.stat().st_size
-                    path.unlink()
+                    if not _unlink_unless_in_use(path):
+                        busy.append(path)
+                        continue
                 except FileNotFoundError:
                     continue
                 freed += size
+        if in_use is not None:
+            in_use.extend(busy)
+        elif busy:
+            raise files_in_use(busy, "delete")
         return freed
 
     # --- folders and locks ------------------------------------------------------------------
 
+    def _longest_name(self) -> int:
+        """The longest path, relative to the dataset folder, that the store may create there."""
+        names = [f"{CACHE_DIR}/.{f.stem}.{'0' * 12}.npy.tmp" for f in self.dataset.files]
+        names += [f"{n}.part.json" for f in self.dataset.files for n in f.spellings]
+        return max(map(len, names))
+
+    def _check_path_length(self) -> None:
+        """Windows without long paths: refuse a data folder whose files would pass 260 characters, saying why."""
+        if _winfs.too_long(self.folder, self._longest_name()):
+            msg = (
+                f"cannot use the data folder {self.home}: its files would have paths over Windows' "
+                f"{_winfs.MAX_PATH}-character limit. Enable long paths (LongPathsEnabled) or pass "
+                f"data_home=... (or set {ENV_HOME}) to a shorter folder"
+            )
+            raise DataFolderError(msg)
+
     def _make_folder(self, folder: Path) -> None:
+        self._check_path_length()
         try:
             folder.mkdir(parents=True, exist_ok=True)
             if not os.access(folder, os.W_OK | os.X_OK):
