@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from platforms import WINDOWS, posix_only
 
 from mnistkit import ChecksumError, DataFolderError, MissingFilesError, load_mnist
 from mnistkit.store import Store, resolve_home
@@ -142,6 +143,7 @@ KILL_CHILD = textwrap.dedent(
 )
 
 
+@posix_only("SIGKILL")
 def test_cache_survives_a_process_killed_mid_write(synth, home):
     synth.write(home)
     child = subprocess.Popen(
@@ -174,7 +176,8 @@ def test_data_home_resolution(monkeypatch, tmp_path):
     assert "mnistkit" in str(default)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+@pytest.mark.skipif(WINDOWS, reason="Windows folder permissions are ACLs, not mode bits")
+@pytest.mark.skipif(not WINDOWS and os.geteuid() == 0, reason="root can write anywhere")
 def test_unwritable_folder_names_itself_and_the_variable(synth, tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()

@@ -76,11 +76,44 @@ def constraints(pyproject: Path = ROOT / "pyproject.toml", extras: tuple[str, ..
     return [f"{name}=={version}" for name, version in pins.items()]
 
 
+def verify_installed(constraints_file: Path) -> list[str]:
+    """The pins of ``constraints_file`` that the running interpreter does not have installed exactly."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def norm(v: str) -> tuple[int, ...]:  # "9" == "9.0.0"; enough for the plain release numbers pinned here
+        parts = [int(p) for p in re.findall(r"\d+", v.split("+")[0])[:4]]
+        while parts and parts[-1] == 0:
+            parts.pop()
+        return tuple(parts)
+
+    wrong = []
+    for line in constraints_file.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        name, _, pinned = line.partition("==")
+        try:
+            have = version(name)
+        except PackageNotFoundError:
+            have = "not installed"
+        if have == "not installed" or norm(have) != norm(pinned):
+            wrong.append(f"{name}: pinned {pinned}, installed {have}")
+    return wrong
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--extra", action="append", default=None, help="optional extras to pin too (default: test)")
     parser.add_argument("--pyproject", type=Path, default=ROOT / "pyproject.toml")
+    parser.add_argument("--verify", type=Path, metavar="FILE",
+                        help="check that this interpreter has exactly the pins of FILE installed")
     args = parser.parse_args(argv)
+    if args.verify:
+        wrong = verify_installed(args.verify)
+        for problem in wrong:
+            print(f"min_constraints: {problem}", file=sys.stderr)
+        if not wrong:
+            print(f"min_constraints: every pin of {args.verify.name} is installed")
+        return 1 if wrong else 0
     try:
         lines = constraints(args.pyproject, tuple(args.extra if args.extra is not None else ["test"]))
     except (ValueError, KeyError) as err:
