@@ -226,3 +226,18 @@ def test_windows_file_semantics_are_on_where_asked():
     if os.environ.get(winsem.ENV) != "1" or sys.platform == "win32":
         pytest.skip(f"{winsem.ENV}=1 not set: the suite runs with POSIX file semantics")
     assert os.unlink is not winsem._REAL["unlink"]
+
+
+@pytest.mark.parametrize("named", ["../../outside.npy", "t10k-images-idx3-ubyte.npy", f"{IMAGES}.xyz.npy", 7])
+def test_a_manifest_naming_a_foreign_file_is_not_followed(synth, home, named):
+    """Only ``<stem>.npy`` or ``<stem>.<12 hex>.npy`` in the cache folder: anything else means the usual name."""
+    synth.write(home)
+    load_mnist(normalize=False, dataset="tiny")
+    manifest = home / "tiny" / ".cache" / f"{IMAGES}.json"
+    data = json.loads(manifest.read_text())
+    data["npy"] = named
+    manifest.write_text(json.dumps(data))
+    store = Store(synth.dataset)
+    spec = synth.dataset.file(f"{IMAGES}.gz")
+    assert store.npy_path(spec, data) == home / "tiny" / ".cache" / f"{IMAGES}.npy"
+    np.testing.assert_array_equal(store.cached(spec).reshape(60, 784), expected(synth)[0])
