@@ -504,7 +504,10 @@ class Store:
         log.info("cached %s from %s (%s, verified)", spec.name, path, verified.container)
         for old in self.entry_files(spec):  # entries superseded by this one, once nothing maps them
             if old != npy_path:
-                _unlink_unless_in_use(old)
+                try:
+                    _unlink_unless_in_use(old)
+                except OSError as err:  # tidying only: the new entry is in place whatever happens here
+                    log.info("could not remove the superseded %s: %s", old, err)
 
     def _install_npy(self, tmp: str, npy_path: Path, spec: FileSpec) -> Path:
         """Rename the finished ``tmp`` to ``npy_path``, or beside it when that is in use; the name used.
