@@ -241,3 +241,16 @@ def test_a_manifest_naming_a_foreign_file_is_not_followed(synth, home, named):
     spec = synth.dataset.file(f"{IMAGES}.gz")
     assert store.npy_path(spec, data) == home / "tiny" / ".cache" / f"{IMAGES}.npy"
     np.testing.assert_array_equal(store.cached(spec).reshape(60, 784), expected(synth)[0])
+
+
+def test_export_over_a_file_open_elsewhere_says_so_and_leaves_it(synth, home, tmp_path, windows_semantics):
+    """Windows: the old CSV open in a spreadsheet cannot be replaced; one line says so, nothing is left behind."""
+    synth.write(home)
+    out = tmp_path / "csv"
+    assert run_cli("export", "tiny", "--format", "csv", "--out", out).returncode == 0
+    old = out / "tiny_test.csv"
+    before = old.read_bytes()
+    with open(old, "rb"):
+        proc = run_cli("export", "tiny", "--format", "csv", "--out", out)
+    assert proc.returncode == 1 and "in use" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert old.read_bytes() == before and not list(out.glob(".*.tmp"))

@@ -62,9 +62,18 @@ def class_numbers(labels: np.ndarray) -> np.ndarray:
 def _atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside ``path``, renamed to it when the block succeeds."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # opened normally: the umask sets its mode
+    from . import _winfs
+
     try:
         yield tmp
-        os.replace(tmp, path)
+        try:
+            _winfs.replace(tmp, path)  # Windows: retried while a reader holds the old file for a moment
+        except OSError as err:
+            if not _winfs.in_use(err):
+                raise
+            from .errors import files_in_use
+
+            raise files_in_use([path], "replace") from None  # e.g. the old CSV open in a spreadsheet
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -712,7 +712,7 @@ class Store:
 
     def _check_path_length(self) -> None:
         """Windows without long paths: refuse a data folder whose files would pass 260 characters, saying why."""
-        if _winfs.too_long(self.folder, self._longest_name()):
+        if _winfs.IS_WINDOWS and _winfs.too_long(self.folder, self._longest_name()):
             msg = (
                 f"cannot use the data folder {self.home}: its files would have paths over Windows' "
                 f"{_winfs.MAX_PATH}-character limit. Enable long paths (LongPathsEnabled) or pass "
