@@ -199,7 +199,7 @@ def measure(args, log) -> tuple[list[Row], dict]:
         add("import", "import numpy, mnistkit", import_time(me, "import numpy, mnistkit", reps))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return rows, {"largest": largest, "data": str(data)}
+    return rows, {"largest": largest, "data": shown_path(data)}
 
 
 def import_time(python: str, statement: str, repeat: int) -> dict:
@@ -325,6 +325,14 @@ def chart(rows: list[Row], png: Path) -> bool:
     fig.savefig(png, dpi=110)
     plt.close(fig)
     return True
+
+
+def shown_path(path: Path) -> str:
+    """``path`` as the report may print it: relative to the repository's parent, never a machine path."""
+    try:
+        return os.path.relpath(Path(path).resolve(), REPO)
+    except ValueError:  # another drive (Windows)
+        return Path(path).name
 
 
 def document(rows, facts, doc: Path, command: str) -> None:

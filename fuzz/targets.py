@@ -81,10 +81,12 @@ class Target:
 
 _REF_TYPES = {8: "u1", 9: "i1", 11: ">i2", 12: ">i4", 13: ">f4", 14: ">f8"}
 _GZIP, _XZ = b"\x1f\x8b", b"\xfd7zXZ\x00"
+#: Zero bytes the formats' readers tolerate after the last stream (a documented bound, stated again here).
+PADDING_LIMIT = 4096
 
 
 def _unpack_streams(data: bytes, magic: bytes, new: Callable[[], object], error: type[Exception]):
-    """Decode concatenated streams (trailing zero padding allowed); None if invalid."""
+    """Decode concatenated streams (up to PADDING_LIMIT zero bytes of padding allowed); None if invalid."""
     out = bytearray()
     while True:
         dec = new()
@@ -98,7 +100,7 @@ def _unpack_streams(data: bytes, magic: bytes, new: Callable[[], object], error:
             return None  # the stream ends before its end marker
         rest = dec.unused_data
         if not rest.strip(b"\x00"):
-            return bytes(out)
+            return bytes(out) if len(rest) <= PADDING_LIMIT else None
         if not rest.startswith(magic):
             return None  # trailing garbage
         data = rest

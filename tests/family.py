@@ -20,7 +20,7 @@ from mnistkit import registry
 from mnistkit.idx import encode_idx
 from mnistkit.registry import Dataset, archive_file, idx_file
 
-EMNIST_SMALL = {697932: 30, 116323: 10, 112800: 24, 18800: 8, 88800: 26, 14800: 9, 240000: 20, 40000: 7, 60000: 12, 10000: 5}
+EMNIST_SMALL = {697932: 30, 116323: 10, 112800: 24, 18800: 8, 124800: 26, 20800: 9, 240000: 20, 40000: 7, 60000: 12, 10000: 5}
 QMNIST_SMALL = {60000: 12, 10000: 4, 402953: 15}
 
 

@@ -100,6 +100,11 @@ class Route:
     then junk until the client hangs up (no length announced); ``redirect_status`` is the status of
     a ``redirect`` (None: a 302 without a Location header).  ``trickle`` sends the first 512 bytes,
     then 16 bytes every ``trickle`` seconds: never silent long enough for a read timeout.
+    ``header_trickle`` sends the status line, then a header one byte every that many seconds
+    (400 bytes, then hangs up).  ``cut_every`` closes every response, ranged or not, after that
+    many body bytes.  ``etag`` is announced instead of the strong hash of the body (e.g. a weak
+    ``W/"..."``); ``If-Range`` is honoured as RFC 9110 says (only a strong match resumes).
+    ``always_206`` answers 206 with a Content-Range even to a request without Range.
     """
 
     body: bytes = b""
@@ -116,6 +121,10 @@ class Route:
     content_length: int | None = None
     endless: bool = False
     trickle: float | None = None
+    header_trickle: float | None = None
+    cut_every: int | None = None
+    etag: str | None = None
+    always_206: bool = False
 
 
 class _QuietServer(http.server.ThreadingHTTPServer):
@@ -165,8 +174,23 @@ class Server:
                 if route.stall:
                     outer.release.wait(30)
                     return
+                if route.header_trickle is not None:
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                    for _ in range(400):
+                        if outer.release.wait(route.header_trickle):
+                            return
+                        self.wfile.write(b"a")
+                        self.wfile.flush()
+                    self.close_connection = True
+                    return
                 body = route.body
+                etag = route.etag or '"%s"' % hashlib.md5(body).hexdigest()
                 rng = self.headers.get("Range")
+                if_range = self.headers.get("If-Range")
+                if if_range is not None and (if_range.startswith("W/") or etag.startswith("W/") or if_range != etag):
+                    rng = None  # RFC 9110 13.1.5: no strong match, so the whole representation
+                if route.always_206 and not rng:
+                    rng = "bytes=0-"
                 if rng and not route.ignore_range and rng.startswith("bytes="):
                     start = int(rng[6:].split("-")[0])
                     if start >= len(body):
@@ -183,7 +207,7 @@ class Server:
                 else:
                     self.send_header("Content-Length", str(route.content_length or len(part)))
                 self.send_header("Accept-Ranges", "bytes")
-                self.send_header("ETag", '"%s"' % hashlib.md5(body).hexdigest())
+                self.send_header("ETag", etag)
                 for k, v in route.headers.items():
                     self.send_header(k, v)
                 self.end_headers()
@@ -206,8 +230,12 @@ class Server:
                     outer.stalled.set()
                     outer.release.wait(30)
                     return
+                if route.cut_every is not None and len(part) > route.cut_every:
+                    drop, route_cut = True, route.cut_every
+                else:
+                    route_cut = route.drop_after
                 if drop:
-                    self.wfile.write(part[: route.drop_after])
+                    self.wfile.write(part[:route_cut])
                     self.wfile.flush()
                     self.connection.shutdown(socket.SHUT_RDWR)
                     self.close_connection = True
@@ -264,7 +292,7 @@ class Server:
 _CHILD = (
     "import sys; sys.path.insert(0, {here!r}); import winsem; winsem.activate_from_env(); "
     "from helpers import make_synthetic; from mnistkit import registry, cli;"
-    "registry.DATASETS['tiny'] = make_synthetic().dataset; sys.exit(cli.main(sys.argv[1:]))"
+    "registry.register_dataset(make_synthetic().dataset); sys.exit(cli.main(sys.argv[1:]))"
 )
 
 

@@ -221,3 +221,77 @@ def test_workers_share_the_pages_of_the_memory_map(big):
         assert pss < 0.75 * rss
     # Not measured: a worker's total anonymous memory. It grows by tens of MB in any case (the allocator
     # keeps the freed batch buffers), so it cannot tell a copy of the data from ordinary churn.
+
+
+# --- one gather per batch, the same order as DataLoader(shuffle=True) ------------------------------
+
+
+def test_torch_loaders_shuffle_exactly_as_a_shuffling_dataloader(synth, home):
+    synth.write(home)
+    train, test = torch_loaders("tiny", batch_size=16, seed=5)
+    reference = DataLoader(torch_dataset("tiny", "train"), 16, shuffle=True, generator=torch.Generator().manual_seed(5))
+    for _ in range(3):  # epoch after epoch: the same generator draws
+        got, want = list(train), list(reference)
+        assert [len(tb) for _, tb in got] == [16, 16, 16, 12]
+        for (xa, ta), (xb, tb) in zip(got, want, strict=True):
+            assert torch.equal(xa, xb) and torch.equal(ta, tb) and ta.dtype == torch.int64
+    assert train.batch_size is None and len(train) == 4  # automatic batching off: the sampler yields batches
+
+
+def test_torch_loaders_with_workers_and_drop_last(synth, home):
+    synth.write(home)
+    train, test = torch_loaders("tiny", batch_size=16, seed=2, num_workers=2, drop_last=True)
+    again, _ = torch_loaders("tiny", batch_size=16, seed=2, drop_last=True)
+    a = torch.cat([tb for _, tb in train])
+    assert len(a) == 48 and torch.equal(a, torch.cat([tb for _, tb in again]))
+    assert [len(tb) for _, tb in test] == [16]
+
+
+def test_torch_loaders_accept_a_collate_fn_of_items(synth, home):
+    synth.write(home)
+    seen = []
+
+    def collate(items):
+        seen.append(len(items))
+        return default_collate(items)
+
+    train, _ = torch_loaders("tiny", batch_size=25, seed=0, collate_fn=collate)
+    assert sum(len(tb) for _, tb in train) == 60 and seen == [25, 25, 10]
+
+
+def test_indexing_by_list_slice_and_tensor_is_one_batch(synth, home):
+    synth.write(home)
+    ds = torch_dataset("tiny", "test", flatten=True)
+    x, t = load("tiny", "test")
+    for index in ([3, 0, 19, -1], np.array([3, 0, 19, -1]), torch.tensor([3, 0, 19, -1])):
+        xb, tb = ds[index]
+        np.testing.assert_array_equal(xb.numpy(), x[[3, 0, 19, -1]])
+        assert tb.tolist() == t[[3, 0, 19, -1]].tolist()
+    np.testing.assert_array_equal(ds[2:5][0].numpy(), x[2:5])
+    assert ds[torch.tensor(4)][1] == int(t[4])  # a 0-d tensor is one item
+    with pytest.raises(IndexError, match="out of range"):
+        ds[[0, 20]]
+    with pytest.raises(TypeError):
+        ds[1.5]
+
+
+def test_qmnist_test10k_and_test50k_are_their_rows_and_items_hold_the_class(home, monkeypatch):
+    import family
+
+    fam = family.qmnist()
+    fam.register(monkeypatch)
+    fam.write(home)
+    table = fam.arrays["qmnist-test-labels-idx2-int.gz"]
+    images = fam.arrays["qmnist-test-images-idx3-ubyte.gz"]
+    for split, rows in (("test10k", slice(0, 4)), ("test50k", slice(4, 12)), ("test", slice(0, 12))):
+        ds = torch_dataset("qmnist", split, normalize=False, offline=True)
+        assert len(ds) == len(images[rows])
+        image, label = ds[0]
+        assert type(label) is int and label == table[rows][0, 0]
+        np.testing.assert_array_equal(image[0].numpy(), images[rows][0])
+        xb, tb = next(iter(DataLoader(ds, batch_size=100)))
+        assert tb.tolist() == table[rows][:, 0].tolist()  # a tensor of classes, not 8 columns
+        full = torch_dataset("qmnist", split, label_table=True, offline=True)
+        assert full[1][1]["writer_id"] == table[rows][1, 2]
+        batch = next(iter(DataLoader(full, batch_size=100)))[1]
+        assert batch["duplicate"].tolist() == table[rows][:, 6].tolist()

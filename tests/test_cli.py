@@ -63,7 +63,7 @@ def _row(stdout: str, name: str) -> list[str]:
 def test_list_says_where_each_dataset_stands(synth, home, tmp_path):
     proc = run_cli("list")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[0].split() == ["name", "title", "size", "classes", "here"]
+    assert proc.stdout.splitlines()[0].split() == ["name", "title", "download", "on", "disk", "classes", "here"]
     row = _row(proc.stdout, "tiny")
     assert row[-2:] == ["10", "no"]
     assert _row(proc.stdout, "mnist")[-2:] == ["10", "no"]
@@ -92,7 +92,7 @@ def test_download_all_reports_each_failure_and_goes_on(synth, home):
     env = {**os.environ, "MNISTKIT_OFFLINE": "1"}
     proc = run_cli("download", "all", env=env)
     assert proc.returncode == 3  # mnist is not here and may not be fetched...
-    assert "mnist: 1 file(s) missing" in proc.stderr and "Traceback" not in proc.stderr
+    assert "mnist: 4 file(s) missing" in proc.stderr and "Traceback" not in proc.stderr
     assert "tiny: 4 files verified" in proc.stdout  # ...but tiny was still done
 
 
@@ -189,7 +189,7 @@ def test_clean_frees_what_was_there(synth, home):
     folder = home / "tiny"
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     (folder / "notes.txt").write_text("mine")
-    proc = run_cli("clean", "tiny")
+    proc = run_cli("clean", "tiny", "--yes")
     assert proc.returncode == 0, proc.stderr
     assert f"tiny: freed {size / 1000:.1f} kB" in proc.stdout
     assert (folder / "notes.txt").exists()  # only dataset files are removed
@@ -252,11 +252,11 @@ def test_class_folders_sort_in_class_order():
     "args, text",
     [
         (("show", "tiny", "--index", "999"), "--index 999 is out of range"),
-        (("grid", "tiny", "--split", "valid", "--png", "x.png"), "split='valid' is not a split of tiny"),
-        (("grid", "tiny", "--per-class", "0", "--png", "x.png"), "per_class=0"),
+        (("grid", "tiny", "--split", "valid", "--png", "x.png"), "--split 'valid' is not a split of tiny"),
+        (("grid", "tiny", "--per-class", "0", "--png", "x.png"), "argument --per-class: 0 is out of range"),
         (("export", "tiny", "--format", "tiff", "--out", "x"), "invalid choice: 'tiff'"),
         (("grid", "tiny"), "the following arguments are required: --png"),
-        (("info", "nosuchset"), "dataset='nosuchset' is not known"),
+        (("info", "nosuchset"), "dataset 'nosuchset' is not known"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(synth, home, args, text):

@@ -151,3 +151,25 @@ def test_large_file_is_streamed_not_copied(tmp_path):
     tracemalloc.stop()
     np.testing.assert_array_equal(out, arr)
     assert peak < arr.nbytes * 1.5, f"peak {peak} for {arr.nbytes} decoded bytes"
+
+
+def test_zero_padding_after_a_stream_is_bounded():
+    """A few kB of zeros after the stream are tolerated (block-padded copies); more is refused."""
+    limit = 4096  # idx.MAX_PADDING, stated here so a change of the documented bound is seen
+
+    data = gzip.compress(encode_idx(np.arange(10, dtype=np.uint8)))
+    np.testing.assert_array_equal(read_idx(data + bytes(limit)), np.arange(10, dtype=np.uint8))
+    with pytest.raises(IdxFormatError, match=f"{limit + 1} zero bytes after the gzip stream"):
+        read_idx(data + bytes(limit + 1))
+    with pytest.raises(IdxFormatError, match="zero bytes after the xz stream"):
+        read_idx(lzma.compress(encode_idx(np.arange(10, dtype=np.uint8))) + bytes(300 << 10))
+
+
+def test_write_idx_errors_are_mnistkit_errors(tmp_path):
+    from mnistkit import ArgumentError, MnistkitError
+
+    for array, kw in [(np.zeros(2, dtype=np.int64), {}), (np.zeros(2, dtype=bool), {}),
+                      (np.float32(1.0), {}), (np.zeros(2, np.uint8), {"compression": "bz2"})]:
+        with pytest.raises(ArgumentError) as info:
+            write_idx(tmp_path / "x.idx", array, **kw)
+        assert isinstance(info.value, MnistkitError) and isinstance(info.value, ValueError)

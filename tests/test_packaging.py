@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import importlib.resources
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,8 +61,17 @@ def test_the_script_writes_a_constraints_file(tmp_path):
 
 
 def test_version_comes_from_one_place():
-    assert md.version("mnistkit") == mnistkit.__version__
-    assert _pyproject()["project"]["dynamic"] == ["version"]
+    """``mnistkit/_version.py`` holds it; the build, the package root and the User-Agent read it from there."""
+    from mnistkit import _version, sources
+
+    assert md.version("mnistkit") == mnistkit.__version__ == _version.__version__
+    project = _pyproject()
+    assert project["project"]["dynamic"] == ["version"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "mnistkit._version.__version__"}
+    assigned = [p.name for p in (ROOT / "src" / "mnistkit").rglob("*.py")
+                if re.search(r"^__version__\s*=", p.read_text(encoding="utf-8"), re.M)]
+    assert assigned == ["_version.py"]
+    assert f"mnistkit/{_version.__version__} " in sources._user_agent()
 
 
 def test_type_hints_and_licence_are_shipped():

@@ -110,3 +110,32 @@ def test_class_index_and_name_respect_label_offset_and_tables():
     table = np.array([[7, 1, 2, 3, 4, 5, 6, 0], [3, 1, 2, 3, 4, 5, 6, 0]], dtype=">i4")
     np.testing.assert_array_equal(qmnist.class_index(table), [7, 3])
     assert get_dataset("mnist").class_name(99) == "99"  # out of range: the number itself, no crash
+
+
+def test_register_dataset_makes_a_new_dataset_loadable(home, monkeypatch):
+    """The public way to add a dataset: checked, then known to every loader."""
+    import numpy as np
+    from helpers import make_synthetic
+
+    from mnistkit import ArgumentError, get_dataset, load, register_dataset
+
+    monkeypatch.setattr(registry, "DATASETS", dict(registry.DATASETS))  # forget it after the test
+    synth = make_synthetic("my-digits")
+    assert register_dataset(synth.dataset) is synth.dataset
+    assert get_dataset("My_Digits") is synth.dataset
+    synth.write(home)
+    _, t = load("my-digits", "test", offline=True)
+    np.testing.assert_array_equal(t, synth.arrays["t10k-labels-idx1-ubyte.gz"])
+    with pytest.raises(ArgumentError, match="already registered"):
+        register_dataset(synth.dataset)
+    register_dataset(synth.dataset, replace=True)
+    import dataclasses
+
+    for bad, text in [
+        (dataclasses.replace(synth.dataset, name="My Digits"), "lower case"),
+        (dataclasses.replace(synth.dataset, name="x", classes=()), "needs its classes"),
+        (dataclasses.replace(synth.dataset, name="y", files=synth.dataset.files[:2]), "not one of its files"),
+        (dataclasses.replace(synth.dataset, name="z", files=synth.dataset.files[:1] * 2), "share a name"),
+    ]:
+        with pytest.raises(ArgumentError, match=text):
+            register_dataset(bad)

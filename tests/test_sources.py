@@ -22,7 +22,8 @@ from platforms import posix_only
 
 from mnistkit import DownloadError, MissingFilesError, load, load_mnist, registry
 from mnistkit.idx import encode_idx
-from mnistkit.sources import Downloader, RetryPolicy, parse_sources
+from mnistkit.settings import parse_mirrors as parse_sources
+from mnistkit.sources import Downloader, RetryPolicy
 
 IMAGES = "train-images-idx3-ubyte.gz"
 LABELS = "train-labels-idx1-ubyte.gz"
@@ -441,3 +442,169 @@ def test_trickling_server_is_dropped_keeping_what_arrived(synth, home, server, m
     assert ranges[0] is None and ranges[1].startswith("bytes=")  # the second try resumed, nothing was thrown away
     fetch(dl, ds, IMAGES, home / ds.name)  # and with a good mirror behind it, the file arrives
     assert (home / ds.name / IMAGES).read_bytes() == synth.gz[IMAGES]
+
+
+# --- issue 20: an adversarial pass over downloads ---------------------------------------------------
+
+
+def test_headers_trickled_byte_by_byte_hit_an_overall_deadline(synth, home, server, monkeypatch):
+    """A status line and headers sent a byte at a time never trip the read timeout; the deadline does."""
+    ds = with_mirrors(monkeypatch, synth, server.url + "/slow/", server.url + "/good/")
+    server.routes[f"/slow/{LABELS}"] = Route(header_trickle=0.02)  # 400 bytes: 8 s without a deadline
+    publish(server, synth, "/good/", names=[LABELS])
+    dl = fast_downloader(attempts=1, read_timeout=0.2)
+    with pytest.raises(DownloadError, match=r"no complete response headers within 0\.4 s"):
+        fetch(dl, dataclasses.replace(ds, mirrors=ds.mirrors[:1]), LABELS, home / ds.name)
+    fetch(dl, ds, LABELS, home / ds.name)
+    assert (home / ds.name / LABELS).read_bytes() == synth.gz[LABELS]
+
+
+def test_malformed_redirect_location_moves_on_to_the_next_mirror(synth, home, server, monkeypatch):
+    ds = with_mirrors(monkeypatch, synth, server.url + "/bad/", server.url + "/good/")
+    server.routes[f"/bad/{LABELS}"] = Route(redirect="http://[::1/x")
+    publish(server, synth, "/good/", names=[LABELS])
+    dl = fast_downloader()
+    fetch(dl, ds, LABELS, home / ds.name)
+    assert server.gets(f"/good/{LABELS}") == 1 and dl.waits == []
+    with pytest.raises(DownloadError, match=r"unusable answer \(Invalid IPv6 URL\)"):
+        fetch(dl, dataclasses.replace(ds, mirrors=ds.mirrors[:1]), LABELS, home / "other")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "-inf", "soon"])
+def test_bad_timeout_values_are_ignored_with_a_warning(synth, home, server, monkeypatch, caplog, value):
+    ds = with_mirrors(monkeypatch, synth, server.url + "/m/")
+    publish(server, synth, "/m/")
+    monkeypatch.setenv("MNISTKIT_TIMEOUT", value)
+    with caplog.at_level("WARNING", logger="mnistkit"):
+        _, (xt, tt) = load_mnist(normalize=False, dataset=ds.name)
+    np.testing.assert_array_equal(tt, synth.arrays["t10k-labels-idx1-ubyte.gz"])
+    assert f"ignoring MNISTKIT_TIMEOUT={value!r}" in caplog.text
+
+
+def test_folder_mirror_holding_a_padded_file_is_not_copied(synth, home, server, monkeypatch, tmp_path):
+    """A labels file padded with 300 MB of zeros (sparse: no disk used) is refused before copying."""
+    shared = tmp_path / "mirror"
+    (shared / synth.dataset.name).mkdir(parents=True)
+    padded = shared / synth.dataset.name / LABELS
+    padded.write_bytes(synth.gz[LABELS])
+    with open(padded, "r+b") as fh:
+        fh.truncate(300 << 20)
+    ds = with_mirrors(monkeypatch, synth, server.url + "/good/")
+    publish(server, synth, "/good/", names=[LABELS])
+    dl = fast_downloader([str(shared)])
+    fetch(dl, ds, LABELS, home / ds.name)
+    assert (home / ds.name / LABELS).read_bytes() == synth.gz[LABELS]
+    assert server.gets(f"/good/{LABELS}") == 1
+    with pytest.raises(DownloadError, match=r"is 314572800 bytes, more than any copy"):
+        fetch(fast_downloader([str(shared)]), dataclasses.replace(ds, mirrors=()), LABELS, home / "other")
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3])
+def test_resume_after_a_cut_in_the_first_bytes(synth, home, server, monkeypatch, cut):
+    ds = with_mirrors(monkeypatch, synth, server.url + "/m/")
+    server.routes[f"/m/{IMAGES}"] = Route(body=synth.gz[IMAGES], drop_after=cut)
+    path = fetch(fast_downloader(), ds, IMAGES, home / ds.name)
+    assert path.read_bytes() == synth.gz[IMAGES]
+    assert [h.get("Range") for _, p, h in server.requests] == [None, f"bytes={cut}-"]
+
+
+def test_retries_start_again_after_progress(synth, home, server, monkeypatch):
+    """A link that breaks every response after a few kB: each try advances, so the tries never run out."""
+    ds = with_mirrors(monkeypatch, synth, server.url + "/m/")
+    body = synth.gz[IMAGES]
+    step = 8000
+    server.routes[f"/m/{IMAGES}"] = Route(body=body, cut_every=step)
+    dl = fast_downloader(attempts=2)
+    path = fetch(dl, ds, IMAGES, home / ds.name)
+    assert path.read_bytes() == body
+    ranges = [h.get("Range") for _, p, h in server.requests]
+    assert ranges == [None] + [f"bytes={k}-" for k in range(step, len(body), step)]
+    assert len(ranges) > 2 * dl.retry.attempts  # more tries than one series allows
+    assert set(dl.waits) == {0.5}  # every wait is the first of a series
+
+
+def test_another_mirror_continues_the_part_file(synth, home, server, monkeypatch):
+    ds = with_mirrors(monkeypatch, synth, server.url + "/a/", server.url + "/b/")
+    body = synth.gz[IMAGES]
+    half = len(body) // 2
+    server.routes[f"/a/{IMAGES}"] = Route(body=body, drop_after=half, drop_times=9)
+    publish(server, synth, "/b/", names=[IMAGES])
+    path = fetch(fast_downloader(attempts=1), ds, IMAGES, home / ds.name)
+    assert path.read_bytes() == body
+    b_requests = [h for _, p, h in server.requests if p == f"/b/{IMAGES}"]
+    assert [h.get("Range") for h in b_requests] == [f"bytes={half}-"]
+    assert "If-Range" not in b_requests[0]  # another server's validator means nothing there
+
+
+def test_206_to_a_request_without_range_is_not_appended_to_a_stale_part(synth, home, server, monkeypatch):
+    ds = with_mirrors(monkeypatch, synth, server.url + "/m/")
+    server.routes[f"/m/{LABELS}"] = Route(body=synth.gz[LABELS], always_206=True)
+    folder = home / ds.name
+    folder.mkdir(parents=True)
+    (folder / (LABELS + ".part")).write_bytes(synth.gz[IMAGES][:40])  # left by a download from elsewhere
+    (folder / (LABELS + ".part.json")).write_text(json.dumps({"url": "http://elsewhere.invalid/x"}))
+    fetch(fast_downloader(), ds, LABELS, folder)
+    assert (folder / LABELS).read_bytes() == synth.gz[LABELS]
+    assert [h.get("Range") for _, p, h in server.requests] == [None]
+    assert_only_final_files(folder)
+
+
+def test_credentials_in_a_mirror_url_are_never_stored_or_shown(synth, home, server, monkeypatch, caplog):
+    import base64
+
+    secret = "s3cret-pa55"
+    base = server.url.replace("http://", f"http://alice:{secret}@")
+    ds = with_mirrors(monkeypatch, synth, base + "/m/", base + "/gone/")
+    body = synth.gz[IMAGES]
+    server.routes[f"/m/{IMAGES}"] = Route(body=body, drop_after=len(body) // 2)
+    folder = home / ds.name
+    with caplog.at_level("INFO", logger="mnistkit"), pytest.raises(DownloadError) as info:
+        fetch(fast_downloader(attempts=1), ds, IMAGES, folder)
+    record = (folder / (IMAGES + ".part.json")).read_text()
+    assert (folder / (IMAGES + ".part")).stat().st_size == len(body) // 2  # kept for the resume
+    assert secret not in record and "alice" not in record and "***@" in record
+    assert secret not in str(info.value) and "***@" in str(info.value)
+    assert secret not in caplog.text
+    sent = server.requests[0][2]["Authorization"]
+    assert base64.b64decode(sent.split()[1]).decode() == f"alice:{secret}"  # still used for the request
+    path = fetch(fast_downloader(attempts=1), ds, IMAGES, folder)  # and the resume still works
+    assert path.read_bytes() == body
+    assert server.requests[-1][2].get("Range") == f"bytes={len(body) // 2}-"
+
+
+def test_stale_part_holding_another_files_prefix_gets_one_fresh_try(synth, home, server, monkeypatch):
+    ds = with_mirrors(monkeypatch, synth, server.url + "/m/")
+    publish(server, synth, "/m/", names=[LABELS])
+    folder = home / ds.name
+    folder.mkdir(parents=True)
+    url = f"{server.url}/m/{LABELS}"
+    etag = '"%s"' % hashlib.md5(synth.gz[LABELS]).hexdigest()
+    (folder / (LABELS + ".part")).write_bytes(synth.gz[IMAGES][:40])  # a prefix of another file
+    (folder / (LABELS + ".part.json")).write_text(json.dumps({"url": url, "etag": etag, "last_modified": None}))
+    dl = fast_downloader()
+    fetch(dl, ds, LABELS, folder)
+    assert (folder / LABELS).read_bytes() == synth.gz[LABELS]
+    assert [h.get("Range") for _, p, h in server.requests] == ["bytes=40-", None]
+    assert_only_final_files(folder)
+
+
+def test_weak_etag_is_never_sent_as_if_range(synth, home, server, monkeypatch):
+    ds = with_mirrors(monkeypatch, synth, server.url + "/m/")
+    body = synth.gz[IMAGES]
+    server.routes[f"/m/{IMAGES}"] = Route(body=body, drop_after=len(body) // 2, etag='W/"w1"')
+    path = fetch(fast_downloader(), ds, IMAGES, home / ds.name)
+    assert path.read_bytes() == body
+    second = server.requests[1][2]
+    assert second.get("Range") == f"bytes={len(body) // 2}-" and "If-Range" not in second
+    assert server.gets(f"/m/{IMAGES}") == 2  # the compliant server resumed: no third, full transfer
+
+
+def test_strong_validators_only():
+    from mnistkit.transfer import strong_validator as _strong_validator
+
+    assert _strong_validator({"etag": '"abc"'}) == '"abc"'
+    assert _strong_validator({"etag": 'W/"abc"', "last-modified": "Tue, 01 Jan 2030 00:00:00 GMT"}) is None
+    date = "Wed, 02 Jan 2030 00:00:00 GMT"
+    assert _strong_validator({"last-modified": "Tue, 01 Jan 2030 00:00:00 GMT", "date": date}).startswith("Tue")
+    assert _strong_validator({"last-modified": date, "date": date}) is None  # modified this second: weak
+    assert _strong_validator({"last-modified": "garbage", "date": date}) is None

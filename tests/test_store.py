@@ -207,7 +207,10 @@ def test_read_only_folder_with_files_is_used_uncached(synth, home, monkeypatch):
         return real_mkdir(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "mkdir", no_mkdir)
-    (x, t), _ = load_mnist(normalize=False, dataset="tiny", offline=True)
+    from mnistkit import MnistkitWarning
+
+    with pytest.warns(MnistkitWarning, match="is not writable"):
+        (x, t), _ = load_mnist(normalize=False, dataset="tiny", offline=True)
     np.testing.assert_array_equal(x, expected(synth)[0])
     assert x.flags.writeable
     assert not (home / "tiny" / ".cache").exists()
@@ -222,3 +225,123 @@ def test_cache_files_are_readable_by_others(synth, home):
         os.umask(old)
     npy = home / "tiny" / ".cache" / "train-images-idx3-ubyte.npy"
     assert npy.stat().st_mode & 0o044 == 0o044
+
+
+# --- issue 20: damaged folders ----------------------------------------------------------------------
+
+
+def _mirrored(monkeypatch, synth, server):
+    import dataclasses
+
+    from helpers import Route
+
+    from mnistkit import registry
+
+    ds = dataclasses.replace(synth.dataset, mirrors=(server.url + "/m/",))
+    monkeypatch.setitem(registry.DATASETS, ds.name, ds)
+    for name, data in synth.gz.items():
+        server.routes[f"/m/{name}"] = Route(body=data)
+    return ds
+
+
+def test_wrong_hand_placed_file_is_kept_and_the_download_set_aside(synth, home, server, monkeypatch, caplog):
+    """A relabelled file under the published name is the user's: never overwritten."""
+    from mnistkit.idx import encode_idx
+
+    ds = _mirrored(monkeypatch, synth, server)
+    name = "t10k-labels-idx1-ubyte.gz"
+    relabelled = synth.arrays[name].copy()
+    relabelled[:5] = (relabelled[:5] + 1) % 10
+    mine = gzip.compress(encode_idx(relabelled))
+    folder = home / ds.name
+    folder.mkdir(parents=True)
+    (folder / name).write_bytes(mine)
+    with caplog.at_level("WARNING", logger="mnistkit"):
+        _, (_, t) = load_mnist(normalize=False, dataset=ds.name)
+    np.testing.assert_array_equal(t, synth.arrays[name])  # the published labels were loaded
+    assert (folder / name).read_bytes() == mine  # and the user's file is untouched
+    aside = folder / ".downloaded" / name
+    assert aside.read_bytes() == synth.gz[name]
+    assert str(aside) in caplog.text and "left alone" in caplog.text
+    # the set-aside copy is found like any other: rebuild the cache without the network
+    for p in (folder / ".cache").iterdir():
+        p.unlink()
+    _, (_, t) = load_mnist(normalize=False, dataset=ds.name, offline=True)
+    np.testing.assert_array_equal(t, synth.arrays[name])
+    assert server.gets(f"/m/{name}") == 1
+    # a second download (another cache loss while online) replaces only our own copy
+    from mnistkit.api import dataset_store
+
+    assert dataset_store(ds, data_home=home).fetch(ds.file(name)) == aside
+    assert (folder / name).read_bytes() == mine
+
+
+@pytest.mark.parametrize("manifest", ["[]", "1", '"x"', "true", "null"])
+def test_manifest_of_another_json_shape_is_treated_as_unreadable(synth, home, capsys, manifest):
+    from mnistkit import cli
+
+    synth.write(home)
+    load_mnist(dataset="tiny")
+    for path in (home / "tiny" / ".cache").glob("*.json"):
+        path.write_text(manifest)
+    assert cli.main(["list"]) == 0
+    assert "tiny" in capsys.readouterr().out
+    (x, t), _ = load_mnist(normalize=False, dataset="tiny", offline=True)  # rebuilt
+    np.testing.assert_array_equal(x, expected(synth)[0])
+    (home / "tiny" / ".cache" / "train-labels-idx1-ubyte.json").write_text(manifest)
+    assert cli.main(["verify", "--fix", "tiny"]) == 0
+    assert "1 bad, 1 repaired" in capsys.readouterr().out
+
+
+def test_a_file_named_cache_is_named_as_the_cause_and_clean_is_all_or_nothing(synth, home, server, monkeypatch,
+                                                                              capsys):
+    from mnistkit import cli
+
+    ds = _mirrored(monkeypatch, synth, server)
+    synth.write(home)
+    folder = home / ds.name
+    (folder / ".cache").write_text("a user's notes, not a folder")
+    with pytest.raises(DataFolderError, match=r"\.cache is a file, not a folder"):
+        load_mnist(dataset=ds.name)
+    assert cli.main(["download", ds.name]) != 0
+    assert ".cache is a file, not a folder" in capsys.readouterr().err
+    before = sorted(p.name for p in folder.iterdir())
+    assert cli.main(["clean", "--yes", ds.name]) != 0
+    assert ".cache is a file, not a folder" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == before  # nothing deleted
+    assert all((folder / name).read_bytes() == data for name, data in synth.gz.items())
+    assert (folder / ".cache").read_text() == "a user's notes, not a folder"
+
+
+def test_a_wrong_file_and_a_file_named_downloaded_give_a_clear_error(synth, home, server, monkeypatch):
+    ds = _mirrored(monkeypatch, synth, server)
+    folder = home / ds.name
+    folder.mkdir(parents=True)
+    name = "t10k-labels-idx1-ubyte.gz"
+    (folder / name).write_bytes(b"my own notes, not IDX data")
+    (folder / ".downloaded").write_text("also mine")
+    with pytest.raises(DataFolderError, match=r"\.downloaded is not a folder") as info:
+        load_mnist(dataset=ds.name)
+    assert str(folder / name) in str(info.value)
+    assert (folder / name).read_bytes() == b"my own notes, not IDX data"
+    assert (folder / ".downloaded").read_text() == "also mine"
+
+
+def test_a_refused_local_file_is_listed_first_when_every_source_fails(synth, home, server, monkeypatch):
+    import dataclasses
+
+    from mnistkit import DownloadError, registry
+
+    ds = dataclasses.replace(synth.dataset, mirrors=(server.url + "/gone/",))  # every file: 404
+    monkeypatch.setitem(registry.DATASETS, ds.name, ds)
+    folder = home / ds.name
+    folder.mkdir(parents=True)
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x14" + bytes(20)))
+    from mnistkit.sources import Downloader
+
+    with pytest.raises(DownloadError) as info:
+        Store(ds, home, downloader=Downloader(progress=False)).load(ds.file("t10k-labels-idx1-ubyte.gz"))
+    attempts = info.value.attempts
+    assert attempts[0][0] == str(folder) and attempts[0][1].startswith("found but rejected: ")
+    assert "HTTP 404" in attempts[1][1] and len(attempts) == 2
+    assert isinstance(info.value, DownloadError) and str(folder) in str(info.value)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import winsem
 from helpers import run_cli
 
+import winsem
 from mnistkit import DataFolderError, LockTimeout, _winfs, load_mnist
 from mnistkit.sources import file_url_path
 from mnistkit.store import Store
@@ -35,9 +35,9 @@ def expected(synth):
 
 
 def npy_name(home: Path) -> str:
-    """The .npy the train images' manifest names."""
+    """The .npy the train images' manifest names (no "npy" field: the usual name)."""
     manifest = json.loads((home / "tiny" / ".cache" / f"{IMAGES}.json").read_text())
-    return manifest["npy"]
+    return manifest.get("npy", f"{IMAGES}.npy")
 
 
 def entry_files(home: Path) -> list[str]:
@@ -121,7 +121,7 @@ def test_clean_reports_files_in_use_and_kills_their_entries(synth, home, windows
     synth.write(home)
     assert run_cli("download", "tiny").returncode == 0
     (x, t), (xt, tt) = load_mnist(normalize=False, dataset="tiny")
-    proc = run_cli("clean", "tiny")
+    proc = run_cli("clean", "tiny", "--yes")
     assert proc.returncode == 1
     err = proc.stderr.strip()
     assert len(err.splitlines()) == 1 and "in use" in err and f"{IMAGES}.npy" in err, err
@@ -134,25 +134,30 @@ def test_clean_reports_files_in_use_and_kills_their_entries(synth, home, windows
     np.testing.assert_array_equal(y, expected(synth)[0])
     del x, t, xt, tt, y, _
     gc.collect()
-    proc = run_cli("clean", "tiny")
+    proc = run_cli("clean", "tiny", "--yes")
     assert proc.returncode == 0, proc.stderr
     assert not [p for p in folder.rglob("*") if p.is_file() and p.suffix != ".lock"]
 
 
 def test_a_download_cannot_replace_a_file_in_use_then_completes(synth, home, server, windows_semantics):
+    """A user's file under the published name is never replaced; the verified download goes to
+    ``.downloaded/``, and when an earlier, damaged copy there is held open, one line says so."""
     server.serve_dataset(synth)
     folder = home / "tiny"
-    folder.mkdir(parents=True)
-    bad = folder / "train-labels-idx1-ubyte.gz"
-    bad.write_bytes(b"<html>not the data</html>")
-    with open(bad, "rb"):  # another program reads the bad copy: it cannot be replaced now
+    (folder / ".downloaded").mkdir(parents=True)
+    users = folder / "train-labels-idx1-ubyte.gz"
+    users.write_bytes(b"<html>not the data</html>")
+    bad = folder / ".downloaded" / "train-labels-idx1-ubyte.gz"
+    bad.write_bytes(b"<html>not the data either</html>")
+    with open(users, "rb"), open(bad, "rb"):  # another program reads both: the set-aside one cannot be replaced
         with pytest.raises(DataFolderError, match="in use") as info:
             load_mnist(dataset="tiny", mirrors=[server.url])
         assert len(str(info.value).splitlines()) == 1 and str(bad) in str(info.value)
     assert (folder / "train-labels-idx1-ubyte.gz.part").exists()  # verified, kept for the next call
-    (x, t), _ = load_mnist(normalize=False, dataset="tiny", mirrors=[server.url])
+    (_x, t), _ = load_mnist(normalize=False, dataset="tiny", mirrors=[server.url])
     np.testing.assert_array_equal(t, expected(synth)[1])
     assert not list(folder.glob("*.part"))
+    assert users.read_bytes() == b"<html>not the data</html>"  # the user's file: left alone
 
 
 def test_verify_fix_reports_a_damaged_file_in_use_then_repairs_it(synth, home, server, windows_semantics):
@@ -230,7 +235,8 @@ def test_windows_file_semantics_are_on_where_asked():
 
 @pytest.mark.parametrize("named", ["../../outside.npy", "t10k-images-idx3-ubyte.npy", f"{IMAGES}.xyz.npy", 7])
 def test_a_manifest_naming_a_foreign_file_is_not_followed(synth, home, named):
-    """Only ``<stem>.npy`` or ``<stem>.<12 hex>.npy`` in the cache folder: anything else means the usual name."""
+    """Only ``<stem>.npy`` or ``<stem>.<12 hex>.npy`` in the cache folder: anything else means the usual name
+    (a field that is not even a string makes the manifest unreadable: the entry is rebuilt)."""
     synth.write(home)
     load_mnist(normalize=False, dataset="tiny")
     manifest = home / "tiny" / ".cache" / f"{IMAGES}.json"
@@ -239,8 +245,10 @@ def test_a_manifest_naming_a_foreign_file_is_not_followed(synth, home, named):
     manifest.write_text(json.dumps(data))
     store = Store(synth.dataset)
     spec = synth.dataset.file(f"{IMAGES}.gz")
-    assert store.npy_path(spec, data) == home / "tiny" / ".cache" / f"{IMAGES}.npy"
-    np.testing.assert_array_equal(store.cached(spec).reshape(60, 784), expected(synth)[0])
+    assert store.npy_path(spec, store.read_manifest(spec)) == home / "tiny" / ".cache" / f"{IMAGES}.npy"
+    assert (store.cached(spec) is None) == (not isinstance(named, str))
+    (x, _), _ = load_mnist(normalize=False, dataset="tiny")
+    np.testing.assert_array_equal(x, expected(synth)[0])
 
 
 def test_export_over_a_file_open_elsewhere_says_so_and_leaves_it(synth, home, tmp_path, windows_semantics):

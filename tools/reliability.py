@@ -80,6 +80,25 @@ CATALOG: list[tuple[str, str, list[str]]] = [
       "tests/test_sources.py::test_server_ignoring", "tests/test_sources.py::test_slow",
       "tests/test_sources.py::test_wrong_bytes", "tests/test_sources.py::test_every_source",
       "tests/test_sources.py::test_trickling", "tests/test_sources.py::test_unresolvable"]),
+    ("Lying server: headers and validators", "status line and headers trickled a byte at a time, a malformed "
+     "redirect Location (`http://[::1/x`), a weak ETag with a server honouring If-Range as RFC 9110 says, "
+     "206 answers to requests sent without Range",
+     ["tests/test_sources.py::test_headers_trickled", "tests/test_sources.py::test_malformed_redirect",
+      "tests/test_sources.py::test_weak_etag", "tests/test_sources.py::test_strong_validators",
+      "tests/test_sources.py::test_206_to"]),
+    ("Broken transfers and stale .part files", "cuts after 1-3 bytes, every response cut after 8 kB, a mirror "
+     "abandoned mid-file with another behind it, a stale .part holding another file's prefix under this URL's "
+     "record", ["tests/test_sources.py::test_resume_after_a_cut", "tests/test_sources.py::test_retries_start",
+                "tests/test_sources.py::test_another_mirror", "tests/test_sources.py::test_stale_part"]),
+    ("Oversized local copies", "a folder mirror holding a labels file padded to 300 MB with zeros (sparse); "
+     "zero padding after gzip/xz streams past the bound",
+     ["tests/test_sources.py::test_folder_mirror_holding", "tests/test_idx.py::test_zero_padding"]),
+    ("Hostile settings", "MNISTKIT_TIMEOUT of 0, -1, nan, inf, -inf and text; a mirror URL with user:password",
+     ["tests/test_sources.py::test_bad_timeout", "tests/test_sources.py::test_credentials"]),
+    ("Hand-damaged data folders", "a wrong file of the user's under the published name, manifests that are "
+     "valid JSON of another shape, a regular file named .cache",
+     ["tests/test_store.py::test_wrong_hand_placed", "tests/test_store.py::test_manifest_of_another",
+      "tests/test_store.py::test_a_file_named_cache"]),
 ]
 
 FILES = sorted({prefix.split("::")[0] for _, _, prefixes in CATALOG for prefix in prefixes})
@@ -180,6 +199,19 @@ FINDINGS = """## What the attacks found (and was fixed)
 | hypothesis (zip members) | a zip whose offsets, sizes, method or flag fields lie made `zipfile` raise `ValueError` ("negative seek value"), `NotImplementedError` ("strong encryption") and other bare errors | every kind of damage `zipfile` reports is an `IdxFormatError` naming the member (`archive.py`) |
 | review of the lying-server results | a server trickling a few bytes at a time never tripped the per-read timeout, so only the size cap bounded it | a minimum average rate (`RetryPolicy.min_rate`, 1 KiB/s after twice the read timeout): the transfer is dropped, what arrived is kept and resumed, then the next source |
 | full disk | a write error while downloading or caching surfaced as a bare `OSError` and the `.part` stayed; a short unbuffered write to the cache lost bytes silently, then "the cache entry vanished" | `DataFolderError` naming the folder, nothing half-written kept; cache writes loop until complete |
+| adversarial pass (issue 20) | a wrong file placed by hand under the published name was reported, then overwritten by the download | the user's file is never replaced: the verified download goes to `<dataset>/.downloaded/<name>` and is found from there |
+| adversarial pass (issue 20) | a server sending its status line and headers a byte every 1.5 s was waited on for as long as it trickled (the read timeout bounds each silence), with the file's lock held | an overall deadline for the status line and headers (twice the read timeout), then retry and the next source |
+| adversarial pass (issue 20) | a redirect to a malformed `Location` (`http://[::1/x`) crashed the load with a bare `ValueError`; later mirrors were never tried | any unparsable answer is a failure of that source: next mirror |
+| adversarial pass (issue 20) | `MNISTKIT_TIMEOUT` of `0`, `-1`, `nan` or `inf` crashed with a traceback | only a finite number above zero is used; anything else is ignored with a warning, like text |
+| adversarial pass (issue 20) | a manifest holding valid JSON that is not an object (`[]`, `1`, `"x"`, `true`) made `load`, `list` and `verify --fix` fail with `AttributeError` | any manifest (or resume record) of another shape is unreadable: the entry is rebuilt |
+| adversarial pass (issue 20) | a regular file named `.cache` was reported as an unwritable folder; `download` tried no mirror; `clean` deleted one file, then failed | the error names the file that is in the way; `clean` checks before deleting anything |
+| adversarial pass (issue 20) | a folder mirror's file padded with 300 MB of zeros was copied whole and accepted (zero padding after a gzip stream had no bound) | the HTTP size cap applies to local sources too (checked before copying), and at most 4096 zero bytes may follow a compressed stream |
+| adversarial pass (issue 20) | a resume after a cut in the first bytes judged the kept `.part` alone (1 byte: "unknown data") and abandoned a good mirror | the kept bytes and the new ones are checked together |
+| adversarial pass (issue 20) | retries never reset: a link cut every 300 kB gave up on a file that each try advanced; another mirror restarted the `.part` from zero | a try that brings 64 KiB (or a sixteenth of a small file) starts a new series; another mirror continues a `.part` whose recorded size is the published size |
+| adversarial pass (issue 20) | a 206 answer to a request sent without Range was appended to a stale `.part` | bytes are appended only when a Range was sent and the answer starts where the `.part` ends |
+| adversarial pass (issue 20) | credentials in a mirror URL were written to `.part.json` and shown in logs and errors | every URL is shown and stored as `scheme://***@host/...` |
+| adversarial pass (issue 20) | a stale `.part` holding another file's prefix got its mirror blamed for corrupt data | a resumed download that fails verification is fetched once more from the start before the mirror is blamed |
+| adversarial pass (issue 20) | weak ETags were sent as `If-Range`, which compliant servers answer with the whole file, so resume never worked there | only strong validators: a strong ETag, or Last-Modified when no ETag was given and the date is strong |
 
 ## Known limits
 

@@ -7,12 +7,12 @@ The public surface is small; everything else lives in modules by concern:
 ``idx`` (the file format), ``registry`` (datasets as data), ``sources``
 (mirrors and downloads), ``store`` (data folder, locks, cache), ``api``
 (loading with options), ``batching`` (mini-batches, validation hold-outs),
-``render`` (pictures), ``cli`` (the command line); ``adapters`` holds the
+``render`` (pictures), ``notebook`` (Jupyter display, progress bars), ``cli`` (the command line); ``adapters`` holds the
 PyTorch, TensorFlow and JAX glue, imported only when used.
 """
 
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 from .api import label_mapping, load, load_mnist
 from .batching import batches, validation_split
@@ -21,35 +21,45 @@ from .errors import (
     ChecksumError,
     DataFolderError,
     DownloadError,
+    FilesUnavailableError,
     IdxFormatError,
     LockTimeout,
     MissingDependencyError,
     MissingFilesError,
     MnistkitError,
+    RegistryMismatchError,
+    MnistkitWarning,
 )
 from .idx import read_idx, write_idx
-from .registry import datasets, get_dataset
-from .render import img_show
+from .registry import Dataset, datasets, get_dataset, register_dataset
+from .render import Picture, grid, img_show
 
 __all__ = [
     "__version__",
     "load_mnist",
     "load",
     "img_show",
+    "grid",
+    "Picture",
     "batches",
     "validation_split",
     "get_dataset",
+    "register_dataset",
+    "Dataset",
     "datasets",
     "label_mapping",
     "read_idx",
     "write_idx",
     "MnistkitError",
+    "MnistkitWarning",
     "ArgumentError",
     "ChecksumError",
     "DataFolderError",
     "DownloadError",
+    "FilesUnavailableError",
     "IdxFormatError",
     "LockTimeout",
     "MissingDependencyError",
     "MissingFilesError",
+    "RegistryMismatchError",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def logger():
     """The package logger; a library only adds a NullHandler: the application decides where records go."""
     import logging
@@ -23,3 +23,4 @@ class _Lazy:
 
 
 log = _Lazy()
+

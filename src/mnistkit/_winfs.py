@@ -63,10 +63,31 @@ def replace(src: str | os.PathLike, dst: str | os.PathLike) -> None:
             time.sleep(delay)
 
 
+def unlink_unless_in_use(path: str | os.PathLike) -> bool:
+    """Delete ``path`` (if it exists) unless a program holds it (Windows: open or mapped); whether it is gone.
+
+    Raises
+    ------
+    OSError
+        Any other failure to delete it.
+    """
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        if not in_use(err):
+            raise
+        return False
+    return True
+
+
 def long_paths_enabled() -> bool:
     """Whether Windows accepts paths over 260 characters here (always True elsewhere)."""
     if not IS_WINDOWS:
         return True
+    if sys.platform != "win32":  # Windows emulated elsewhere (tests): no registry, so no long paths
+        return False
     try:
         import winreg
 

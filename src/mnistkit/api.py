@@ -10,14 +10,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ArgumentError, MissingFilesError, MnistkitError, check_choice
+from .errors import (
+    ArgumentError,
+    DownloadError,
+    FilesUnavailableError,
+    MissingFilesError,
+    MnistkitError,
+    check_choice,
+    without_pool_frames,
+)
 from .registry import Dataset, get_dataset
+from .settings import MirrorsLike, Settings
 from .store import Store
 
-__all__ = ["load", "load_mnist", "dataset_store", "label_mapping"]
+__all__ = ["load", "load_mnist", "dataset_store", "label_mapping", "select_parts", "Part"]
 
 ORIENTATIONS = ("upright", "stored")
 
@@ -32,19 +42,23 @@ def dataset_store(
     dataset: str | Dataset = "mnist",
     *,
     data_home: str | os.PathLike | None = None,
-    mirrors: str | Sequence[str] | None = None,
+    mirrors: MirrorsLike = None,
     offline: bool | None = None,
     progress: bool | None = None,
+    timeout: float | None = None,
+    settings: Settings | None = None,
 ) -> Store:
     """The :class:`~mnistkit.store.Store` for a dataset, with downloading set up.
 
-    Parameters are those of :func:`load`.
+    Parameters are those of :func:`load`; ``settings``, when given, is used as it is
+    (the command line builds one from its flags) and the other keywords are ignored.
     """
     ds = dataset if isinstance(dataset, Dataset) else get_dataset(dataset)
-    from .sources import make_fetcher
+    if settings is None:
+        settings = Settings.resolve(data_home, mirrors, offline, progress, timeout)
+    from .sources import Downloader
 
-    fetcher = make_fetcher(mirrors=mirrors, offline=offline, progress=progress)
-    return Store(ds, data_home, fetcher=fetcher)
+    return Store(ds, settings.data_home, downloader=Downloader.from_settings(settings))
 
 
 def _images(raw: np.ndarray, normalize: bool, flatten: bool, dtype) -> np.ndarray:
@@ -57,7 +71,7 @@ def _images(raw: np.ndarray, normalize: bool, flatten: bool, dtype) -> np.ndarra
         if raw.dtype.byteorder == ">":  # big-endian cache (int16/int32/float IDX): hand out native
             return raw.astype(raw.dtype.newbyteorder("="))
         return raw
-    dtype = np.dtype(dtype)
+    dtype = _check_dtype(dtype, normalize)
     if normalize:
         if dtype.kind not in _FLOAT_KINDS:
             msg = f"dtype={dtype} cannot hold normalised values in [0, 1]; use float16, float32 or float64"
@@ -66,6 +80,19 @@ def _images(raw: np.ndarray, normalize: bool, flatten: bool, dtype) -> np.ndarra
         _parallel_divide(raw, dtype.type(255), out)
         return out
     return raw.astype(dtype)
+
+
+def _check_dtype(dtype, normalize: bool) -> np.dtype:
+    """``dtype`` as a NumPy dtype, or ArgumentError (checked before any file is read)."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        msg = f"dtype={dtype!r} is not a NumPy type; use e.g. 'float32', 'float64' or 'uint8'"
+        raise ArgumentError(msg) from None
+    if normalize and dtype.kind not in _FLOAT_KINDS:
+        msg = f"dtype={dtype} cannot hold normalised values in [0, 1]; use float16, float32 or float64"
+        raise ArgumentError(msg)
+    return dtype
 
 
 def _cores() -> int:
@@ -96,7 +123,10 @@ def _parallel_divide(raw: np.ndarray, divisor: np.floating, out: np.ndarray) -> 
         np.divide(raw[rows], divisor, out=out[rows], dtype=out.dtype, casting="unsafe")
 
     with ThreadPoolExecutor(workers, thread_name_prefix="mnistkit-divide") as pool:
-        list(pool.map(part, range(workers)))  # list(): re-raise any worker's exception here
+        futures = [pool.submit(part, i) for i in range(workers)]
+    for future in futures:
+        if future.exception() is not None:
+            raise without_pool_frames(future.exception())
 
 
 def _one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -138,17 +168,41 @@ def _load_files(store: Store, specs: Sequence) -> list[np.ndarray]:
                 errors[i] = future.exception()
     if not errors:
         return arrays
-    missing = [errors[i] for i in sorted(errors) if isinstance(errors[i], MissingFilesError)]
-    if missing and len(missing) == len(errors):
-        first = missing[0]
-        names = [name for err in missing for name in err.missing]
-        urls = [url for err in missing for url in err.urls]
-        raise MissingFilesError(first.dataset, names, first.folder, urls, first.reason)
-    raise errors[min(i for i in errors if not isinstance(errors[i], MissingFilesError))]
+    raise _one_error([errors[i] for i in sorted(errors)], store)
 
 
-def _labels(raw: np.ndarray, ds: Dataset, one_hot: bool, table: bool) -> np.ndarray:
-    """Class labels (or QMNIST's whole table) in native byte order, one-hot if asked."""
+def _one_error(errors: Sequence[BaseException], store: Store) -> BaseException:
+    """One error for the files a call could not load: every missing file in it, each source once.
+
+    Errors other than "missing" or "could not download" (bad data, a full disk) come first: the
+    first of them is the one to fix.  Raised in a worker thread, an error is returned with the
+    thread pool's own frames cut off, so that it reads as if raised in the caller.
+    """
+    other = [err for err in errors if not isinstance(err, (MissingFilesError, DownloadError))]
+    if other:
+        return without_pool_frames(other[0])
+    if len(errors) == 1:
+        return without_pool_frames(errors[0])
+    ds = store.dataset
+    names = [name for err in errors for name in (err.missing if isinstance(err, MissingFilesError) else [err.file_name])]
+    urls = [url for err in errors for url in getattr(err, "urls", ())]
+    if all(isinstance(err, MissingFilesError) and not isinstance(err, DownloadError) for err in errors):
+        reasons = ", ".join(dict.fromkeys(err.reason for err in errors if err.reason))
+        return MissingFilesError(ds.name, list(dict.fromkeys(names)), errors[0].folder, list(dict.fromkeys(urls)),
+                                 reasons)
+    attempts = []
+    for err in errors:
+        if isinstance(err, DownloadError):
+            attempts += err.attempts
+        else:
+            attempts.append((str(err.folder), err.reason))
+    if not urls:
+        urls = [url for name in names for url in ds.urls(ds.file(name))]
+    return FilesUnavailableError(ds.name, names, errors[0].folder, attempts, urls)
+
+
+def _labels(raw: np.ndarray, ds: Dataset, table: bool) -> np.ndarray:
+    """Class labels (or QMNIST's whole table) in native byte order."""
     if table:
         # One record per example, one named field per column: a view of the cache, then a native-order copy.
         stored = np.dtype([(column, raw.dtype) for column in ds.label_columns])
@@ -158,9 +212,6 @@ def _labels(raw: np.ndarray, ds: Dataset, one_hot: bool, table: bool) -> np.ndar
         raw = raw[:, 0]  # the class column
     if raw.dtype.byteorder == ">" or not raw.flags.c_contiguous:
         raw = np.ascontiguousarray(raw, dtype=raw.dtype.newbyteorder("="))
-    if one_hot:
-        # Labels that start at label_offset (EMNIST letters: 1..26) take columns 0..num_classes-1.
-        return _one_hot(raw.astype(np.int64) - ds.label_offset, ds.num_classes)
     return raw
 
 
@@ -182,9 +233,10 @@ def load(
     orientation: str = "upright",
     label_table: bool = False,
     data_home: str | os.PathLike | None = None,
-    mirrors: str | Sequence[str] | None = None,
+    mirrors: MirrorsLike = None,
     offline: bool | None = None,
     progress: bool | None = None,
+    timeout: float | None = None,
     validation: int | float | bool | None = None,
     validation_seed: int | None = None,
     stratify: bool = False,
@@ -226,6 +278,9 @@ def load(
         Never use the network; None reads ``$MNISTKIT_OFFLINE``.
     progress : bool, optional
         Show download progress bars; None means only when stderr is a terminal.
+    timeout : float, optional
+        Seconds to connect and between bytes of a download (the headers may take twice
+        that in all); None reads ``$MNISTKIT_TIMEOUT``, else 10 s to connect and 30 s.
     validation : int, float or True, optional
         Hold out part of the split for validation: a count, a fraction in
         (0, 1), or True for the classic 10,000.  None (default): no hold-out.
@@ -257,7 +312,9 @@ def load(
     ((10000, 784), dtype('uint8'), array([7, 2, 1], dtype=uint8))
     """
     ds = get_dataset(name)
-    store = dataset_store(ds, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress)
+    store = dataset_store(
+        ds, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress, timeout=timeout
+    )
     options = dict(
         normalize=normalize, flatten=flatten, one_hot_label=one_hot_label, dtype=dtype,
         orientation=orientation, label_table=label_table,
@@ -265,6 +322,15 @@ def load(
     holdout = dict(validation=validation, validation_seed=validation_seed, stratify=stratify)
     out = _load_splits(store, [split], **options, **holdout)
     return out[0] if len(out) == 1 else (out[0], out[1])
+
+
+def _warn(message: str) -> None:
+    """A :class:`MnistkitWarning` pointing at the user's line (user -> load/load_mnist -> _load_splits -> here)."""
+    import warnings
+
+    from .errors import MnistkitWarning
+
+    warnings.warn(message, MnistkitWarning, stacklevel=4)
 
 
 def _load_splits(
@@ -290,39 +356,128 @@ def _load_splits(
     flatten = _check_bool(flatten, "flatten")
     one_hot_label = _check_bool(one_hot_label, "one_hot_label")
     label_table = _check_bool(label_table, "label_table")
+    if label_table and one_hot_label:
+        msg = "label_table=True and one_hot_label=True cannot be combined: one-hot encodes the class only"
+        raise ArgumentError(msg)
+    if dtype is not None:
+        _check_dtype(dtype, normalize)
+    if (validation is None or validation is False) and (validation_seed is not None or stratify):
+        given = f"validation_seed={validation_seed!r}" if validation_seed is not None else "stratify=True"
+        _warn(f"{given} is ignored: nothing is held out without validation=... (a count, a fraction or True)")
+    parts = select_parts(
+        store, splits, orientation=orientation, label_table=label_table,
+        validation=validation, validation_seed=validation_seed, stratify=stratify,
+    )
+    if store.uncached:
+        # A warning, not a log line: library users see it without configuring logging.
+        _warn(store.uncached)
+    ds = store.dataset
+    out = []
+    for part in parts:
+        # Select the raw rows, then convert them: the options run once per image kept.
+        labels = part.taken_labels()
+        if one_hot_label:
+            # Labels that start at label_offset (EMNIST letters: 1..26) take columns 0..num_classes-1.
+            labels = _one_hot(labels.astype(np.int64) - ds.label_offset, ds.num_classes)
+        out.append((_images(part.taken_images(), normalize, flatten, dtype), labels))
+    return out
+
+
+@dataclass(frozen=True)
+class Part:
+    """The rows of a dataset that make one loaded part: a split, or one side of its hold-out.
+
+    Made by :func:`select_parts`, the one place where :func:`load`, :func:`load_mnist`
+    and every framework adapter get their rows, labels and hold-outs, so they cannot disagree.
+
+    Attributes
+    ----------
+    dataset : Dataset
+        The registry entry.
+    split : str
+        The split's name.
+    images : numpy.ndarray
+        The whole split's raw images, uint8 (n, H, W), in the requested orientation:
+        a view of the cache's memory map (the split's rows of its files, e.g. QMNIST
+        ``test50k`` is rows 10000:60000 of the test files).
+    labels : numpy.ndarray
+        The whole split's labels as :func:`load` returns them without one-hot: the class
+        as stored (native byte order, EMNIST letters 1..26), or QMNIST's structured table
+        with ``label_table=True``.
+    index : numpy.ndarray or None
+        The rows of the split in this part (sorted int64); None means all of them.
+    """
+
+    dataset: Dataset
+    split: str
+    images: np.ndarray
+    labels: np.ndarray
+    index: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels) if self.index is None else len(self.index)
+
+    def taken_images(self) -> np.ndarray:
+        """This part's raw images: a view when its rows are contiguous, else a gathered copy."""
+        return self.images if self.index is None else _take(self.images, self.index)
+
+    def taken_labels(self) -> np.ndarray:
+        """This part's labels (see :attr:`labels`)."""
+        return self.labels if self.index is None else _take(self.labels, self.index)
+
+
+def select_parts(
+    store: Store,
+    splits: Sequence[str],
+    *,
+    orientation: str = "upright",
+    label_table: bool = False,
+    validation: int | float | bool | None = None,
+    validation_seed: int | None = None,
+    stratify: bool = False,
+) -> list[Part]:
+    """The rows, labels and hold-out of each split, before any conversion.
+
+    Loads (downloading if need be) the files of every split at once, then for
+    each split takes its rows of the files, its orientation and its labels;
+    with ``validation``, the first split is followed by its held-out part:
+    ``[train, held_out, *others]``.  The parameters are those of :func:`load`.
+
+    Returns
+    -------
+    list of Part
+        Views of the cache plus index arrays: nothing is converted or copied
+        but the labels (small).
+    """
+    label_table = _check_bool(label_table, "label_table")
     check_choice(orientation, "orientation", ORIENTATIONS)
     ds = store.dataset
     if label_table and not ds.label_columns:
         msg = f"label_table=True: {ds.name} labels are plain classes, not a table; leave label_table False"
         raise ArgumentError(msg)
-    if label_table and one_hot_label:
-        msg = "label_table=True and one_hot_label=True cannot be combined: one-hot encodes the class only"
-        raise ArgumentError(msg)
-    parts = [ds.split(name) for name in splits]
-    specs = [ds.file(name) for part in parts for name in (part.images, part.labels)]
+    holding_out = validation is not None and validation is not False
+    splits_ = [ds.split(name) for name in splits]
+    specs = [ds.file(name) for split in splits_ for name in (split.images, split.labels)]
     raw = _load_files(store, specs)
-
-    def finish(raw_x: np.ndarray, raw_t: np.ndarray) -> Pair:
-        return _images(raw_x, normalize, flatten, dtype), _labels(raw_t, ds, one_hot_label, label_table)
-
     out = []
-    for i, (part, raw_images, raw_labels) in enumerate(zip(parts, raw[0::2], raw[1::2])):
-        if part.rows is not None:  # a split that is a slice of its files: still a view of the cache
-            raw_images = raw_images[part.rows[0] : part.rows[1]]
-            raw_labels = raw_labels[part.rows[0] : part.rows[1]]
-        if orientation == "stored" and ds.file(part.images).transposed:  # the cache holds them upright
+    for i, (split, raw_images, raw_labels) in enumerate(zip(splits_, raw[0::2], raw[1::2])):
+        if split.rows is not None:  # a split that is a slice of its files: still a view of the cache
+            raw_images = raw_images[split.rows[0] : split.rows[1]]
+            raw_labels = raw_labels[split.rows[0] : split.rows[1]]
+        if orientation == "stored" and ds.file(split.images).transposed:  # the cache holds them upright
             raw_images = raw_images.transpose(0, 2, 1)
-        if i == 0 and validation is not None and validation is not False:
+        labels = _labels(raw_labels, ds, label_table)
+        if i == 0 and holding_out:
             from .batching import validation_split
 
-            # Split the raw arrays, then convert each part: the options run once per image.
+            # Hold out by class (never by a table's provenance columns), offset removed.
             kept, held = validation_split(
                 ds.class_index(raw_labels), validation, seed=validation_seed, stratify=stratify
             )
-            out.append(finish(_take(raw_images, kept), _take(raw_labels, kept)))
-            out.append(finish(_take(raw_images, held), _take(raw_labels, held)))
+            out.append(Part(ds, split.name, raw_images, labels, kept))
+            out.append(Part(ds, split.name, raw_images, labels, held))
         else:
-            out.append(finish(raw_images, raw_labels))
+            out.append(Part(ds, split.name, raw_images, labels))
     return out
 
 
@@ -330,22 +485,26 @@ def label_mapping(
     name: str,
     *,
     data_home: str | os.PathLike | None = None,
-    mirrors: str | Sequence[str] | None = None,
+    mirrors: MirrorsLike = None,
     offline: bool | None = None,
     progress: bool | None = None,
 ) -> dict[int, str]:
-    """The label -> characters mapping published with an EMNIST split.
+    """The label -> characters mapping published with an EMNIST split, from the registry.
 
-    Read from the split's ``emnist-<split>-mapping.txt`` in the verified
-    archive (downloaded first if need be); it agrees with
-    ``get_dataset(name).classes``, which needs no download.
+    Nothing is downloaded: the six published ``emnist-<split>-mapping.txt``
+    tables are registry facts (:meth:`~mnistkit.registry.Dataset.label_map`).
+    When the EMNIST archive is already in the data folder, its own mapping
+    file is read (a few hundred bytes, checked by the zip's CRC-32) and
+    compared with the registry's table.
 
     Parameters
     ----------
     name : str
         An EMNIST dataset, e.g. "emnist-letters".
-    data_home, mirrors, offline, progress
-        As in :func:`load`.
+    data_home : path-like, optional
+        Where to look for the archive, as in :func:`load`.
+    mirrors, offline, progress
+        Accepted for compatibility with earlier versions; nothing is downloaded.
 
     Returns
     -------
@@ -357,17 +516,35 @@ def label_mapping(
     ------
     ArgumentError
         If the dataset publishes no mapping file.
+    RegistryMismatchError
+        If the archive present holds a mapping file that differs from the
+        registry's table (the message names both).
+    IdxFormatError
+        If the archive present cannot be read or lacks the mapping file.
     """
-    from .archive import parse_mapping
-
     ds = get_dataset(name)
     if ds.mapping is None:
         msg = f"{ds.name} publishes no label mapping file; its classes are get_dataset({ds.name!r}).classes"
         raise ArgumentError(msg)
-    store = dataset_store(ds, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress)
+    table = ds.label_map()
     archive = next(spec for spec in ds.files if spec.kind == "archive")
-    text = store.read_member(archive, ds.mapping).decode("ascii")
-    return parse_mapping(text, source=f"{archive.name}:{ds.mapping}")
+    found = Store(ds, data_home).candidates(archive)
+    if found:
+        from .archive import member_source, parse_mapping, read_member
+
+        source = member_source(found[0], ds.mapping)
+        published = parse_mapping(read_member(found[0], ds.mapping).decode("ascii", "replace"), source=source)
+        if published != table:
+            from .errors import REPORT_HINT, RegistryMismatchError
+
+            differ = sorted(set(published) ^ set(table) | {k for k in published if table.get(k, published[k]) != published[k]})
+            shown = ", ".join(f"{k}: {published.get(k)!r} in the file, {table.get(k)!r} in the registry" for k in differ[:3])
+            msg = (
+                f"{source} disagrees with mnistkit's registry table get_dataset({ds.name!r}).label_map() "
+                f"at {len(differ)} label(s) ({shown}); if the archive passes `mnistkit verify {ds.name}`, {REPORT_HINT}"
+            )
+            raise RegistryMismatchError(msg)
+    return table
 
 
 def _take(array: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -387,9 +564,10 @@ def load_mnist(
     orientation: str = "upright",
     label_table: bool = False,
     data_home: str | os.PathLike | None = None,
-    mirrors: str | Sequence[str] | None = None,
+    mirrors: MirrorsLike = None,
     offline: bool | None = None,
     progress: bool | None = None,
+    timeout: float | None = None,
     validation: int | float | bool | None = None,
     validation_seed: int | None = None,
     stratify: bool = False,
@@ -410,7 +588,7 @@ def load_mnist(
     dataset : str, default "mnist"
         Any dataset with "train" and "test" splits: every name in
         :func:`mnistkit.datasets`.
-    dtype, orientation, label_table, data_home, mirrors, offline, progress
+    dtype, orientation, label_table, data_home, mirrors, offline, progress, timeout
         As in :func:`load`.
     validation, validation_seed, stratify
         Hold out part of the training set, as in :func:`load`; e.g.
@@ -427,7 +605,9 @@ def load_mnist(
     >>> x_train.shape, t_train[:10]                                          # doctest: +SKIP
     ((60000, 784), array([5, 0, 4, 1, 9, 2, 1, 3, 1, 4], dtype=uint8))
     """
-    store = dataset_store(dataset, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress)
+    store = dataset_store(
+        dataset, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress, timeout=timeout
+    )
     options = dict(
         normalize=normalize, flatten=flatten, one_hot_label=one_hot_label, dtype=dtype,
         orientation=orientation, label_table=label_table,

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
-from .errors import IdxFormatError
+from .errors import IdxFormatError, MnistkitError
 
 # What zipfile raises for damage found while reading: bad CRC or header, corrupt deflate data, truncation,
 # and (found by fuzzing) lying offsets and sizes (ValueError, OverflowError, struct.error), a flipped
@@ -45,9 +45,11 @@ def _is_damage(err: BaseException) -> bool:
 class _MemberStream:
     """A member's bytes as a binary stream whose read errors name the member."""
 
-    def __init__(self, fh, source: str) -> None:
+    def __init__(self, fh, source: str, vouched_by: str | None = None) -> None:
         self._fh = fh
         self.name = source
+        #: What showed the archive to be the published one (its checksum), if it was verified.
+        self.vouched_by = vouched_by
 
     def read(self, n: int = -1) -> bytes:
         try:
@@ -65,8 +67,13 @@ def member_source(path: str | os.PathLike | BinaryIO, member: str) -> str:
 
 
 @contextmanager
-def open_member(path: str | os.PathLike | BinaryIO, member: str) -> Iterator[_MemberStream]:
+def open_member(
+    path: str | os.PathLike | BinaryIO, member: str, vouched_by: str | None = None
+) -> Iterator[_MemberStream]:
     """Open ``member`` of the zip archive at ``path`` as a binary stream, read in place.
+
+    ``vouched_by`` says what verified the archive (e.g. ``"gzip.zip has its published sha256"``):
+    a member that then contradicts the registry shows the registry, not the data, to be wrong.
 
     Raises
     ------
@@ -77,9 +84,11 @@ def open_member(path: str | os.PathLike | BinaryIO, member: str) -> Iterator[_Me
     source = member_source(path, member)
     try:
         with zipfile.ZipFile(path) as zf, zf.open(member) as fh:
-            yield _MemberStream(fh, source)
+            yield _MemberStream(fh, source, vouched_by)
     except KeyError:
         raise IdxFormatError(source, "the archive has no such member (not the published archive?)") from None
+    except MnistkitError:
+        raise  # raised by the reader of the stream, already naming the member: not the archive's damage
     except Exception as err:
         if not _is_damage(err):
             raise

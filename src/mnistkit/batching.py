@@ -66,7 +66,18 @@ class Batches:
         self.drop_last = bool(drop_last)
         # Without a seed, draw fresh entropy once: epochs still differ from each other.
         self.seed = np.random.SeedSequence(seed).entropy
+        self._given_seed = seed
         self.epoch = 0
+
+    def __repr__(self) -> str:
+        order = "in order" if not self.shuffle else (
+            f"shuffled, seed {self._given_seed}" if self._given_seed is not None else "shuffled, random seed"
+        )
+        last = ", drop_last" if self.drop_last else ""
+        return (
+            f"<Batches of {self.batch_size} from {len(self.x):,} samples: {len(self)} per epoch, "
+            f"{order}{last}, next epoch {self.epoch}>"
+        )
 
     def __len__(self) -> int:
         """Number of mini-batches in one epoch."""

@@ -11,16 +11,19 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 
-from . import __version__
-from .errors import ArgumentError, MissingFilesError, MnistkitError
+from ._version import __version__
+from .errors import ArgumentError, DownloadError, MissingFilesError, MnistkitError
+from .settings import Settings
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # a runtime failure: download failed, bad data, ...
 EXIT_USAGE = 2  # bad arguments (argparse uses 2 as well)
-EXIT_MISSING = 3  # files missing and not obtainable (offline)
+EXIT_MISSING = 3  # files missing and not obtainable (offline, or every source failed)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -50,27 +53,38 @@ def _size(n: int | None) -> str:
 def _exit_code(err: MnistkitError) -> int:
     if isinstance(err, ArgumentError):
         return EXIT_USAGE
-    if isinstance(err, MissingFilesError):
+    if isinstance(err, (MissingFilesError, DownloadError)):  # missing here, and not obtainable
         return EXIT_MISSING
     return EXIT_ERROR
 
 
+#: Library keywords and the command-line flags that set them: errors read in the user's words.
+_FLAGS = {"dataset": "dataset", "data_home": "--data-home", "per_class": "--per-class", "scale": "--scale", "split": "--split",
+          "format": "--format", "index": "--index"}
+_KEYWORD = re.compile(r"\b(" + "|".join(_FLAGS) + r")=(\.\.\.)?")
+
+
+def _cli_words(text: str) -> str:
+    """``text`` with ``per_class=7`` written ``--per-class 7`` and ``data_home=...`` ``--data-home DIR``."""
+    return _KEYWORD.sub(lambda m: _FLAGS[m.group(1)] + (" DIR" if m.group(2) else " "), text)
+
+
 def _error(err: BaseException) -> None:
-    print(f"mnistkit: error: {err}", file=sys.stderr)
+    print(f"mnistkit: error: {_cli_words(str(err))}", file=sys.stderr)
 
 
-def _local_store(ds):
+def _local_store(ds, settings: Settings):
     """The dataset's store without downloading: for commands that only look at what is here."""
     from .store import Store
 
-    return Store(ds)
+    return Store(ds, settings.data_home)
 
 
-def _split_arrays(ds, split: str):
+def _split_arrays(ds, split: str, settings: Settings):
     """Images (N, H, W) uint8 and labels as published (N,) of one split, downloading if needed."""
     from .api import load
 
-    images, labels = load(ds.name, split, normalize=False, flatten=False)
+    images, labels = load(ds.name, split, normalize=False, flatten=False, **settings.keywords())
     return images.reshape(len(images), *images.shape[-2:]), labels
 
 
@@ -78,51 +92,77 @@ def _split_arrays(ds, split: str):
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    rows = [("name", "title", "size", "classes", "here")]
+    from . import maintenance
+
+    rows = [("name", "title", "download", "on disk", "classes", "here")]
+    shared = unknown = False
     for ds in _datasets(None):
-        store = _local_store(ds)
-        cached = sum(store.cached(spec) is not None for spec in ds.files)
+        store = _local_store(ds, args.settings)
+        arrays = [spec for spec in ds.files if spec.kind != "archive"]  # an archive has no cache of its own
+        cached = sum(store.cached(spec) is not None for spec in arrays)
         present = sum(store.cached(spec) is not None or bool(store.candidates(spec)) for spec in ds.files)
-        if cached == len(ds.files):
+        if cached == len(arrays):
             here = "cached"
         elif present == len(ds.files):
             here = "downloaded"
         else:
             here = f"{present}/{len(ds.files)} files" if present else "no"
-        size = sum(spec.size or spec.decoded_size for spec in ds.files)
-        rows.append((ds.name, ds.title, _size(size), str(ds.num_classes), here))
+        # What is fetched: the published files (for EMNIST the one archive, not its members).
+        fetched = [spec for spec in ds.files if spec.archive is None]
+        mark = "*" if any(len(_sharers(ds, spec)) > 1 for spec in fetched) else ""
+        shared |= bool(mark)
+        if any(spec.size is None for spec in fetched):
+            download, unknown = "?", True
+        else:
+            download = _size(sum(spec.size for spec in fetched)) + mark
+        used = sum(size for spec in ds.files for _, _, size in maintenance.local_files(store, spec))
+        on_disk = (_size(used) + (mark if any(store.candidates(spec) for spec in fetched) else "")) if used else "-"
+        rows.append((ds.name, ds.title, download, on_disk, str(ds.num_classes), here))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        cells = [cell.rjust(w) if i in (2, 3) else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        print("  ".join(cells).rstrip())
+    print("\ndownload: bytes fetched; on disk: what the dataset takes here now (files and cache)")
+    if shared:
+        print("* one archive, downloaded once and read by every dataset that shares it (EMNIST: 6)")
+    if unknown:
+        print("? the publisher gives no size")
     return EXIT_OK
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from .api import dataset_store
+    from .api import _load_files, dataset_store
 
     code = EXIT_OK
+    said: dict[str, str] = {}  # an error already printed -> the dataset it was printed for
     for ds in _datasets(args.names):
-        store = dataset_store(ds)
+        store = dataset_store(ds, settings=args.settings)
         try:
-            for spec in ds.files:
-                store.load(spec)
+            # Every array of the dataset (an archive is fetched for its members): one error lists all missing.
+            _load_files(store, [spec for spec in ds.files if spec.kind != "archive"])
         except MnistkitError as err:  # one dataset failing must not stop the others
             if args.debug:
                 raise
-            _error(err)
             code = max(code, _exit_code(err))
+            # Datasets that share an archive (EMNIST) fail the same way: say it once.
+            text = str(err).split(": ", 1)[1] if str(err).startswith(ds.name + ": ") else str(err)
+            if text in said:
+                print(f"mnistkit: error: {ds.name}: missing the same file(s) as {said[text]}, listed above", file=sys.stderr)
+            else:
+                said[text] = ds.name
+                _error(err)
             continue
         print(f"{ds.name}: {len(ds.files)} files verified and cached in {store.folder}")
     return code
 
 
-def _dataset_info(ds) -> dict:
+def _dataset_info(ds, settings: Settings) -> dict:
     """Everything known about a dataset and its local copy, as JSON-ready data."""
     import numpy as np
 
     from .idx import IDX_TYPES
 
-    store = _local_store(ds)
+    store = _local_store(ds, settings)
 
     def file_info(spec):
         npy_path = store.npy_path(spec, store.read_manifest(spec))  # the manifest may name another (Windows)
@@ -178,7 +218,7 @@ def _dataset_info(ds) -> dict:
 def _cmd_info(args: argparse.Namespace) -> int:
     from .registry import get_dataset
 
-    info = _dataset_info(get_dataset(args.name))
+    info = _dataset_info(get_dataset(args.name), args.settings)
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK
@@ -209,18 +249,22 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _cmd_show(args: argparse.Namespace) -> int:
     from .registry import get_dataset
-    from .render import save_png, terminal_lines
+    from .render import check_png_path, save_png, terminal_lines
 
     ds = get_dataset(args.name)
-    images, labels = _split_arrays(ds, args.split)
+    ds.split(args.split)
+    if args.png is not None:  # before anything is loaded or printed
+        check_png_path(args.png, "--png")
+    images, labels = _split_arrays(ds, args.split, args.settings)
     if not -len(images) <= args.index < len(images):
-        msg = f"--index {args.index} is out of range: {ds.name} {args.split} has {len(images)} images"
+        msg = f"--index {args.index} is out of range: {ds.name} {args.split} has {len(images)} images (0 to {len(images) - 1})"
         raise ArgumentError(msg)
     label = int(labels[args.index])
-    print(f"{ds.name} {args.split}[{args.index}]  label {label} ({ds.class_name(label)})")
+    name = ds.class_name(label)
+    print(f"{ds.name} {args.split}[{args.index}]  label {label}" + (f" ({name})" if name != str(label) else ""))
     color = sys.stdout.isatty() if args.color == "auto" else args.color == "always"
     print("\n".join(terminal_lines(images[args.index], color=color)))
-    if args.png:
+    if args.png is not None:
         path = save_png(images[args.index], args.png, scale=args.scale)
         print(f"saved {path}")
     return EXIT_OK
@@ -228,31 +272,34 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_grid(args: argparse.Namespace) -> int:
     from .registry import get_dataset
-    from .render import montage
+    from .render import check_png_path, grid
 
     ds = get_dataset(args.name)
-    images, labels = _split_arrays(ds, args.split)
-    sheet = montage(images, ds.class_index(labels), ds.classes, per_class=args.per_class, scale=args.scale)
+    ds.split(args.split)
+    check_png_path(args.png, "--png")  # before the data is loaded
+    images, labels = _split_arrays(ds, args.split, args.settings)
+    sheet = grid(images, labels, dataset=ds, per_class=args.per_class, scale=args.scale)  # = mnistkit.grid
     sheet.save(args.png)
     print(f"saved {args.png} ({ds.num_classes} classes x {args.per_class}, {sheet.width}x{sheet.height} pixels)")
     return EXIT_OK
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    from . import maintenance
     from .api import dataset_store
 
     checked = bad = fixed = 0
     for ds in _datasets([args.name] if args.name else None):
-        store = dataset_store(ds)
+        store = dataset_store(ds, settings=args.settings)
         if not store.folder.is_dir():
             if args.name:
                 print(f"{ds.name}: nothing downloaded in {store.folder}")
             continue
         for spec in ds.files:
-            findings = store.check(spec)
+            findings = maintenance.check(store, spec)
             for finding in findings:
                 checked += 1
-                print(f"{'ok' if finding.ok else 'BAD':4} {finding.kind:5} {finding.path}")
+                print(f"{'ok' if finding.ok else 'BAD':4} {finding.copy:5} {finding.path}")
                 if not finding.ok:
                     bad += 1
                     print(f"     {finding.problem}")
@@ -261,10 +308,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             try:
                 for finding in findings:
                     if not finding.ok:
-                        store.discard(finding)  # a damaged file in use (Windows): reported below
-                if not any(f.ok and f.kind == "file" for f in findings) and any(f.kind == "file" for f in findings):
+                        maintenance.discard(store, finding)  # a damaged file in use (Windows): reported below
+                if not any(f.ok and f.copy == "file" for f in findings) and any(f.copy == "file" for f in findings):
                     store.fetch(spec)  # the folder held a bad copy: put the published file back
-                store.load(spec)  # the cache: kept if good, else rebuilt from the good copy
+                if spec.kind == "archive":
+                    store.archive_path(spec)  # verified again, its record rewritten
+                else:
+                    store.load(spec)  # the cache: kept if good, else rebuilt from the good copy
             except MnistkitError as err:
                 print(f"     could not repair {spec.name}: {str(err).splitlines()[0]}")
                 continue
@@ -278,16 +328,79 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if bad == fixed else EXIT_ERROR
 
 
+def _sharers(ds, spec) -> list[str]:
+    """The datasets that read ``spec`` from the same folder as ``ds`` (EMNIST's one archive: six)."""
+    from .registry import DATASETS
+
+    return [d.name for d in DATASETS.values() if d.folder == ds.folder and any(f.name == spec.name for f in d.files)]
+
+
 def _cmd_clean(args: argparse.Namespace) -> int:
-    total = 0
+    from . import maintenance
+    from .errors import DataFolderError
+
+    chosen = _datasets(args.names)
+    names = {ds.name for ds in chosen}
+    kinds = ("partial", "cache") if args.cache_only else ("data", "partial", "cache")
+    plan = []  # (dataset, store, spec, [(path, kind, size)]) to delete
+    planned: set = set()
+    for ds in chosen:
+        store = _local_store(ds, args.settings)
+        for spec in ds.files:
+            files = [f for f in maintenance.local_files(store, spec) if f[1] in kinds and f[0] not in planned]
+            if not files:
+                continue
+            others = [n for n in _sharers(ds, spec) if n not in names]
+            if others:  # one archive read by datasets not being cleaned: it stays
+                size = _size(sum(f[2] for f in files))
+                print(f"{ds.name}: kept {spec.name} ({size}), which {', '.join(others)} also read; "
+                      f"name them too (or `all`) to delete it")
+                continue
+            planned.update(f[0] for f in files)
+            plan.append((ds, store, spec, files))
+    data = [f for *_, files in plan for f in files if f[1] == "data"]
+    # All or nothing, and said before asking: a folder that cannot be cleaned fails before any deletion.
+    for store in {id(store): store for _, store, _, _ in plan}.values():
+        store.check_folder(store.cache_folder)  # a file (say a user's ".cache") where a folder of ours belongs
+        if not os.access(store.folder, os.W_OK | os.X_OK):
+            msg = (f"cannot delete files in {store.folder}: it is read-only for you; "
+                   "nothing was deleted there or elsewhere")
+            raise DataFolderError(msg)
+    if args.dry_run:
+        for _, _, _, files in plan:
+            for path, kind, size in files:
+                print(f"would delete  {kind:7}  {_size(size):>9}  {path}")
+        total = sum(f[2] for *_, files in plan for f in files)
+        print(f"would free {_size(total)} in total ({len(data)} downloaded or hand-placed file(s)); nothing deleted")
+        return EXIT_OK
+    if data and not args.yes:
+        folders = ", ".join(sorted({str(path.parent) for path, _, _ in data}))
+        what = f"{len(data)} downloaded or hand-placed file(s), {_size(sum(f[2] for f in data))}, in {folders}"
+        if not sys.stdin.isatty():
+            msg = (
+                f"clean would delete {what}; pass --yes to confirm (there is no terminal to ask on), "
+                f"--cache-only to delete only what is rebuilt from them, or --dry-run to list it all"
+            )
+            raise ArgumentError(msg)
+        try:
+            answer = input(f"Delete {what}? Getting them back means downloading them again. [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted (`mnistkit clean --cache-only` deletes only the caches)")
+            return EXIT_OK
+    freed: dict[str, int] = {ds.name: 0 for ds in chosen}
     in_use: list = []  # files a program still holds (Windows): reported after the rest is freed
-    for ds in _datasets([args.name] if args.name else None):
-        store = _local_store(ds)
-        freed = sum(store.clean(spec, in_use) for spec in ds.files)
-        if freed or args.name:
-            print(f"{ds.name}: freed {_size(freed)} in {store.folder}")
-        total += freed
-    print(f"freed {_size(total)} in total")
+    for ds, store, spec, _ in plan:
+        try:
+            freed[ds.name] += maintenance.clean(store, spec, kinds, in_use)
+        except OSError as err:
+            msg = f"cannot delete {spec.name}'s files in {store.folder}: {err.strerror or err}"
+            raise DataFolderError(msg) from err
+    for ds in chosen:
+        if freed[ds.name] or args.names:
+            print(f"{ds.name}: freed {_size(freed[ds.name])} in {_local_store(ds, args.settings).folder}")
+    print(f"freed {_size(sum(freed.values()))} in total")
     if in_use:
         from .errors import files_in_use
 
@@ -297,9 +410,18 @@ def _cmd_clean(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import export
+    from pathlib import Path
 
-    written = export(args.name, args.format, args.out, splits=args.split)
+    from .export import PARTIAL_SUFFIX, export
+
+    try:
+        written = export(args.name, args.format, args.out, splits=args.split, **args.settings.keywords())
+    except KeyboardInterrupt:
+        partial = sorted(Path(args.out).glob(f"*{PARTIAL_SUFFIX}"))
+        where = f" ({', '.join(p.name for p in partial)} holds what was written)" if partial else ""
+        print(f"mnistkit: interrupted: the export to {args.out} is unfinished{where}; "
+              "run the same command again to finish it", file=sys.stderr)
+        return _interrupted()
     print(f"wrote {len(written)} file(s) to {args.out}")
     return EXIT_OK
 
@@ -307,9 +429,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .errors import DataFolderError
     from .serve import serve
-    from .store import resolve_home
-
-    root = resolve_home()
+    root = args.settings.data_home
     if not root.is_dir():
         msg = f"the data folder {root} does not exist; run `mnistkit download` first or pass --data-home"
         raise DataFolderError(msg)
@@ -317,25 +437,146 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     def ready(server) -> None:
         print(f"serving on {server.url} (folder {root}); on other machines: MNISTKIT_MIRROR={server.url}", flush=True)
 
-    serve(root, args.host, args.port, ready=ready)
+    try:
+        serve(root, args.host, args.port, ready=ready, header_timeout=args.header_timeout,
+              stall_timeout=args.stall_timeout, max_connections=args.max_connections)
+    except OSError as err:  # the address: a host name that does not resolve, a port in use or not ours
+        why = err.strerror or str(err)
+        msg = f"cannot serve on {args.host} port {args.port}: {why}; choose another --host or --port (0 picks a free port)"
+        raise ArgumentError(msg) from err
     print("mnistkit: server stopped", file=sys.stderr)
     return EXIT_OK
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning as one line on stderr, in the command line's words."""
+    print(f"mnistkit: warning: {_cli_words(str(message))}", file=sys.stderr)
+
+
+def _check_data_home(args: argparse.Namespace) -> None:
+    """A data folder given as an empty string: a usage error before anything runs."""
+    if args.data_home is not None and not args.data_home.strip():
+        raise ArgumentError("--data-home '' is empty; give a folder (it is created if missing)")
+
+
+def _check_home_folder(args: argparse.Namespace) -> None:
+    """A data folder naming a file: a usage error before anything runs."""
+    from .settings import ENV_HOME
+
+    given = f"--data-home {args.data_home!r}" if args.data_home is not None else f"{ENV_HOME}"
+    home = args.settings.data_home
+    for above in (home, *home.parents):
+        if above.exists():
+            if not above.is_dir():
+                where = "is a file" if above == home else f"cannot be made: {above} is a file"
+                raise ArgumentError(f"the data folder {home} ({given}) {where}, not a folder; give a folder")
+            return
+
+
+def _interrupted() -> int:
+    """Ctrl-C: end now, even while worker threads are in the middle of a download.
+
+    Python would wait for them at exit (a stalled download: a minute or more after Ctrl-C).  Ending
+    the process at once is safe: every file is written under a temporary name and renamed, a
+    partial download is kept to resume, and the OS releases the locks, as when a process is killed.
+    """
+    import threading
+
+    if threading.active_count() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+    return EXIT_INTERRUPTED
+
+
+def _reader_left() -> int:
+    """End quietly, as Unix tools do when the reader of their output has gone: by SIGPIPE.
+
+    Python ignores SIGPIPE (so the write raised BrokenPipeError instead); restoring the default
+    and raising it ends the process the way ``cat`` or ``yes`` ends in ``... | head``.  Nothing
+    more can reach stdout: it is pointed at /dev/null so that the exit-time flush stays quiet.
+    """
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    import signal
+
+    if hasattr(signal, "SIGPIPE"):  # not on Windows
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGPIPE)
+    return EXIT_ERROR  # pragma: no cover - only where there is no SIGPIPE
 
 
 # --- the parser ---------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, pointing at the command's --help."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _in_range(lo: int, hi: int):
+    """An argparse type: a whole number from ``lo`` to ``hi``."""
+
+    def parse(text: str) -> int:
+        value = _whole(text)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: give a whole number from {lo} to {hi}")
+        return value
+
+    return parse
+
+
+def _serve_seconds(text: str) -> float:
+    """An argparse type: seconds above 0 and at most an hour."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0 and at most 3600")
+    return value
+
+
+def _serve_count(text: str) -> int:
+    """An argparse type: a whole number of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    from .render import MAX_SCALE
+
+    parser = _Parser(
         prog="mnistkit",
         description="Get, check, look at, export and serve MNIST-family datasets.",
-        epilog="Exit codes: 0 ok, 1 failure, 2 bad arguments, 3 files missing. "
-        "Environment: MNISTKIT_HOME (data folder), MNISTKIT_MIRROR, MNISTKIT_OFFLINE.",
+        epilog="Exit codes: 0 ok, 1 failure, 2 bad arguments, 3 files missing and not obtainable, 130 interrupted. "
+        "Environment: MNISTKIT_HOME (data folder), MNISTKIT_MIRROR, MNISTKIT_OFFLINE, MNISTKIT_TIMEOUT.",
     )
     parser.add_argument("--version", action="version", version=f"mnistkit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     parser.add_argument("--data-home", metavar="DIR", help="data folder (default: $MNISTKIT_HOME or the user cache)")
+    parser.add_argument("--mirror", action="append", metavar="URL",
+                        help="extra source tried before the built-in mirrors: an http(s):// or file:// URL or a "
+                        "folder holding <dataset>/<file>; repeatable (default: $MNISTKIT_MIRROR)")
+    parser.add_argument("--offline", action="store_true", default=None,
+                        help="never use the network; folders and file:// sources still are (default: $MNISTKIT_OFFLINE)")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="seconds to connect and between bytes of a download (default: $MNISTKIT_TIMEOUT, "
+                        "else 10 and 30)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -358,12 +599,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
     p = command("show", _cmd_show, "print an image in the terminal with its label",
-                "mnistkit show mnist --split test --index 3 --png seven.png")
+                "mnistkit show mnist --split test --index 0 --png seven.png")
     p.add_argument("name", nargs="?", default="mnist", help="dataset name (default: mnist)")
     p.add_argument("--split", default="train", help="split (default: train)")
-    p.add_argument("--index", type=int, default=0, help="image number (default: 0)")
-    p.add_argument("--png", metavar="FILE", help="also save the image as a PNG")
-    p.add_argument("--scale", type=int, default=8, help="PNG enlargement factor (default: 8)")
+    p.add_argument("--index", type=_whole, default=0, help="image number; negative counts from the end (default: 0)")
+    p.add_argument("--png", metavar="FILE", help="also save the image as a PNG (a name ending in .png)")
+    p.add_argument("--scale", type=_in_range(1, MAX_SCALE), default=8, metavar=f"1..{MAX_SCALE}",
+                   help="PNG enlargement factor (default: 8)")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                    help="grey half blocks (always), a character ramp (never), or by terminal (auto)")
 
@@ -371,9 +613,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "mnistkit grid mnist --per-class 10 --png digits.png")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--split", default="train", help="split (default: train)")
-    p.add_argument("--per-class", type=int, default=8, metavar="K", help="samples per class (default: 8)")
-    p.add_argument("--scale", type=int, default=2, help="enlargement factor (default: 2)")
-    p.add_argument("--png", metavar="FILE", required=True, help="the PNG to write")
+    p.add_argument("--per-class", type=_in_range(1, 1000), default=8, metavar="K",
+                   help="samples per class, 1 or more (default: 8; the picture may be at most 16384 pixels wide)")
+    p.add_argument("--scale", type=_in_range(1, 16), default=2, metavar="1..16", help="enlargement factor (default: 2)")
+    p.add_argument("--png", metavar="FILE", required=True, help="the PNG to write (a name ending in .png)")
 
     p = command("verify", _cmd_verify, "re-hash every downloaded file and cache entry against the registry",
                 "mnistkit verify mnist --fix")
@@ -381,8 +624,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fix", action="store_true", help="delete bad copies and fetch or rebuild them")
 
     p = command("clean", _cmd_clean, "delete downloaded files and cache entries, saying how much was freed",
-                "mnistkit clean mnist")
-    p.add_argument("name", nargs="?", metavar="NAME", help="one dataset (default: all)")
+                "mnistkit clean mnist --dry-run")
+    p.add_argument("names", nargs="*", metavar="NAME", help="datasets, or 'all' (default: all)")
+    p.add_argument("--cache-only", action="store_true",
+                   help="delete only caches and unfinished downloads (rebuilt as needed; never asks)")
+    p.add_argument("--yes", "-y", action="store_true",
+                   help="delete downloaded and hand-placed files without asking (asked on a terminal, "
+                   "else required)")
+    p.add_argument("--dry-run", "-n", action="store_true", help="list what would be deleted; delete nothing")
 
     from .export import FORMATS
 
@@ -397,7 +646,16 @@ def build_parser() -> argparse.ArgumentParser:
                 "mnistkit serve --host 0.0.0.0 --port 8000, then MNISTKIT_MIRROR=http://HOST:8000 elsewhere")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 exposes it to the network)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    p.add_argument("--port", type=_in_range(0, 65535), default=8000, metavar="PORT", help="port (default: 8000; 0 picks a free one)")
+    # Defaults as literals (equal to mnistkit.serve's, a test checks): importing the server here would
+    # slow every command.
+    p.add_argument("--header-timeout", type=_serve_seconds, default=10.0, metavar="S",
+                   help="drop a client whose request head is not complete within S seconds (default: %(default)g)")
+    p.add_argument("--stall-timeout", type=_serve_seconds, default=30.0, metavar="S",
+                   help="drop a client whose request body, or any 256 KiB of whose download, takes longer than "
+                   "S seconds (default: %(default)g)")
+    p.add_argument("--max-connections", type=_serve_count, default=2000, metavar="N",
+                   help="connections at once; more are answered 503, retry later (default: %(default)s)")
     return parser
 
 
@@ -408,23 +666,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING, format="mnistkit: %(levelname)s: %(message)s"
     )
-    if args.data_home:
-        os.environ["MNISTKIT_HOME"] = args.data_home
+    import warnings
+
+    warnings.showwarning = _show_warning
     try:
-        return args.func(args)
+        _check_data_home(args)
+        # One value for where bytes come from, built once from the flags (each unset flag reads its variable).
+        args.settings = Settings.resolve(args.data_home, args.mirror, args.offline, None, args.timeout)
+        _check_home_folder(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, not at exit: a reader that left is handled below
+        return code
     except MnistkitError as err:
         if args.debug:
             raise
         _error(err)
         return _exit_code(err)
     except BrokenPipeError:  # `mnistkit info mnist | head`: the reader left, nothing to report
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_ERROR
+        return _reader_left()
     except OSError as err:  # the disk or the network outside mnistkit's own checks: still one line
         if args.debug:
             raise
-        _error(err)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"mnistkit: error: {where}{err.strerror or err}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("mnistkit: interrupted", file=sys.stderr)
-        return 130
+        print("mnistkit: interrupted; nothing half-written is kept under a final name: "
+              "run the same command again to go on", file=sys.stderr)
+        return _interrupted()

@@ -6,13 +6,21 @@
     ├── IdxFormatError (ValueError)    bytes that are not a valid IDX file
     ├── ChecksumError (ValueError)     right format, wrong content
     ├── DataFolderError (OSError)      the data folder cannot be created or written
+    ├── OutputError (OSError)          a file or folder asked for (export, PNG) cannot be written
     ├── MissingFilesError (FileNotFoundError)
     │                                  files absent and not allowed or able to fetch them
     ├── DownloadError (OSError)        every source failed; lists each with its reason
+    │   └── FilesUnavailableError (also MissingFilesError)
+    │                                  several files: every one missing, each source once
     ├── LockTimeout (TimeoutError)     another process held a lock for too long
+    ├── RegistryMismatchError (ValueError)
+    │                                  a published file contradicts a number or table of the registry
     ├── ArgumentError (ValueError)     a bad argument to a public function
     └── MissingDependencyError (ImportError)
                                        an optional package is not installed
+
+Warnings (conditions to act on that do not stop the call) are ``MnistkitWarning``,
+a ``UserWarning``.
 
 Each leaf also inherits a builtin so that callers who know nothing of mnistkit
 can still catch it sensibly, and each message says what went wrong, with which
@@ -54,28 +62,67 @@ class IdxFormatError(MnistkitError, ValueError):
 
 
 class ChecksumError(MnistkitError, ValueError):
-    """A file decoded fine but its content is not the published one."""
+    """A file decoded fine but its content is not the published one.
 
-    def __init__(self, source: str, algorithm: str, expected: str, actual: str, hint: str = "") -> None:
+    Parameters
+    ----------
+    source : str
+        The file checked.
+    algorithm : str
+        What was compared: ``"sha256"``, ``"md5"`` or ``"size"`` (in bytes).
+    expected, actual : str
+        The published value and the file's.
+    hint : str, optional
+        What to do next.
+    of : str, default "decoded content"
+        What the value describes: ``"decoded content"`` (the IDX bytes, whatever the
+        container), ``"compressed file"`` (the file as stored) or ``"archive"``.
+    """
+
+    def __init__(
+        self, source: str, algorithm: str, expected: str, actual: str, hint: str = "", of: str = "decoded content"
+    ) -> None:
         self.source = str(source)
         self.algorithm = algorithm
         self.expected = expected
         self.actual = actual
         self.hint = hint
+        self.of = of
+        cut = (lambda v: v) if algorithm == "size" else (lambda v: v[:16] + "...")
         msg = (
-            f"{self.source}: decoded content has {algorithm} {actual[:16]}..., "
-            f"expected {expected[:16]}...; the file is not the published data"
+            f"{self.source}: {algorithm} of the {of} is {cut(actual)}, "
+            f"expected {cut(expected)}; the file is not the published data"
         )
         if hint:
             msg += f". {hint}"
         super().__init__(msg)
 
     def __reduce__(self):
-        return (type(self), (self.source, self.algorithm, self.expected, self.actual, self.hint))
+        return (type(self), (self.source, self.algorithm, self.expected, self.actual, self.hint, self.of))
 
 
 class DataFolderError(MnistkitError, OSError):
     """The data folder cannot be created or written."""
+
+
+class OutputError(MnistkitError, OSError):
+    """A file or folder the caller asked for (an export, a PNG) cannot be written there."""
+
+
+def cannot_write(path: Path, err: OSError) -> OutputError:
+    """An OSError met while writing ``path`` as one sentence naming ``path`` (never a temporary name)."""
+    why = err.strerror or str(err)
+    if isinstance(err, PermissionError):
+        what = "choose a folder you can write to"
+    elif isinstance(err, (NotADirectoryError, FileExistsError)):
+        what = "a file stands where a folder is needed; choose another place"
+    elif isinstance(err, IsADirectoryError):
+        what = "a folder stands where the file must go; move it or choose another place"
+    elif isinstance(err, FileNotFoundError):
+        what = "its folder cannot be made there; choose another place"
+    else:
+        what = "free some space or choose another place"
+    return OutputError(f"cannot write {path}: {why}; {what}")
 
 
 def write_failed(folder: Path, err: OSError) -> DataFolderError:
@@ -130,6 +177,10 @@ class MissingFilesError(MnistkitError, FileNotFoundError):
     def __reduce__(self):
         return (type(self), (self.dataset, self.missing, self.folder, self.urls, self.reason))
 
+    def with_reason(self, reason: str) -> MissingFilesError:
+        """The same error with another reason (one that also names local files found but refused)."""
+        return MissingFilesError(self.dataset, self.missing, self.folder, self.urls, reason)
+
 
 class DownloadError(MnistkitError, OSError):
     """Every source of a file failed.
@@ -159,6 +210,79 @@ class DownloadError(MnistkitError, OSError):
     def __reduce__(self):
         return (type(self), (self.file_name, self.attempts, self.folder))
 
+    def with_attempts_before(self, attempts: Iterable[tuple[str, str]]) -> DownloadError:
+        """The same error with ``attempts`` listed first (local files found but refused)."""
+        return DownloadError(self.file_name, [*attempts, *self.attempts], self.folder)
+
+
+class FilesUnavailableError(MissingFilesError, DownloadError):
+    """Several files are missing and no source could provide them.
+
+    One error for everything one call needed: every missing file, and each
+    source tried with its reason, once (a source that failed the same way for
+    every file is listed once, not once per file).  It is both a
+    :class:`MissingFilesError` and a :class:`DownloadError`.
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset name.
+    missing : sequence of str
+        Published file names that are missing.
+    folder : pathlib.Path
+        The folder where they should be placed.
+    attempts : iterable of (str, str)
+        Each source tried (a URL or folder; for one file) with the reason it failed.
+    urls : sequence of str
+        Where each can be fetched by hand.
+    """
+
+    def __init__(
+        self,
+        dataset: str,
+        missing: Sequence[str],
+        folder: Path,
+        attempts: Iterable[tuple[str, str]],
+        urls: Sequence[str] = (),
+    ) -> None:
+        self.dataset = dataset
+        self.missing = list(dict.fromkeys(missing))
+        self.folder = Path(folder)
+        self.attempts = list(dict.fromkeys((str(src), why) for src, why in attempts))
+        self.urls = list(dict.fromkeys(urls))
+        self.file_name = self.missing[0] if self.missing else ""
+        self.reason = "no source could provide them"
+        groups: dict[tuple[str, str], list[str]] = {}
+        for src, why in self.attempts:
+            name = next((m for m in self.missing if src.endswith("/" + m)), None)
+            base = src[: -len(name)] if name else src
+            groups.setdefault((base, why), []).extend([name] if name else [])
+        head = f"{dataset}: {len(self.missing)} file(s) missing, and no source could provide them"
+        lines = [f"{head}: {', '.join(self.missing)}"]
+        for (base, why), names in groups.items():
+            some = sorted(set(names))
+            which = f" (for {', '.join(some)})" if some and len(some) < len(self.missing) else ""
+            lines.append(f"  {base}: {why}{which}")
+        lines.append(
+            f"What to do: check the network, or set MNISTKIT_MIRROR to a working mirror (a URL or folder holding "
+            f"<dataset>/<file name>), or download them by hand and put them (compressed or not) in {self.folder}"
+        )
+        OSError.__init__(self, "\n".join(lines))
+
+    def __reduce__(self):
+        return (type(self), (self.dataset, self.missing, self.folder, self.attempts, self.urls))
+
+
+class RegistryMismatchError(MnistkitError, ValueError):
+    """A file vouched for as the published one contradicts what mnistkit's registry declares.
+
+    The data is right and the registry is wrong: the message names the registry's
+    number (or table), the file, and what the file says, so that it can be reported.
+    """
+
+
+REPORT_HINT = "this is a bug in mnistkit's registry: please report it with this message"
+
 
 class LockTimeout(MnistkitError, TimeoutError):
     """Another process held the lock on a dataset file for too long."""
@@ -166,6 +290,10 @@ class LockTimeout(MnistkitError, TimeoutError):
 
 class ArgumentError(MnistkitError, ValueError):
     """A public function got an argument it cannot use."""
+
+
+class MnistkitWarning(UserWarning):
+    """Something the caller should act on that did not stop the call (a Python warning, shown once)."""
 
 
 class MissingDependencyError(MnistkitError, ImportError):
@@ -181,6 +309,22 @@ class MissingDependencyError(MnistkitError, ImportError):
 
     def __reduce__(self):
         return (type(self), (self.package, self.extra))
+
+
+def without_pool_frames(err: BaseException) -> BaseException:
+    """``err`` without the leading frames of ``concurrent.futures`` (a worker thread's machinery).
+
+    Re-raised in the caller, an error from a worker then reads as if raised there: the caller's
+    frames, then mnistkit's, never the thread pool's.
+    """
+    import concurrent.futures
+    import os
+
+    machinery = os.path.dirname(concurrent.futures.__file__)
+    tb = err.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(machinery):
+        tb = tb.tb_next
+    return err.with_traceback(tb)
 
 
 def check_choice(value: object, name: str, valid: Iterable[object]) -> None:

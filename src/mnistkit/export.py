@@ -10,26 +10,35 @@
 * ``npz``: ``<out>/<dataset>.npz`` holding ``x_<split>`` (uint8, N x H x W) and
   ``y_<split>`` for every split, the Keras ``mnist.npz`` layout.
 
-CSV and ``.npz`` files are written under a temporary name and renamed, so an
-interrupted export never leaves a truncated file under the final name.
+Nothing half-written is ever visible under a final name.  CSV and ``.npz``
+files are written under a temporary name and renamed.  A PNG split is built in
+``<out>/<split>.partial/`` (each PNG itself written under a temporary name and
+renamed) and the folder is renamed to ``<out>/<split>`` when every image is
+there, so an image-folder loader never sees a partial set; a ``.partial``
+folder marks an interrupted export, and running the same export again
+finishes it, keeping the images already written.  A finished split folder
+holds a record (``.mnistkit-export.json``, hidden, a file: image-folder loaders
+only look at sub-folders) so that exporting again skips it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from .errors import check_choice
+from .errors import ArgumentError, OutputError, cannot_write, check_choice
 
 __all__ = ["FORMATS", "class_folders", "export"]
 
 FORMATS = ("png", "csv", "npz")
+PARTIAL_SUFFIX = ".partial"  # <out>/<split>.partial: a PNG split being written
+RECORD = ".mnistkit-export.json"  # in a finished PNG split folder: what it holds
 _CSV_ROWS = 1024  # rows formatted per write: bounded memory, few write calls
 
 
@@ -64,28 +73,28 @@ def _atomic_path(path: Path) -> Iterator[Path]:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # opened normally: the umask sets its mode
     from . import _winfs
 
+    replacing = False
     try:
         yield tmp
-        try:
-            _winfs.replace(tmp, path)  # Windows: retried while a reader holds the old file for a moment
-        except OSError as err:
-            if not _winfs.in_use(err):
-                raise
+        replacing = True
+        _winfs.replace(tmp, path)  # Windows: retried while a reader holds the old file for a moment
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if replacing and _winfs.in_use(err):
             from .errors import files_in_use
 
             raise files_in_use([path], "replace") from None  # e.g. the old CSV open in a spreadsheet
+        raise cannot_write(path, err) from err  # the final name: the temporary one means nothing to users
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
 def _bar(total: int, desc: str, progress: bool | None):
-    """A tqdm bar on stderr, or None when progress is off (default: only on a terminal)."""
-    if not (sys.stderr.isatty() if progress is None else progress):
-        return None
-    from tqdm.auto import tqdm
+    """A progress bar on stderr (a widget in a notebook), or None when progress is off."""
+    from .notebook import progress_bar
 
-    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, leave=False)
+    return progress_bar(total=total, desc=desc, unit="img", progress=progress, leave=False)
 
 
 def write_png_folders(
@@ -93,7 +102,9 @@ def write_png_folders(
 ) -> list[Path]:
     """Write one PNG per image into ``out/<class folder>/<index>.png``; returns the paths.
 
-    ``labels`` are class numbers 0..len(classes)-1 (see ``Dataset.class_index``).
+    ``labels`` are class numbers 0..len(classes)-1 (see ``Dataset.class_index``).  Each PNG is
+    written under a temporary name and renamed, so a PNG under its final name is always whole;
+    PNGs already there are kept (this is how an interrupted export resumes).
     """
     from PIL import Image
 
@@ -102,18 +113,25 @@ def write_png_folders(
     folders = class_folders(classes)
     numbers = class_numbers(labels)
     width = len(str(max(len(images) - 1, 0)))
-    made: set[int] = set()
+    present: dict[int, set[str]] = {}
     paths = []
     bar = _bar(len(images), out.name, progress)
     try:
         for index, (image, number) in enumerate(zip(images, numbers)):
             number = int(number)
             folder = out / (folders[number] if 0 <= number < len(folders) else str(number))
-            if number not in made:
-                folder.mkdir(parents=True, exist_ok=True)
-                made.add(number)
-            path = folder / f"{index:0{width}d}.png"
-            Image.fromarray(as_image(image)).save(path, optimize=False, compress_level=1)
+            if number not in present:
+                present[number] = _existing_pngs(folder)
+            name = f"{index:0{width}d}.png"
+            path = folder / name
+            if name not in present[number]:
+                tmp = folder / f".{name}.{os.getpid()}.tmp"
+                try:
+                    Image.fromarray(as_image(image)).save(tmp, format="PNG", optimize=False, compress_level=1)
+                    os.replace(tmp, path)
+                except BaseException:
+                    _discard(tmp)
+                    raise
             paths.append(path)
             if bar is not None:
                 bar.update()
@@ -121,6 +139,94 @@ def write_png_folders(
         if bar is not None:
             bar.close()
     return paths
+
+
+def _existing_pngs(folder: Path) -> set[str]:
+    """Names of the finished PNGs in ``folder`` (created if absent); leftovers of a killed writer go."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = set()
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                _discard(Path(entry.path))
+            elif entry.name.endswith(".png"):
+                names.add(entry.name)
+    return names
+
+
+def _discard(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _read_record(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def export_png_split(
+    images: np.ndarray, labels: np.ndarray, classes: Sequence[str], out: Path, record: dict,
+    progress: bool | None = None,
+) -> list[Path]:
+    """Write one split as ``out/<class folder>/<index>.png``, visible under ``out`` only when whole.
+
+    The images go to ``out.partial`` first (resumed if it is there from an interrupted run of the
+    same export), which is renamed to ``out`` at the end.  ``record`` (dataset, split, count) is
+    kept in the folder; a finished ``out`` with the same record is left as it is.
+
+    Raises
+    ------
+    ArgumentError
+        When ``out`` (or ``out.partial``) holds something other than this export.
+    """
+    partial = out.with_name(out.name + PARTIAL_SUFFIX)
+    names = [f"{i:0{len(str(max(len(images) - 1, 0)))}d}.png" for i in range(len(images))]
+    folders = class_folders(classes)
+    numbers = class_numbers(labels)
+
+    def final_paths(root: Path) -> list[Path]:
+        return [root / (folders[int(n)] if 0 <= int(n) < len(folders) else str(int(n))) / name
+                for n, name in zip(numbers, names)]
+
+    if out.exists():
+        if _read_record(out) == record:
+            # Finished by an earlier run; a PNG deleted since is written again (each one whole).
+            write_png_folders(images, labels, classes, out, progress)
+            return final_paths(out)
+        msg = (
+            f"{out} already exists and is not a finished PNG export of {record['dataset']} {record['split']}; "
+            f"delete it or export to another folder"
+        )
+        raise ArgumentError(msg)
+    if partial.exists() and _read_record(partial) is None:
+        # Made by a run killed before its record was in place: nothing written in it yet.
+        for stray in partial.glob(f"{RECORD}.*.tmp"):
+            _discard(stray)
+        if not any(partial.iterdir()):
+            partial.rmdir()
+    if partial.exists():
+        if _read_record(partial) != record:
+            msg = (
+                f"{partial} is an unfinished export of something other than {record['dataset']} "
+                f"{record['split']}; delete it or export to another folder"
+            )
+            raise ArgumentError(msg)
+    else:
+        partial.mkdir(parents=True)
+        tmp = partial / f"{RECORD}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(record), encoding="utf-8")
+        os.replace(tmp, partial / RECORD)
+    write_png_folders(images, labels, classes, partial, progress)
+    try:
+        os.rename(partial, out)
+    except FileNotFoundError:
+        if _read_record(out) != record:  # else another process exporting the same split finished first
+            raise
+    return final_paths(out)
 
 
 def write_csv(images: np.ndarray, labels: np.ndarray, path: Path, progress: bool | None = None) -> Path:
@@ -163,7 +269,10 @@ def export(
     *,
     splits: Sequence[str] | None = None,
     data_home: str | os.PathLike | None = None,
+    mirrors: str | Sequence[str] | None = None,
+    offline: bool | None = None,
     progress: bool | None = None,
+    timeout: float | None = None,
 ) -> list[Path]:
     """Export a dataset's splits as PNG folders, CSV files or one ``.npz``.
 
@@ -177,8 +286,8 @@ def export(
         Output folder (created if needed).
     splits : sequence of str, optional
         Splits to export; all of the dataset's when None.
-    data_home : path-like, optional
-        The data folder (see :func:`mnistkit.load`); missing files are downloaded.
+    data_home, mirrors, offline, timeout : optional
+        Where the data comes from, as in :func:`mnistkit.load`; missing files are downloaded.
     progress : bool, optional
         Progress bars on stderr; None means only when stderr is a terminal.
 
@@ -189,23 +298,65 @@ def export(
     """
     from .api import load
     from .registry import get_dataset
+    from .settings import Settings
 
     check_choice(fmt, "format", FORMATS)
+    if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
+        msg = f"out={out!r} is not valid: give the folder to export to"
+        raise ArgumentError(msg)
+    if isinstance(splits, str):  # one split by name, not its letters
+        splits = [splits]
     ds = get_dataset(name)
-    chosen = [ds.split(s).name for s in splits] if splits else [s.name for s in ds.splits]
+    chosen = list(dict.fromkeys(ds.split(s).name for s in splits)) if splits else [s.name for s in ds.splits]
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_out_folder(out)
+    # Every file first: when some are missing, one error names all of them (not one split per run).
+    from .api import _load_files, dataset_store
+
+    settings = Settings.resolve(data_home, mirrors, offline, progress, timeout)
+    store = dataset_store(ds, settings=settings)
+    names = dict.fromkeys(f for s in chosen for f in (ds.split(s).images, ds.split(s).labels))
+    _load_files(store, [ds.file(f) for f in names])
+    make_out_folder(out)
     written: list[Path] = []
     arrays: dict[str, np.ndarray] = {}
     for split in chosen:
-        images, labels = load(ds.name, split, normalize=False, flatten=False, data_home=data_home, progress=progress)
+        images, labels = load(ds.name, split, normalize=False, flatten=False, **settings.keywords())
         images = images.reshape(len(images), *images.shape[-2:])
-        if fmt == "png":
-            written += write_png_folders(images, ds.class_index(labels), ds.classes, out / split, progress)
-        elif fmt == "csv":
-            written.append(write_csv(images, labels, out / f"{ds.name}_{split}.csv", progress))
-        else:
-            arrays[f"x_{split}"], arrays[f"y_{split}"] = images, labels
-    if fmt == "npz":
-        written.append(write_npz(arrays, out / f"{ds.name}.npz"))
+        try:
+            if fmt == "png":
+                record = {"dataset": ds.name, "split": split, "format": "png", "count": len(images)}
+                written += export_png_split(images, ds.class_index(labels), ds.classes, out / split, record, progress)
+            elif fmt == "csv":
+                written.append(write_csv(images, labels, out / f"{ds.name}_{split}.csv", progress))
+            else:
+                arrays[f"x_{split}"], arrays[f"y_{split}"] = images, labels
+            if fmt == "npz" and split == chosen[-1]:
+                written.append(write_npz(arrays, out / f"{ds.name}.npz"))
+        except OutputError:
+            raise
+        except OSError as err:
+            # Name the folder the user chose, never a temporary file inside it.
+            raise cannot_write(out, err) from err
     return written
+
+
+def check_out_folder(out: Path) -> None:
+    """Raise ArgumentError if a file stands where the output folder (or one of its parents) would be."""
+    for parent in (out, *out.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                what = "" if parent == out else f" (in the way of {out})"
+                msg = f"{parent}{what} is a file, not a folder; choose a folder to export to"
+                raise ArgumentError(msg)
+            break
+
+
+def make_out_folder(out: Path) -> None:
+    """Create the output folder, or raise OutputError saying why it cannot be written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied", str(out))
+    except OSError as err:
+        raise cannot_write(out, err) from err

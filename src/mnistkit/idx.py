@@ -24,7 +24,7 @@ from typing import BinaryIO, Union
 
 import numpy as np
 
-from .errors import IdxFormatError
+from .errors import ArgumentError, IdxFormatError
 
 
 
@@ -68,6 +68,8 @@ BZ2_MAGIC = b"BZh"
 #: hashing with decompression.
 CHUNK = 4 << 20
 _IN_CHUNK = 1 << 20
+#: Zero bytes tolerated after a compressed stream (copies padded to a block size); more is refused.
+MAX_PADDING = 4096
 
 # Upper bounds on decoded/compressed size, used to refuse a header that claims
 # more data than the compressed stream can possibly hold before anything is
@@ -271,11 +273,15 @@ def _rest_after_stream(tail: bytes, blocks: Iterator, magic: bytes, kind: str, s
     if tail.startswith(magic):
         return tail
     extra = len(tail.strip(b"\x00"))
+    padding = len(tail)
     for block in blocks:  # count what is left, so the error says how much
         extra += len(bytes(block).strip(b"\x00"))
-    if not extra:
-        return None
-    raise IdxFormatError(source, f"{extra} trailing bytes after the {kind} stream")
+        padding += len(block)
+    if extra:
+        raise IdxFormatError(source, f"{extra} trailing bytes after the {kind} stream")
+    if padding > MAX_PADDING:  # zeros are tolerated (block-padded copies), but not without bound
+        raise IdxFormatError(source, f"{padding} zero bytes after the {kind} stream (at most {MAX_PADDING} allowed)")
+    return None
 
 
 def _xz_chunks(blocks: Iterator[bytes | memoryview], source: str) -> Iterator[bytes]:
@@ -501,10 +507,10 @@ def encode_idx(array: np.ndarray) -> bytes:
     code = _CODE_OF_KIND.get((array.dtype.kind, array.dtype.itemsize))
     if code is None or array.dtype.kind == "b":
         msg = f"IDX cannot store dtype {array.dtype}; use uint8, int8, int16, int32, float32 or float64"
-        raise ValueError(msg)
+        raise ArgumentError(msg)
     if not 1 <= array.ndim <= 255:
         msg = f"IDX stores ranks 1 to 255, not {array.ndim}"
-        raise ValueError(msg)
+        raise ArgumentError(msg)
     header = IdxHeader(code, tuple(int(d) for d in array.shape))
     return header.to_bytes() + np.ascontiguousarray(array, dtype=IDX_TYPES[code]).tobytes()
 
@@ -520,6 +526,11 @@ def write_idx(dest: str | os.PathLike | BinaryIO, array: np.ndarray, *, compress
         See :func:`encode_idx`.
     compression : {None, "gzip", "xz"}
         Compress the file as published datasets do.
+
+    Raises
+    ------
+    ArgumentError
+        For a type or rank IDX cannot store, or an unknown ``compression`` (also a ``ValueError``).
     """
     data = encode_idx(array)
     if compression == "gzip":
@@ -532,7 +543,7 @@ def write_idx(dest: str | os.PathLike | BinaryIO, array: np.ndarray, *, compress
         data = lzma.compress(data)
     elif compression is not None:
         msg = f"compression={compression!r}: choose None, 'gzip' or 'xz'"
-        raise ValueError(msg)
+        raise ArgumentError(msg)
     if hasattr(dest, "write"):
         dest.write(data)
     else:

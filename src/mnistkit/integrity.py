@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import ChecksumError, IdxFormatError
+from .errors import ChecksumError, IdxFormatError, without_pool_frames
 from .idx import IdxHeader, Source, open_payload
 from .registry import FileSpec
 
@@ -33,14 +33,14 @@ class Verified:
         The validated header (None for an archive).
     container : str
         ``"gzip"``, ``"xz"``, ``"idx"`` (uncompressed) or ``"zip"`` (an archive).
-    decoded_sha256 : str
-        ``"sha256:<hex>"`` of the decoded bytes (of an archive: its pinned
-        checksum, as checked).
+    digest : str
+        What the check vouched for: ``"sha256:<hex>"`` of the decoded IDX bytes; for an
+        archive, its own pinned checksum as checked (``"<algorithm>:<hex>"``, "" if none).
     """
 
     header: IdxHeader | None
     container: str
-    decoded_sha256: str
+    digest: str
 
 
 def split_digest(digest: str) -> tuple[str, str]:
@@ -67,14 +67,45 @@ def _hash_fh(fh, algorithm):  # Python 3.10 has no hashlib.file_digest
     return h
 
 
-def check_header(header: IdxHeader, spec: FileSpec, source: str) -> None:
-    """Refuse a header whose type or shape is not the one the registry declares."""
-    if header.type_code != spec.type_code or header.shape != tuple(spec.shape):
+def check_header(header: IdxHeader, spec: FileSpec, source: str, vouched_by: str | None = None) -> None:
+    """Refuse a header whose type or shape is not the one the registry declares.
+
+    When only the dimensions differ, the message names the registry's number and
+    the file's.  ``vouched_by`` says what showed the file to be the published one
+    (its published checksum, or the verified archive holding it): the registry is
+    then wrong, and :class:`~mnistkit.errors.RegistryMismatchError` says so.
+    """
+    if header.type_code == spec.type_code and header.shape == tuple(spec.shape):
+        return
+    contradiction = _contradiction(header, spec)
+    if contradiction is None:
         msg = (
             f"the header declares type 0x{header.type_code:02x} shape {header.shape}, "
             f"expected type 0x{spec.type_code:02x} shape {tuple(spec.shape)} for {spec.name}"
         )
         raise IdxFormatError(source, msg, 2)
+    if vouched_by:
+        from .errors import REPORT_HINT, RegistryMismatchError
+
+        msg = f"{source}: {contradiction}; the file is the published one ({vouched_by}), so {REPORT_HINT}"
+        raise RegistryMismatchError(msg)
+    msg = (
+        f"{contradiction}; either it is not the published {spec.name} (replace it), or the registry's "
+        f"number is wrong (if it is the published file, please report this message)"
+    )
+    raise IdxFormatError(source, msg, 2)
+
+
+def _contradiction(header: IdxHeader, spec: FileSpec) -> str | None:
+    """Which of the registry's numbers the header contradicts, in words (None: another kind of file)."""
+    if header.type_code != spec.type_code or len(header.shape) != len(spec.shape):
+        return None
+    parts = []
+    for axis, (declared, found) in enumerate(zip(spec.shape, header.shape)):
+        if declared != found:
+            name = "examples" if axis == 0 else f"size of dimension {axis}"
+            parts.append(f"{name}: the registry says {declared}, the file's IDX header says {found}")
+    return f"the registry's shape {tuple(spec.shape)} for {spec.name} disagrees with this file's header {header.shape} ({'; '.join(parts)})"
 
 
 def verify(src: Source, spec: FileSpec, *, sink: Sink | None = None, source: str | None = None) -> Verified:
@@ -108,8 +139,10 @@ def verify(src: Source, spec: FileSpec, *, sink: Sink | None = None, source: str
     name = source or str(src)
     if spec.kind == "archive":
         return _verify_archive(src, spec, name)
-    payload = open_payload(src, source=name, expected_size=spec.decoded_size)
-    check_header(payload.header, spec, name)
+    # No expected_size here: check_header's type-and-shape test implies the size, and says which
+    # of the registry's numbers a file contradicts rather than only that the sizes differ.
+    payload = open_payload(src, source=name)
+    check_header(payload.header, spec, name, _vouched_by(src, spec, payload.header))
     import hashlib
     from concurrent.futures import ThreadPoolExecutor
 
@@ -124,11 +157,11 @@ def verify(src: Source, spec: FileSpec, *, sink: Sink | None = None, source: str
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mnistkit-hash") as pool:
         pending = None
         for piece in payload:
-            if pending is not None:
-                pending.result()
+            if pending is not None and pending.exception() is not None:
+                raise without_pool_frames(pending.exception())
             pending = pool.submit(consume, piece)
-        if pending is not None:
-            pending.result()
+        if pending is not None and pending.exception() is not None:
+            raise without_pool_frames(pending.exception())
     actual = "sha256:" + hasher.hexdigest()
     if spec.decoded_sha256 is not None:
         _, want = split_digest(spec.decoded_sha256)
@@ -140,15 +173,39 @@ def verify(src: Source, spec: FileSpec, *, sink: Sink | None = None, source: str
         algo, want = split_digest(spec.sha256 or spec.md5)
         got = file_digest(src, algo).split(":", 1)[1]
         if got != want:
-            raise ChecksumError(name, f"{algo} (of the compressed file)", want, got, _hint(spec))
+            raise ChecksumError(name, algo, want, got, _hint(spec), of="compressed file")
     return Verified(payload.header, payload.container, actual)
+
+
+def _vouched_by(src: Source, spec: FileSpec, header: IdxHeader) -> str | None:
+    """What shows ``src`` to be the published file, computed only when its header contradicts the registry.
+
+    An archive member carries ``vouched_by`` (set by whoever verified the archive); a file on
+    disk is the published one when its own bytes have the published SHA-256 (else md5).
+    """
+    if header.type_code == spec.type_code and header.shape == tuple(spec.shape):
+        return None  # nothing to explain: skip the extra hash
+    if _contradiction(header, spec) is None:
+        return None
+    vouched = getattr(src, "vouched_by", None)
+    if vouched or hasattr(src, "read") or isinstance(src, (bytes, bytearray, memoryview)):
+        return vouched
+    pinned = spec.sha256 or spec.md5
+    if not pinned:
+        return None
+    algo, want = split_digest(pinned)
+    try:
+        got = file_digest(src, algo).split(":", 1)[1]
+    except OSError:
+        return None
+    return f"it has the published {algo}" if got == want else None
 
 
 def _verify_archive(path: str | os.PathLike, spec: FileSpec, name: str) -> Verified:
     """Check an archive by its size, then its pinned checksum; a mismatch names the damaged members."""
     size = os.path.getsize(path)
     if spec.size is not None and size != spec.size:
-        raise ChecksumError(name, "size in bytes", str(spec.size), str(size), _hint(spec))
+        raise ChecksumError(name, "size", str(spec.size), str(size), _hint(spec), of="archive")
     digest = spec.sha256 or spec.md5
     if digest is None:  # nothing pinned (never so in the built-in registry): the members' CRCs will tell
         return Verified(None, "zip", "")
@@ -161,7 +218,7 @@ def _verify_archive(path: str | os.PathLike, spec: FileSpec, name: str) -> Verif
         hint = _hint(spec)
         if damaged:
             hint = f"Damaged: {'; '.join(damaged)}. {hint}"
-        raise ChecksumError(name, algo, want, got, hint)
+        raise ChecksumError(name, algo, want, got, hint, of="archive")
     return Verified(None, "zip", f"{algo}:{got}")
 
 

@@ -2,7 +2,8 @@
 
 Nothing here does I/O.  Adding a dataset of the same shape as one already here
 (four IDX files like MNIST, splits of a zip archive like EMNIST, a label table
-like QMNIST) is adding an entry to :data:`DATASETS`, not writing code.
+like QMNIST) is adding an entry, not writing code: built-in ones are listed in
+:data:`DATASETS`; your own are added with :func:`register_dataset`.
 Checksums carry their algorithm (``sha256:...``, ``md5:...``) and describe the
 file as published and, where known, the decoded IDX bytes, so that an
 uncompressed or re-compressed copy of the right data is accepted and anything
@@ -18,7 +19,7 @@ import numpy as np
 from .errors import ArgumentError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FileSpec:
     """One published dataset file.
 
@@ -68,6 +69,12 @@ class FileSpec:
     member: str | None = None
     transposed: bool = False
 
+    def __repr__(self) -> str:
+        size = f", {self.size:,} bytes" if self.size else ""
+        where = f", in {self.archive}" if self.archive else ""
+        shape = f", shape={self.shape}" if self.kind == "idx" else ", archive"
+        return f"FileSpec({self.name!r}{shape}{size}{where})"
+
     @property
     def stem(self) -> str:
         """The name without a compression suffix: ``train-images-idx3-ubyte``."""
@@ -106,9 +113,14 @@ class Split:
     rows: tuple[int, int] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Dataset:
-    """A dataset: files, where to get them, and what they mean."""
+    """A dataset: files, where to get them, and what they mean.
+
+    ``repr()`` is one line; in a notebook a dataset shows as a card (name,
+    splits and sizes, classes, licence, whether it is here, and sample
+    images when its cache is built).
+    """
 
     name: str
     title: str
@@ -130,6 +142,17 @@ class Dataset:
     label_columns: tuple[str, ...] = ()
     #: Path, inside the archive file, of a text file mapping labels to character codes (EMNIST).
     mapping: str | None = None
+
+    def __repr__(self) -> str:
+        splits = ", ".join(f"{split.name} {self.split_size(split.name):,}" for split in self.splits)
+        title = self.title if len(self.title) <= 50 else self.title[:50].rsplit(" ", 1)[0].rstrip(" ,:(") + "…"
+        return f"<Dataset {self.name}: {title}; {splits}; {self.num_classes} classes>"
+
+    def _repr_html_(self) -> str:
+        """The notebook card: see :func:`mnistkit.notebook.dataset_card_html`."""
+        from .notebook import dataset_card_html
+
+        return dataset_card_html(self)
 
     @property
     def folder(self) -> str:
@@ -176,6 +199,20 @@ class Dataset:
         if labels.ndim == 2:
             labels = labels[:, 0]
         return labels.astype(np.int64) - self.label_offset
+
+    def label_map(self) -> dict[int, str]:
+        """Every label as stored -> its class name: the published mapping, from the registry alone.
+
+        For EMNIST this is the content of the archive's ``emnist-<split>-mapping.txt``
+        (``{0: "0", ..., 10: "A", ...}``; letters: ``{1: "Aa", ..., 26: "Zz"}``).
+        """
+        return {self.label_offset + i: name for i, name in enumerate(self.classes)}
+
+    def mapping_text(self) -> str:
+        """The label mapping in the published EMNIST format: one ``label code [code ...]`` line per label."""
+        return "".join(
+            f"{label} {' '.join(str(ord(char)) for char in chars)}\n" for label, chars in self.label_map().items()
+        )
 
     def split_size(self, name: str) -> int:
         """Number of examples in split ``name``."""
@@ -317,17 +354,34 @@ _MNIST_LAYOUT = {  # published name -> shape, shared by the datasets that copy M
 }
 
 
-def _mnist_layout(pins: dict[str, tuple[int, str, str]]) -> tuple[FileSpec, ...]:
-    """MNIST's four files with other content: ``pins`` maps name -> (size, md5, sha256) of the .gz."""
+def _mnist_layout(
+    pins: dict[str, tuple[int, str, str]], decoded: dict[str, str] | None = None
+) -> tuple[FileSpec, ...]:
+    """MNIST's four files with other content.
+
+    ``pins`` maps name -> (size, md5, sha256) of the published .gz; ``decoded`` maps name -> the
+    SHA-256 of its decoded IDX bytes, where measured on the published file.
+    """
+    decoded = decoded or {}
     return tuple(
-        idx_file(name, _MNIST_LAYOUT[name], size=size, md5="md5:" + md5, sha256="sha256:" + sha256)
+        idx_file(
+            name,
+            _MNIST_LAYOUT[name],
+            size=size,
+            md5="md5:" + md5,
+            sha256="sha256:" + sha256,
+            decoded_sha256="sha256:" + decoded[name] if name in decoded else None,
+        )
         for name, (size, md5, sha256) in pins.items()
     )
 
 
 # --- Fashion-MNIST and KMNIST: MNIST's layout -------------------------------------------------------
 # Sizes, md5 and sha256 of the published .gz files: ../shared/reference/datasets.md.  Their decoded
-# checksums are not published, so the file's own SHA-256 is what is checked (plus the IDX header).
+# checksums are not published: the decoded SHA-256 sums below were measured on the published files
+# (../shared/data/<dataset>/, each with the published md5 and sha256), so a decompressed or re-compressed
+# copy of the same data is accepted, as for MNIST.  KMNIST's train images were not available to measure:
+# that file is checked by its published SHA-256 alone (plus the IDX header).
 
 FASHION_MNIST = Dataset(
     name="fashion-mnist",
@@ -338,7 +392,13 @@ FASHION_MNIST = Dataset(
             "train-labels-idx1-ubyte.gz": (29515, "25c81989df183df01b3e8a0aad5dffbe", "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"),
             "t10k-images-idx3-ubyte.gz": (4422102, "bef4ecab320f06d8554ea6380940ec79", "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
             "t10k-labels-idx1-ubyte.gz": (5148, "bb300cfdad3c16e7a12a480ee83cd310", "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
-        }
+        },
+        decoded={
+            "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        },
     ),
     splits=MNIST.splits,
     mirrors=(
@@ -366,7 +426,12 @@ KMNIST = Dataset(
             "train-labels-idx1-ubyte.gz": (29497, "e144d726b3acfaa3e44228e80efcd344", "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17"),
             "t10k-images-idx3-ubyte.gz": (3041136, "5c965bf0a639b31b8f53240b1b52f4d7", "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5"),
             "t10k-labels-idx1-ubyte.gz": (5120, "7320c461ea6c1c855c0b718fb2a4b134", "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c"),
-        }
+        },
+        decoded={  # train images: not measured (not available here)
+            "train-labels-idx1-ubyte.gz": "2a16eeae62da984b8bd24fa32e31d47291f01dac3fe84d5594f304f71e7d374b",
+            "t10k-images-idx3-ubyte.gz": "76fbd229ce87db80dd281af5e6670de4ad0e42fb30a7bd643972994c47c1f42e",
+            "t10k-labels-idx1-ubyte.gz": "a11dc742be8e781a40a92f53d6a4957e7b7d36df2faa097659131ebfd8fd60c6",
+        },
     ),
     splits=MNIST.splits,
     mirrors=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),  # the only one; http, sha256 pinned
@@ -408,13 +473,31 @@ _EMNIST_CITATION = (
 )
 
 
-def emnist_split(split: str, classes: tuple[str, ...], n_train: int, n_test: int, about: str, label_offset: int = 0) -> Dataset:
-    """The registry entry of EMNIST split ``split`` (``"byclass"``, ``"letters"``, ...)."""
+def emnist_split(
+    split: str,
+    classes: tuple[str, ...],
+    n_train: int,
+    n_test: int,
+    about: str,
+    label_offset: int = 0,
+    member_sizes: dict[str, int] | None = None,
+) -> Dataset:
+    """The registry entry of EMNIST split ``split`` (``"byclass"``, ``"letters"``, ...).
+
+    ``member_sizes`` maps ``"train-images"``, ``"test-labels"``, ... to the compressed size of that
+    member where it is known.
+    """
     files = [EMNIST_ARCHIVE]
+    member_sizes = member_sizes or {}
     for part, n in (("train", n_train), ("test", n_test)):
         for what, shape in (("images-idx3", (n, 28, 28)), ("labels-idx1", (n,))):
             name = f"emnist-{split}-{part}-{what}-ubyte.gz"
-            files.append(idx_file(name, shape, archive=EMNIST_ARCHIVE.name, member=f"gzip/{name}", transposed=what[0] == "i"))
+            size = member_sizes.get(f"{part}-{what.split('-')[0]}")
+            files.append(
+                idx_file(
+                    name, shape, archive=EMNIST_ARCHIVE.name, member=f"gzip/{name}", transposed=what[0] == "i", size=size
+                )
+            )
     return Dataset(
         name=f"emnist-{split}",
         title=f"EMNIST {split}: handwritten {about}",
@@ -444,25 +527,62 @@ EMNIST = (
     emnist_split("bymerge", _MERGED, 697932, 116323, "digits and letters (similar cases merged)"),
     emnist_split("balanced", _MERGED, 112800, 18800, "digits and letters (balanced classes)"),
     # Labels 1..26 as published (class k is the k-th letter, either case); see Dataset.label_offset.
-    emnist_split("letters", tuple(u + w for u, w in zip(_UPPER, _LOWER)), 88800, 14800, "letters", label_offset=1),
+    # 124,800 / 20,800 (4,800 and 800 per letter) as the published files' IDX headers declare; the
+    # 88,800 / 14,800 of a table in the EMNIST paper are not what the archive holds.  Member sizes:
+    # ../shared/reference/datasets.md (a third-party copy of the archive's members).
+    emnist_split(
+        "letters",
+        tuple(u + w for u, w in zip(_UPPER, _LOWER)),
+        124800,
+        20800,
+        "letters",
+        label_offset=1,
+        member_sizes={"train-images": 30804864, "train-labels": 79283, "test-images": 5039157, "test-labels": 144},
+    ),
     emnist_split("digits", _DIGITS, 240000, 40000, "digits"),
     emnist_split("mnist", _DIGITS, 60000, 10000, "digits (MNIST's balance)"),
 )
 
 # --- QMNIST: MNIST reconstructed, with its full NIST provenance ----------------------------------------
 # File names, md5 sums (only md5s are published), split sizes and the label columns:
-# ../shared/reference/datasets.md.  Sizes of the published files are not known here (None).
+# ../shared/reference/datasets.md.  The sizes, SHA-256 and decoded SHA-256 of the three label files
+# were measured on the published files (../shared/data/qmnist/, each with its published md5); the image
+# files were not available: their sizes are unknown (None) and their md5 alone vouches for them.
 
 QMNIST = Dataset(
     name="qmnist",
     title="QMNIST: MNIST reconstructed from NIST, with its test set extended to 60,000",
     files=(
         idx_file("qmnist-train-images-idx3-ubyte.gz", (60000, 28, 28), md5="md5:ed72d4157d28c017586c42bc6afe6370"),
-        idx_file("qmnist-train-labels-idx2-int.gz", (60000, 8), 0x0C, md5="md5:0058f8dd561b90ffdd0f734c6a30e5e4"),
+        idx_file(
+            "qmnist-train-labels-idx2-int.gz",
+            (60000, 8),
+            0x0C,
+            size=463024,
+            md5="md5:0058f8dd561b90ffdd0f734c6a30e5e4",
+            sha256="sha256:2c05dc77f6b916b38e455e97ab129a42a444f3dbef09b278a366f82904e0dd9f",
+            decoded_sha256="sha256:bb1b6e1ec7b04fd5696f1ed50b5f58f8ef195118edd5c93c81783df9740b8ac5",
+        ),
         idx_file("qmnist-test-images-idx3-ubyte.gz", (60000, 28, 28), md5="md5:1394631089c404de565df7b7aeaf9412"),
-        idx_file("qmnist-test-labels-idx2-int.gz", (60000, 8), 0x0C, md5="md5:5b5b05890a5e13444e108efe57b788aa"),
+        idx_file(
+            "qmnist-test-labels-idx2-int.gz",
+            (60000, 8),
+            0x0C,
+            size=526800,
+            md5="md5:5b5b05890a5e13444e108efe57b788aa",
+            sha256="sha256:9fbcbe594c3766fdf4f0b15c5165dc0d1e57ac604e01422608bb72c906030d06",
+            decoded_sha256="sha256:92d0ccb8c25f9c6534270fb4be7e1d24a1c6d315edfc8a638bfbd31c70f362dd",
+        ),
         idx_file("xnist-images-idx3-ubyte.xz", (402953, 28, 28), md5="md5:7f124b3b8ab81486c9d8c2749c17f834"),
-        idx_file("xnist-labels-idx2-int.xz", (402953, 8), 0x0C, md5="md5:5ed0e788978e45d4a8bd4b7caec3d79d"),
+        idx_file(
+            "xnist-labels-idx2-int.xz",
+            (402953, 8),
+            0x0C,
+            size=958144,
+            md5="md5:5ed0e788978e45d4a8bd4b7caec3d79d",
+            sha256="sha256:db042968723ec2b7aed5f1beac25d2b6e983b9286d4f4bf725f1086e5ae55c4f",
+            decoded_sha256="sha256:4aea10456d9cf8fcc7bcd377f8ccbc5b0c02ffe0354a7137204794d6b620aa38",
+        ),
     ),
     splits=(
         Split("train", "qmnist-train-images-idx3-ubyte.gz", "qmnist-train-labels-idx2-int.gz"),
@@ -529,3 +649,58 @@ def get_dataset(name: str) -> Dataset:
         valid = ", ".join(repr(n) for n in DATASETS)
         msg = f"dataset={name!r} is not known; choose one of {valid}"
         raise ArgumentError(msg) from None
+
+
+def register_dataset(dataset: Dataset, *, replace: bool = False) -> Dataset:
+    """Make ``dataset`` known by its name to every loader, the adapters and the command line.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The entry: its files (:func:`idx_file`, :func:`archive_file`), splits, mirrors and
+        classes.  Its name must be lower case, with ``-`` between words (the form
+        :func:`get_dataset` looks up).
+    replace : bool, default False
+        Replace a dataset already registered under that name (a built-in one included).
+
+    Returns
+    -------
+    Dataset
+        ``dataset``, checked.
+
+    Raises
+    ------
+    ArgumentError
+        For a name already taken (without ``replace``), a malformed name, a split naming a
+        file the dataset does not have, two files of one name, or no classes.
+
+    Examples
+    --------
+    >>> from mnistkit.registry import Dataset, Split, idx_file, register_dataset
+    >>> files = (idx_file("train-images.gz", (60000, 28, 28)), idx_file("train-labels.gz", (60000,)))
+    >>> mine = Dataset("my-digits", "My digits", files, (Split("train", *[f.name for f in files]),),
+    ...                mirrors=("https://data.example.org/my-digits/",), classes=tuple("0123456789"))
+    >>> register_dataset(mine).name                                    # doctest: +SKIP
+    'my-digits'
+    """
+    name = dataset.name
+    if not isinstance(name, str) or not name or name != name.strip().lower().replace("_", "-"):
+        msg = f"dataset name {name!r}: use lower case, with '-' between words (e.g. 'my-digits')"
+        raise ArgumentError(msg)
+    if name in DATASETS and not replace:
+        msg = f"a dataset named {name!r} is already registered; pass replace=True to replace it"
+        raise ArgumentError(msg)
+    names = [spec.name for spec in dataset.files]
+    if len(set(names)) != len(names):
+        msg = f"{name}: two files share a name in {names}"
+        raise ArgumentError(msg)
+    for split in dataset.splits:
+        for file_name in (split.images, split.labels):
+            if file_name not in names:
+                msg = f"{name}: split {split.name!r} names {file_name!r}, which is not one of its files {names}"
+                raise ArgumentError(msg)
+    if not dataset.classes:
+        msg = f"{name}: a dataset needs its classes (e.g. tuple('0123456789'))"
+        raise ArgumentError(msg)
+    DATASETS[name] = dataset
+    return dataset

@@ -4,16 +4,19 @@
 
 * sources are tried in order: ``$MNISTKIT_MIRROR`` (or ``mirrors=``) first, each a
   base holding ``<base>/<dataset>/<file name>``, then the dataset's built-in mirrors;
-* each HTTP transfer has connect and read timeouts, is retried with capped
-  exponential backoff and jitter on transient failures (connection errors,
-  timeouts, 429, 5xx) and abandoned for the next source on anything else
+* each HTTP transfer (:mod:`mnistkit.transfer`) has connect and read timeouts and a
+  deadline for its headers, is retried with capped exponential backoff and jitter on
+  transient failures (connection errors, timeouts, 429, 5xx), the count starting again
+  after a try that made progress, and abandoned for the next source on anything else
   (403, 404, an HTML page, wrong bytes);
 * the body goes to ``<file>.part`` in the destination folder; an interrupted
-  transfer resumes from there with an HTTP Range request (``If-Range`` guards
-  against a file that changed), and starts over when the server ignores it;
-* the magic bytes are checked as soon as they arrive (an HTML page is refused
-  at once), the size is capped by the registry, and the decoded bytes are
-  verified before the file is renamed to its published name.
+  transfer resumes from there with an HTTP Range request (``If-Range`` with a strong
+  validator guards against a file that changed), from the same source or another one
+  holding the same published bytes, and starts over when the server ignores it;
+* the magic bytes are checked as soon as they arrive, the size is capped by the
+  registry (local copies too), and the decoded bytes are verified before the file gets
+  its published name (or, when a file of the user's holds that name, a place beside it:
+  see :mod:`mnistkit.layout`).
 
 The caller (the store) holds the file's inter-process lock around all of this,
 so the ``.part`` file has exactly one writer.  Time, randomness and the HTTP
@@ -22,70 +25,49 @@ session are injected, so retry and backoff are testable without patching.
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import shutil
-import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import _winfs
 from ._log import log
-from .errors import ChecksumError, DownloadError, IdxFormatError, MissingFilesError, files_in_use, write_failed
-from .idx import sniff
+from ._version import __version__
+from .errors import (
+    ChecksumError,
+    DataFolderError,
+    DownloadError,
+    IdxFormatError,
+    MissingFilesError,
+    RegistryMismatchError,
+    files_in_use,
+    write_failed,
+)
 from .integrity import verify
+from .layout import downloaded_path, part_path, record_path, unlink
 from .registry import Dataset, FileSpec
+from .settings import Settings
+from .transfer import (
+    ResumeRecord,
+    SourceFailed,
+    check_head,
+    deadline_adapter,
+    network_errors,
+    open_response,
+    raw_chunks,
+    redact,
+    resume_headers,
+    short,
+    size_cap,
+    stream_body,
+    triage,
+)
 
-
-ENV_MIRROR = "MNISTKIT_MIRROR"
-ENV_OFFLINE = "MNISTKIT_OFFLINE"
-ENV_TIMEOUT = "MNISTKIT_TIMEOUT"
-
-_TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
-_ACCEPTED_KINDS = {"gzip", "xz", "idx", "zip"}  # zip: archives (EMNIST); verify() refuses a zip posing as IDX
-_MAX_REDIRECTS = 5
-
-
-class SourceFailed(Exception):
-    """One source could not deliver the file; ``transient`` says whether to retry it."""
-
-    def __init__(self, reason: str, transient: bool = False, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.transient = transient
-        self.retry_after = retry_after
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_offline() -> bool:
-    """Whether ``$MNISTKIT_OFFLINE`` asks for no network."""
-    return _truthy(os.environ.get(ENV_OFFLINE))
-
-
-def parse_sources(mirrors: str | Sequence[str] | None) -> list[str]:
-    """The user's extra sources: ``mirrors`` if given, else ``$MNISTKIT_MIRROR``.
-
-    Parameters
-    ----------
-    mirrors : str or sequence of str, optional
-        Comma-separated string or list of URLs (``http``, ``https``, ``file``) or folders.
-
-    Returns
-    -------
-    list of str
-    """
-    if mirrors is None:
-        mirrors = os.environ.get(ENV_MIRROR, "")
-    if isinstance(mirrors, str):
-        mirrors = mirrors.split(",")
-    return [m.strip() for m in mirrors if m and m.strip()]
+__all__ = ["Downloader", "RetryPolicy", "is_http", "progress_step"]
 
 
 def is_http(location: str) -> bool:
@@ -118,11 +100,13 @@ class RetryPolicy:
     Attributes
     ----------
     attempts : int
-        Tries per source on transient failures (the first included).
+        Tries per source on transient failures (the first included); a try that made
+        progress (see :func:`progress_step`) starts the count again.
     base_delay, max_delay : float
         Backoff: ``min(max_delay, base_delay * 2**k)`` scaled by a random factor in [0.5, 1].
     connect_timeout, read_timeout : float
-        Seconds to connect, and to wait for each piece of the body.
+        Seconds to connect, and to wait for each piece of the answer; the status line and
+        headers must arrive within twice ``read_timeout`` in all.
     min_rate : float
         Bytes per second a transfer must average once twice ``read_timeout`` has passed: a
         server that trickles a byte now and then never trips the read timeout, but is dropped
@@ -138,12 +122,15 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rng: Callable[[], float]) -> float:
         """Seconds to wait before try number ``attempt + 1``."""
-        return min(self.max_delay, self.base_delay * 2**attempt) * (0.5 + 0.5 * rng())
+        return float(min(self.max_delay, self.base_delay * 2**attempt) * (0.5 + 0.5 * rng()))
+
+
+def progress_step(spec: FileSpec) -> int:
+    """How many new bytes make a try count as progress: 64 KiB, less for small files."""
+    return max(1, min(1 << 16, size_cap(spec) // 16))
 
 
 def _user_agent() -> str:
-    from . import __version__
-
     import requests
 
     return f"mnistkit/{__version__} (+https://pypi.org/project/mnistkit/) python-requests/{requests.__version__}"
@@ -155,14 +142,15 @@ class Downloader:
     Parameters
     ----------
     extra_sources : sequence of str
-        Bases tried before the built-in mirrors (see :func:`parse_sources`).
+        Bases tried before the built-in mirrors (see :attr:`Settings.mirrors <mnistkit.settings.Settings>`).
     offline : bool
         Skip every http(s) source; folders and ``file://`` URLs are still used.
     progress : bool or None
         Progress bar on stderr; None means only when stderr is a terminal.
     retry : RetryPolicy, optional
     session : requests.Session, optional
-        A session to use (its proxies, certificates, adapters); one is made if None.
+        A session to use (its proxies, certificates, adapters); one is made if None.  The
+        headers deadline needs :func:`mnistkit.transfer.deadline_adapter` mounted on it.
     sleep, rng, clock : callable, optional
         Injected for tests: ``time.sleep``, ``random.random`` and ``time.monotonic`` by default.
     """
@@ -174,7 +162,7 @@ class Downloader:
         offline: bool = False,
         progress: bool | None = None,
         retry: RetryPolicy | None = None,
-        session=None,
+        session: Any = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
@@ -187,6 +175,14 @@ class Downloader:
         self.sleep = sleep
         self.rng = rng
         self.clock = clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Downloader:
+        """The downloader ``settings`` describe (mirrors, offline, progress, timeout)."""
+        retry = RetryPolicy()
+        if settings.timeout is not None:
+            retry.read_timeout = retry.connect_timeout = settings.timeout
+        return cls(settings.mirrors, offline=settings.offline, progress=settings.progress, retry=retry)
 
     # --- which sources ----------------------------------------------------------------------
 
@@ -204,29 +200,32 @@ class Downloader:
         return found
 
     def __call__(self, dataset: Dataset, spec: FileSpec, folder: Path) -> Path:
-        """Obtain ``spec`` as ``folder/<published name>``, verified.  See :class:`Downloader`."""
+        """Obtain ``spec`` in ``folder``, verified; returns its path.  See :class:`Downloader`.
+
+        The path is ``folder/<published name>``, unless a file is already there (one of the
+        user's that is not the published data: never overwritten); then it is
+        ``folder/.downloaded/<published name>``.
+        """
         locations = self.locations(dataset, spec)
         if not locations:
             raise MissingFilesError(
                 dataset.name, [spec.name], folder, dataset.urls(spec), "offline mode: the network is not used"
             )
-        final = folder / spec.name
-        part = folder / (spec.name + ".part")
+        part = part_path(folder, spec.name)
         attempts: list[tuple[str, str]] = []
         for location in locations:
+            shown = redact(location)
             try:
-                if is_http(location):
-                    self._http(location, spec, part)
-                else:
-                    self._copy_local(Path(location), spec, part)
-                self._verify(part, spec, location)
+                self._obtain(location, spec, part)
             except SourceFailed as err:
-                log.warning("%s: %s", location, err.reason)
-                attempts.append((location, err.reason))
+                # Said once: in the error if every source fails, else in the warning below.
+                log.info("%s: %s", shown, err.reason)
+                attempts.append((shown, err.reason))
                 continue
+            final = _destination(folder, spec.name)
             # The resume record goes first: a process killed between these two steps leaves a
             # .part without it (downloaded again), never a record that nothing would clean up.
-            _unlink(_meta_path(part))
+            unlink(record_path(part))
             try:
                 _winfs.replace(part, final)  # Windows: retried while a reader holds ``final`` for a moment
             except OSError as err:
@@ -234,7 +233,10 @@ class Downloader:
                     raise
                 # The verified .part stays: the next call resumes on it (HTTP 416) or copies it again.
                 raise files_in_use([final], f"replace with the verified download {part.name}") from None
-            log.info("got %s from %s", spec.name, location)
+            log.info("got %s from %s", spec.name, shown)
+            if attempts:  # a mirror that fails is worth knowing about even when another one works
+                failed = "; ".join(f"{loc}: {why}" for loc, why in attempts)
+                log.warning("got %s from %s after %d source(s) failed: %s", spec.name, shown, len(attempts), failed)
             return final
         if self.offline and not any(is_http(loc) for loc in locations):
             raise MissingFilesError(
@@ -242,9 +244,28 @@ class Downloader:
                 [spec.name],
                 folder,
                 dataset.urls(spec),
-                "offline mode; not in " + ", ".join(locations),
+                "offline mode; not in " + ", ".join(redact(loc) for loc in locations),
             )
         raise DownloadError(spec.name, attempts, folder)
+
+    def _obtain(self, location: str, spec: FileSpec, part: Path) -> None:
+        """Bring ``spec`` from one source into ``part``, verified."""
+        shown = redact(location)
+        if not is_http(location):
+            self._copy_local(Path(location), spec, part)
+            self._verify(part, spec, shown)
+            return
+        resumed = self._http(location, spec, part)
+        try:
+            self._verify(part, spec, shown)
+        except SourceFailed:
+            if not resumed:
+                raise
+            # The kept bytes may be another file's prefix (a stale .part): one fresh try
+            # before this source is blamed.
+            log.info("%s: resumed %s did not verify; downloading it again from the start", shown, spec.name)
+            self._http(location, spec, part)
+            self._verify(part, spec, shown)
 
     # --- checking ---------------------------------------------------------------------------
 
@@ -254,24 +275,14 @@ class Downloader:
             verify(part, spec, source=f"{spec.name} from {location}")
             return
         except (IdxFormatError, ChecksumError) as err:
-            reason = _reason(err)
+            failure: Exception = SourceFailed(f"rejected after download: {_reason(err)}")
+        except RegistryMismatchError as err:
+            # The published file contradicts the registry: every source would; nothing is kept.
+            failure = err.with_traceback(None)
         # Deleted after the except block: until then the exception's traceback keeps the verifier's
         # frames, which map the file, and Windows cannot delete a mapped file.
-        _unlink(part)  # never keep wrong bytes, not even as a resume point
-        _unlink(_meta_path(part))
-        raise SourceFailed(f"rejected after download: {reason}")
-
-    @staticmethod
-    def _cap(spec: FileSpec) -> int:
-        """The most bytes a correct copy can take: the decoded size plus container overhead."""
-        return spec.decoded_size + spec.decoded_size // 500 + 4096
-
-    @staticmethod
-    def _check_head(head: bytes) -> None:
-        kind = sniff(head)
-        if kind not in _ACCEPTED_KINDS:
-            what = {"html": "an HTML page", "empty": "an empty body"}.get(kind, f"{kind} data")
-            raise SourceFailed(f"served {what}, not the dataset file")
+        _discard(part)  # never keep wrong bytes, not even as a resume point
+        raise failure
 
     # --- local sources ----------------------------------------------------------------------
 
@@ -281,291 +292,185 @@ class Downloader:
             if src.is_file():
                 break
         else:
-            raise SourceFailed("not found")
+            msg = "not found"
+            raise SourceFailed(msg)
+        cap = size_cap(spec)
         try:
             with open(src, "rb") as fin:
-                self._check_head(fin.read(512))
+                size = os.fstat(fin.fileno()).st_size
+                if size > cap:  # the same cap as over HTTP: a padded or foreign file is not copied whole
+                    msg = f"{src} is {size} bytes, more than any copy of {spec.name} can be ({cap})"
+                    raise SourceFailed(msg)
+                check_head(fin.read(512))
                 fin.seek(0)
                 with open(part, "wb") as fout:
-                    shutil.copyfileobj(fin, fout, 1 << 20)
+                    copied = 0
+                    while block := fin.read(min(1 << 20, cap + 1 - copied)):
+                        fout.write(block)
+                        copied += len(block)
+                        if copied > cap:  # it grew while being copied
+                            msg = f"{src} grew past {cap} bytes while being copied"
+                            raise SourceFailed(msg)
+        except SourceFailed:
+            unlink(part)
+            raise
         except OSError as err:
-            _unlink(part)
-            raise SourceFailed(f"cannot read {src}: {err.strerror or err}") from None
+            unlink(part)
+            msg = f"cannot read {src}: {err.strerror or err}"
+            raise SourceFailed(msg) from None
 
     # --- HTTP -------------------------------------------------------------------------------
 
     @property
-    def session(self):
+    def session(self) -> Any:
+        """The HTTP session (made on first use: honours HTTP(S)_PROXY/NO_PROXY; TLS roots from certifi)."""
         if self._session is None:
             import requests
 
-            self._session = requests.Session()  # honours HTTP(S)_PROXY/NO_PROXY; TLS roots from certifi
+            self._session = requests.Session()
             self._session.headers["User-Agent"] = _user_agent()
+            adapter = deadline_adapter()
+            self._session.mount("http://", adapter)
+            self._session.mount("https://", adapter)
         return self._session
 
-    def _http(self, url: str, spec: FileSpec, part: Path) -> None:
+    def _http(self, url: str, spec: FileSpec, part: Path) -> bool:
+        """Transfer ``url`` into ``part``, retrying transient failures; whether kept bytes were resumed.
+
+        A try that moved the download on by :func:`progress_step` bytes or more starts the count
+        of tries again: a link that breaks every few hundred kB still delivers the file.
+        """
         attempt = 0
+        resumed = False
+        step = progress_step(spec)
         while True:
+            before = _size(part)
             try:
-                self._transfer(url, spec, part)
-                return
+                return self._transfer(url, spec, part) or resumed
             except SourceFailed as err:
+                if err.discard:
+                    _discard(part)
+                resumed = resumed or err.resumed
                 attempt += 1
+                if err.transient and _size(part) - before >= step:
+                    attempt = 1  # progress: this try counts as the first of a new series
                 if not err.transient or attempt >= self.retry.attempts:
                     if err.transient:
-                        raise SourceFailed(f"{err.reason} (gave up after {attempt} tries)") from None
+                        msg = f"{err.reason} (gave up after {attempt} tries)"
+                        raise SourceFailed(msg) from None
                     raise
                 wait = self.retry.delay(attempt - 1, self.rng)
                 if err.retry_after is not None:
                     wait = min(max(wait, err.retry_after), self.retry.max_delay)
-                log.info("%s: %s; retrying in %.1f s", url, err.reason, wait)
+                log.info("%s: %s; retrying in %.1f s", redact(url), err.reason, wait)
                 self.sleep(wait)
 
-    def _request(self, url: str, headers: dict):
-        """GET with redirects followed by hand: at most a few, never from https to http."""
-        import requests
-
-        timeout = (self.retry.connect_timeout, self.retry.read_timeout)
-        for _ in range(_MAX_REDIRECTS + 1):
-            try:
-                resp = self.session.get(url, headers=headers, stream=True, timeout=timeout, allow_redirects=False)
-            except requests.exceptions.SSLError as err:
-                raise SourceFailed(f"TLS error: {err}") from None
-            except requests.exceptions.Timeout:
-                raise SourceFailed("timed out waiting for the server", transient=True) from None
-            except requests.exceptions.ConnectionError as err:
-                if _unresolvable(err):
-                    # No DNS answer: an offline node or a mistyped host; retrying only wastes the backoff.
-                    host = urllib.parse.urlsplit(url).hostname
-                    raise SourceFailed(f"cannot resolve host {host} (no network, or a wrong name?)") from None
-                raise SourceFailed(f"connection failed ({_short(err)})", transient=True) from None
-            except requests.exceptions.RequestException as err:
-                raise SourceFailed(f"request failed ({_short(err)})") from None
-            if resp.status_code in (301, 302, 303, 307, 308) and "location" in resp.headers:
-                target = urllib.parse.urljoin(url, resp.headers["location"])
-                resp.close()
-                if url.lower().startswith("https:") and not target.lower().startswith("https:"):
-                    raise SourceFailed(f"refused a redirect from https to {target}")
-                url = target
-                continue
-            return resp
-        raise SourceFailed(f"more than {_MAX_REDIRECTS} redirects")
-
-    def _transfer(self, url: str, spec: FileSpec, part: Path) -> None:
-        meta_path = _meta_path(part)
-        have = part.stat().st_size if part.exists() else 0
-        meta = _read_meta(meta_path) if have else {}
-        headers = {"Accept-Encoding": "identity"}  # the bytes as stored: never let a server re-encode them
-        if have and meta.get("url") == url:
-            headers["Range"] = f"bytes={have}-"
-            validator = meta.get("etag") or meta.get("last_modified")
-            if validator:
-                headers["If-Range"] = validator
-        else:
-            have = 0
-        resp = self._request(url, headers)
+    def _transfer(self, url: str, spec: FileSpec, part: Path) -> bool:
+        """One HTTP try into ``part``: the steps of :mod:`mnistkit.transfer`; whether it continued kept bytes."""
+        have = _size(part)
+        record = ResumeRecord.read(record_path(part)) if have else None
+        headers, have = resume_headers(record, have, url, spec)
+        resp = open_response(self.session, url, headers, self.retry.connect_timeout, self.retry.read_timeout)
         with resp:
-            status = resp.status_code
-            if status in _TRANSIENT_STATUS:
-                retry_after = _retry_after(resp.headers.get("retry-after"))
-                raise SourceFailed(f"HTTP {status} {resp.reason}", transient=True, retry_after=retry_after)
-            if status == 416 and have:
+            plan = triage(resp.status_code, resp.reason, resp.headers, have, record, spec)
+            if plan.complete:
                 # Nothing left to send: the .part may be complete (a process killed while verifying it).
                 try:
                     verify(part, spec, source=str(part))
-                    return
+                    return True
                 except (IdxFormatError, ChecksumError):
-                    pass
-                _unlink(part)  # not a prefix of their file after all (deleted once the verifier let go of it)
-                raise SourceFailed("server refused to resume (HTTP 416)", transient=True)
-            if status not in (200, 206):
-                raise SourceFailed(f"HTTP {status} {resp.reason}")
-            ctype = resp.headers.get("content-type", "").lower()
-            if "text/html" in ctype:
-                raise SourceFailed(f"served an HTML page (Content-Type {ctype}), not the dataset file")
-            start = 0
-            if status == 206:
-                start = _content_range_start(resp.headers.get("content-range"))
-                if start != have:
-                    _unlink(part)
-                    raise SourceFailed("server resumed at the wrong offset", transient=True)
-            elif have:
-                log.info("%s ignored the Range request: starting %s over", url, spec.name)
-            length = resp.headers.get("content-length")
-            total = start + int(length) if length and length.isdigit() else None
-            cap = self._cap(spec)
-            if total is not None and total > cap:
-                raise SourceFailed(f"announced {total} bytes, more than any copy of {spec.name} can be ({cap})")
-            _write_meta(meta_path, url, resp.headers)
-            mode = "ab" if status == 206 else "wb"
-            received = start
-            began, grace = self.clock(), 2 * self.retry.read_timeout
-            bar = self._bar(spec.name, total, start)
-            try:
-                with open(part, mode) as fh:
-                    head = None if start else b""
-                    if start:  # check the magic of what we kept before resuming on it
-                        with open(part, "rb") as kept:
-                            self._check_head(kept.read(512))
-                    while True:
-                        # read1: whatever has arrived, so a broken-off body keeps every byte it got;
-                        # raw bytes as sent, never decoded, so a Range resume lines up with them
-                        chunk = resp.raw.read1(1 << 16, decode_content=False)
-                        if not chunk:
-                            break
-                        if head is not None:
-                            head += chunk
-                            if len(head) >= 512:
-                                self._check_head(head)
-                                head = None
-                        fh.write(chunk)
-                        received += len(chunk)
-                        if bar is not None:
-                            bar.update(len(chunk))
-                        if received > cap:
-                            raise SourceFailed(f"sent more than {cap} bytes, more than any copy of {spec.name}")
-                        elapsed = self.clock() - began
-                        if elapsed > grace and received - start < self.retry.min_rate * elapsed:
-                            rate = (received - start) / elapsed
-                            raise SourceFailed(
-                                f"too slow: {rate:.0f} bytes/s over {elapsed:.1f} s "
-                                f"(at least {self.retry.min_rate:.0f} needed)", transient=True
-                            )
-                    if head is not None:
-                        self._check_head(head)
-            except SourceFailed as err:
-                if not err.transient:
-                    _unlink(part)  # wrong content: not worth resuming
-                    _unlink(meta_path)
-                raise
-            except _network_errors() as err:
-                # The body broke off: what arrived stays in the .part file for the retry to resume.
-                # (A local disk error is an OSError of another kind and propagates as it is.)
-                raise SourceFailed(
-                    f"transfer interrupted after {received} bytes ({_short(err)})", transient=True
-                ) from None
-            except OSError as err:
-                # The disk, not the network (full, quota, file size limit): no other mirror can help,
-                # and a half-written .part would only keep the space taken.
-                _unlink(part)
-                _unlink(meta_path)
-                raise write_failed(part.parent, err) from err
-            finally:
-                if bar is not None:
-                    bar.close()
-            if total is not None and received != total:
-                raise SourceFailed(f"transfer ended after {received} of {total} bytes", transient=True)
+                    msg = "server refused to resume (HTTP 416)"
+                    raise SourceFailed(msg, transient=True, discard=True) from None
+            if have and not plan.start:
+                log.info("%s ignored the Range request: starting %s over", redact(url), spec.name)
+            ResumeRecord.from_response(url, resp.headers, plan.total).write(record_path(part))
+            received = self._write(resp, spec, part, plan.start, plan.total)
+        if plan.total is not None and received != plan.total:
+            msg = f"transfer ended after {received} of {plan.total} bytes"
+            raise SourceFailed(msg, transient=True, resumed=plan.start > 0)
+        return plan.start > 0
 
-    def _bar(self, name: str, total: int | None, initial: int):
-        show = self.progress if self.progress is not None else sys.stderr.isatty()
-        if not show:
-            return None
-        from tqdm.auto import tqdm
+    def _write(self, resp: Any, spec: FileSpec, part: Path, start: int, total: int | None) -> int:
+        """Stream the body into ``part`` at ``start``; network and disk failures sorted apart."""
+        from .notebook import progress_bar  # a terminal bar, a notebook widget, or None
 
-        return tqdm(
-            total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=name, file=sys.stderr,
-            leave=True,
+        bar = progress_bar(total=total, desc=spec.name, unit="B", progress=self.progress, initial=start, leave=True)
+        received = start
+        try:
+            kept = b""
+            if start:  # the kept bytes and the new ones are judged together
+                with open(part, "rb") as fh:
+                    kept = fh.read(512)
+            with open(part, "ab" if start else "wb") as out:
+                received = stream_body(
+                    raw_chunks(resp),
+                    out,
+                    spec,
+                    start=start,
+                    kept_head=kept,
+                    clock=self.clock,
+                    min_rate=self.retry.min_rate,
+                    grace=2 * self.retry.read_timeout,
+                    progress=bar.update if bar is not None else None,
+                )
+        except SourceFailed as err:
+            err.discard = err.discard or not err.transient  # wrong content: not worth resuming
+            err.resumed = err.resumed or start > 0
+            raise
+        except network_errors() as err:
+            # The body broke off: what arrived stays in the .part file for the retry to resume.
+            # (A local disk error is an OSError of another kind and propagates as it is.)
+            got = _size(part)
+            msg = f"transfer interrupted after {got} bytes ({short(err)})"
+            raise SourceFailed(msg, transient=True, resumed=start > 0) from None
+        except OSError as err:
+            # The disk, not the network (full, quota, file size limit): no other mirror can help,
+            # and a half-written .part would only keep the space taken.
+            _discard(part)
+            raise write_failed(part.parent, err) from err
+        finally:
+            if bar is not None:
+                bar.close()
+        return received
+
+
+def _destination(folder: Path, name: str) -> Path:
+    """The published name, unless something (a file of the user's) is there already."""
+    final = folder / name
+    if not os.path.lexists(final):
+        return final
+    other = downloaded_path(folder, name)
+    try:
+        other.parent.mkdir(exist_ok=True)
+    except OSError as err:  # a file of the user's named like the folder: name it, never replace it
+        msg = (
+            f"cannot use the data folder {folder}: {final} is not the published data and {other.parent} "
+            f"is not a folder ({err.strerror or err}), so the verified download has nowhere to go. Move or "
+            "delete one of them"
         )
+        raise DataFolderError(msg) from err
+    # Info, not a warning: the store already warns once about the rejected file when the download succeeds.
+    log.info("%s holds another file (left alone); the verified download goes to %s", final, other)
+    return other
 
 
-def _unresolvable(err: BaseException) -> bool:
-    """Whether a connection error is a failed name lookup (urllib3 wraps it in MaxRetryError)."""
-    import urllib3
-
-    seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        if isinstance(err, urllib3.exceptions.NameResolutionError):
-            return True
-        nested = [a for a in getattr(err, "args", ()) if isinstance(a, BaseException)]
-        err = getattr(err, "reason", None) or (nested[0] if nested else None) or err.__cause__ or err.__context__
-    return False
-
-
-def _network_errors() -> tuple[type[BaseException], ...]:
-    import requests
-    import urllib3
-
-    return (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
-
-
-def _meta_path(part: Path) -> Path:
-    return part.with_name(part.name + ".json")
-
-
-def _read_meta(path: Path) -> dict:
+def _size(path: Path) -> int:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
-def _write_meta(path: Path, url: str, headers) -> None:
-    meta = {"url": url, "etag": headers.get("etag"), "last_modified": headers.get("last-modified")}
-    path.write_text(json.dumps(meta), encoding="utf-8")
-
-
-def _content_range_start(value: str | None) -> int:
-    # "bytes 100-199/200"
-    try:
-        return int(value.split()[1].split("-")[0])  # type: ignore[union-attr]
-    except (AttributeError, IndexError, ValueError):
-        return -1
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
-
-
-def _short(err: BaseException) -> str:
-    text = str(err)
-    return text if len(text) < 160 else text[:157] + "..."
+def _discard(part: Path) -> None:
+    unlink(part)
+    unlink(record_path(part))
 
 
 def _reason(err: Exception) -> str:
     if isinstance(err, ChecksumError):
+        if err.algorithm == "size":
+            return f"wrong size ({err.actual} bytes, expected {err.expected})"
         return f"checksum mismatch ({err.algorithm} {err.actual[:12]}..., expected {err.expected[:12]}...)"
     if isinstance(err, IdxFormatError):
         return err.reason
     return str(err)
-
-
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def make_fetcher(
-    mirrors: str | Sequence[str] | None = None,
-    offline: bool | None = None,
-    progress: bool | None = None,
-) -> Downloader:
-    """A :class:`Downloader` configured from arguments, falling back to the environment.
-
-    Parameters
-    ----------
-    mirrors : str or sequence of str, optional
-        Extra sources; None reads ``$MNISTKIT_MIRROR``.
-    offline : bool, optional
-        None reads ``$MNISTKIT_OFFLINE``.
-    progress : bool, optional
-        None: a bar only when stderr is a terminal.
-    """
-    retry = RetryPolicy()
-    timeout = os.environ.get(ENV_TIMEOUT, "").strip()
-    if timeout:
-        try:
-            retry.read_timeout = retry.connect_timeout = float(timeout)
-        except ValueError:
-            log.warning("ignoring %s=%r: not a number of seconds", ENV_TIMEOUT, timeout)
-    return Downloader(
-        parse_sources(mirrors),
-        offline=env_offline() if offline is None else bool(offline),
-        progress=progress,
-        retry=retry,
-    )

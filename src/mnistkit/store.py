@@ -1,85 +1,69 @@
-"""The data folder: where files live, locks, and the memory-mapped cache.
+"""The data folder: observe what is there, ask the plan, act under a lock.
 
-Layout (the same one mirrors use, so a data folder can be copied or served)::
+Layout (the same one mirrors use, so a data folder can be copied or served; every
+name is spelled in :mod:`mnistkit.layout`)::
 
     <data home>/<dataset>/<published file name>       downloaded or hand-placed files
+    <data home>/<dataset>/.downloaded/<name>         a verified download set aside: the user's file held the name
     <data home>/<dataset>/.cache/<stem>.npy          decoded array, loads by memory map
-    <data home>/<dataset>/.cache/<stem>.json         manifest: what was verified, and how big
+    <data home>/<dataset>/.cache/<stem>.json         manifest (mnistkit.manifest): what was verified, and how big
     <data home>/<dataset>/.locks/<stem>.lock         one inter-process lock per file
+
+:meth:`Store.load` maps a cache entry that passes the cheap check (no lock, no
+hashing).  Otherwise it observes the folder (:class:`~mnistkit.plan.OnDisk`), asks
+the pure :func:`~mnistkit.plan.plan` what to do and runs the answer: build the cache
+from a local copy (verified in the same pass), fetch through the downloader first,
+decode in memory when the folder cannot be written, or fail naming every file.
 
 Datasets read from one archive share a folder (``emnist/gzip.zip``): the
 archive is verified once (its manifest records the size and modification time
 it was verified at), and each member is streamed from it into its own cache
 entry, never unpacked to disk.  Images stored transposed are cached upright.
 
-A cache entry is used only when its manifest matches the registry and the
-``.npy`` has the size the manifest records (the cheap check); otherwise it is
-rebuilt from a verified file.  Every file is written under a temporary name in
-the same folder and renamed into place, so a process killed at any point never
-leaves a half-written file under a final name.
+Every file is written under a temporary name in the same folder and renamed into
+place, so a process killed at any point never leaves a half-written file under a
+final name.  Checking, discarding and cleaning live beside this module, in
+:mod:`mnistkit.maintenance`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
-import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import numpy as np
 
 from . import _winfs
 from ._log import log
 from .errors import (
+    ArgumentError,
     ChecksumError,
     DataFolderError,
     DownloadError,
     IdxFormatError,
     LockTimeout,
     MissingFilesError,
-    files_in_use,
     write_failed,
 )
-from .idx import IDX_TYPES, IdxHeader
-from .integrity import Sink, split_digest, verify
+from .idx import IDX_TYPES
+from .integrity import Sink, verify
+from .layout import CACHE_DIR, LOCK_DIR, beside_npy_name, create_temp, downloaded_path, is_npy_name, temp_prefix, unlink
+from .manifest import CACHE_FORMAT, ArchiveManifest, CacheManifest, Manifest, read_manifest, write_manifest
+from .plan import Action, OnDisk, Plan, cache_matches, plan
 from .registry import Dataset, FileSpec
+from .settings import ENV_HOME, resolve_home
 
+__all__ = ["CACHE_FORMAT", "DownloaderLike", "Store", "resolve_home"]
 
-CACHE_FORMAT = 1
-CACHE_DIR = ".cache"
-LOCK_DIR = ".locks"
-ENV_HOME = "MNISTKIT_HOME"
-
-#: A fetcher downloads ``spec`` into ``folder`` under its published name, verified,
-#: and returns the path; it raises DownloadError or MissingFilesError.
-Fetcher = Callable[[Dataset, FileSpec, Path], Path]
-
-
-def resolve_home(data_home: str | os.PathLike | None = None) -> Path:
-    """The data folder: ``data_home``, else ``$MNISTKIT_HOME``, else the user cache folder.
-
-    Parameters
-    ----------
-    data_home : path-like, optional
-        An explicit folder.
-
-    Returns
-    -------
-    pathlib.Path
-        An absolute path (not created here).
-    """
-    if data_home is not None and str(data_home) != "":
-        return Path(data_home).expanduser().absolute()
-    env = os.environ.get(ENV_HOME, "").strip()
-    if env:
-        return Path(env).expanduser().absolute()
-    import platformdirs  # imported late: keeps `import mnistkit` cheap
-
-    return Path(platformdirs.user_cache_dir("mnistkit", appauthor=False)).absolute()
+#: What obtains a missing file: called as ``downloader(dataset, spec, folder)``, it puts ``spec``
+#: in ``folder`` verified and returns its path, or raises DownloadError or MissingFilesError
+#: (:class:`mnistkit.sources.Downloader` is the one mnistkit makes).
+DownloaderLike = Callable[[Dataset, FileSpec, Path], Path]
 
 
 @functools.lru_cache(maxsize=64)
@@ -110,40 +94,21 @@ def _map_npy(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray 
     return np.ndarray(shape, dtype=dtype, buffer=mm, offset=len(header))
 
 
-def _create_temp(folder: Path, prefix: str, suffix: str) -> tuple[int, str]:
-    """Create a new, uniquely named file for writing; returns (fd, path).
-
-    Unlike ``tempfile.mkstemp`` (mode 0600, which would hide a shared cache from the
-    other users of a data folder), the file gets 0666 less the umask, applied by the
-    kernel: nothing here reads or changes the process-wide umask, so threads are safe.
-    """
-    import secrets
-
-    for _ in range(100):
-        path = os.path.join(folder, f"{prefix}{secrets.token_hex(6)}{suffix}")
-        try:
-            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), path
-        except FileExistsError:
-            continue
-    msg = f"{folder}: could not create a temporary file"
-    raise DataFolderError(msg)
+#: The reason a read-only folder without the files cannot help (plan.Action.FAIL says it too).
+_FOLDER_READ_ONLY = "cannot be written, so nothing can be downloaded there"
 
 
-def _manifest_bytes(manifest: dict) -> bytes:
-    import json
-
-    return json.dumps(manifest, indent=1).encode()
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = _create_temp(path.parent, f".{path.name}.", ".tmp")
+def _size_or_none(path: Path) -> int | None:
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        _winfs.replace(tmp, path)  # Windows: retried while a reader holds the old file for a moment
-    except BaseException:
-        _unlink(tmp)
-        raise
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def _say_rejected(rejected: list[str], used: Path) -> None:
+    """Warn of local files refused, once a good copy (``used``) was found after all (else the error says it)."""
+    for problem in rejected:
+        log.warning("ignored a file that is not the published data (left alone; using %s): %s", used, problem)
 
 
 def _with_rejected(reason: str, problems: list[str]) -> str:
@@ -151,76 +116,21 @@ def _with_rejected(reason: str, problems: list[str]) -> str:
     return reason + "; files found but rejected: " + " | ".join(problems) if problems else reason
 
 
-def _unlink(path: str | os.PathLike) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def _unlink_unless_in_use(path: str | os.PathLike) -> bool:
-    """Delete ``path`` unless a program holds it (Windows: open or mapped); whether it is gone."""
-    try:
-        _unlink(path)
-    except OSError as err:
-        if not _winfs.in_use(err):
-            raise
-        log.info("%s is in use: left for later", path)
-        return False
-    return True
-
-
-def _is_entry_name(stem: str, name: str) -> bool:
-    """Whether ``name`` is a cache ``.npy`` of ``stem``: ``<stem>.npy`` or, built beside a mapped one, ``<stem>.<12 hex>.npy``."""
-    if name == f"{stem}.npy":
-        return True
-    token = name[len(stem) + 1 : -len(".npy")]
-    return (
-        name.startswith(stem + ".") and name.endswith(".npy") and len(token) == 12
-        and all(c in "0123456789abcdef" for c in token)
-    )
-
-
-@dataclass(frozen=True)
-class Finding:
-    """The verdict of :meth:`Store.check` on one file of the data folder.
-
-    Attributes
-    ----------
-    spec : FileSpec
-        The registry file it stands for.
-    kind : str
-        ``"file"`` (downloaded or hand-placed) or ``"cache"`` (the ``.npy`` entry).
-    path : pathlib.Path
-        The file checked.
-    problem : str or None
-        What is wrong, or None when it holds exactly the published data.
-    """
-
-    spec: FileSpec
-    kind: str
-    path: Path
-    problem: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Whether the file holds exactly the published data."""
-        return self.problem is None
-
-
 class Store:
-    """One dataset's folder in the data home.
+    """One dataset's folder in the data home: it observes, asks :func:`mnistkit.plan.plan`, and acts.
 
     Parameters
     ----------
     dataset : Dataset
         The registry entry.
     data_home : path-like, optional
-        See :func:`resolve_home`.
-    fetcher : callable, optional
-        How to obtain a missing file; ``None`` means never download.
+        See :func:`mnistkit.settings.resolve_home`.
+    downloader : callable, optional
+        How to obtain a missing file (see :data:`DownloaderLike`); ``None`` means never download.
     lock_timeout : float
         Seconds to wait for another process that is building the same file.
+    fetcher : callable, optional
+        The name ``downloader`` had in mnistkit 0.1; still accepted.
     """
 
     def __init__(
@@ -228,15 +138,22 @@ class Store:
         dataset: Dataset,
         data_home: str | os.PathLike | None = None,
         *,
-        fetcher: Fetcher | None = None,
+        downloader: DownloaderLike | None = None,
         lock_timeout: float = 3600.0,
+        fetcher: DownloaderLike | None = None,
     ) -> None:
         self.dataset = dataset
         self.home = resolve_home(data_home)
         self.folder = self.home / dataset.folder
         self.cache_folder = self.folder / CACHE_DIR
-        self.fetcher = fetcher
+        self.downloader = downloader if downloader is not None else fetcher
         self.lock_timeout = lock_timeout
+        #: Why a load decoded files without caching them (a read-only folder), or None.
+        self.uncached: str | None = None
+
+    def __repr__(self) -> str:
+        fetch = "downloads missing files" if self.downloader is not None else "never downloads"
+        return f"<Store {self.dataset.name} in {self.folder}, {fetch}>"
 
     # --- paths -----------------------------------------------------------------------------
 
@@ -244,15 +161,15 @@ class Store:
         """The ``.npy`` and manifest paths of ``spec``'s cache entry."""
         return self.cache_folder / f"{spec.stem}.npy", self.cache_folder / f"{spec.stem}.json"
 
-    def npy_path(self, spec: FileSpec, manifest: dict | None) -> Path:
-        """The ``.npy`` a manifest names, else the usual ``<stem>.npy``.
+    def npy_path(self, spec: FileSpec, manifest: Manifest | None) -> Path:
+        """The ``.npy`` a cache manifest names, else the usual ``<stem>.npy``.
 
         A rebuild that could not replace an entry some process still maps (Windows) writes the
-        new one beside it under ``<stem>.<token>.npy`` and records that name in the manifest.
+        new one beside it (:func:`mnistkit.layout.beside_npy_name`) and records that name in
+        the manifest's ``npy`` field.
         """
-        name = (manifest or {}).get("npy")
-        if isinstance(name, str) and _is_entry_name(spec.stem, name):
-            return self.cache_folder / name
+        if isinstance(manifest, CacheManifest) and manifest.npy and is_npy_name(spec.stem, manifest.npy):
+            return self.cache_folder / manifest.npy
         return self.cache_paths(spec)[0]
 
     def entry_files(self, spec: FileSpec) -> list[Path]:
@@ -261,50 +178,64 @@ class Store:
             names = os.listdir(self.cache_folder)
         except OSError:
             return []
-        return [self.cache_folder / n for n in sorted(names) if _is_entry_name(spec.stem, n)]
+        return [self.cache_folder / n for n in sorted(names) if is_npy_name(spec.stem, n)]
 
     def candidates(self, spec: FileSpec) -> list[Path]:
-        """Existing files in the dataset folder that may hold ``spec`` (any spelling)."""
-        found = []
-        for name in spec.spellings:
-            path = self.folder / name
-            if path.is_file():
-                found.append(path)
-        return found
+        """Existing files in the dataset folder that may hold ``spec``.
+
+        Every spelling of its name, then a verified download set aside because the published
+        name held a file of the user's (see :mod:`mnistkit.layout`).
+        """
+        paths = [self.folder / name for name in spec.spellings]
+        paths.append(downloaded_path(self.folder, spec.name))
+        return [path for path in paths if path.is_file()]
+
+    # --- observing -------------------------------------------------------------------------
+
+    def read_manifest(self, spec: FileSpec) -> Manifest | None:
+        """The manifest of ``spec``'s cache entry (or verified archive); None when absent or unreadable."""
+        return read_manifest(self.cache_paths(spec)[1])
+
+    def observe(self, spec: FileSpec, *, writable: bool = True) -> OnDisk:
+        """What the folder holds for ``spec`` (for an archive member: the archive's copies)."""
+        manifest = self.read_manifest(spec)
+        source = spec if spec.archive is None else self.dataset.file(spec.archive)
+        files = []
+        for path in self.candidates(source):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            files.append((path, stat.st_size, stat.st_mtime_ns))
+        from .layout import part_path
+
+        return OnDisk(
+            manifest=manifest,
+            npy_size=_size_or_none(self.npy_path(spec, manifest)),  # the manifest may name another (Windows)
+            files=tuple(files),
+            part_size=_size_or_none(part_path(self.folder, source.name)) or 0,
+            writable=writable,
+            can_fetch=self.downloader is not None,
+        )
 
     # --- the warm path: no lock, no hashing --------------------------------------------------
-
-    def read_manifest(self, spec: FileSpec) -> dict | None:
-        """The manifest of ``spec``'s cache entry, or None when it is absent or unreadable."""
-        _, manifest_path = self.cache_paths(spec)
-        try:
-            import json  # here, not at the top: `import mnistkit` stays light
-
-            return json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
 
     def cached(self, spec: FileSpec) -> np.ndarray | None:
         """Map ``spec``'s cache entry copy-on-write if it passes the cheap check, else None.
 
-        The cheap check: the manifest is of this format, names this file and the
-        registry's decoded checksum, and the ``.npy`` has the recorded size and a
-        header of the recorded shape and type.  A truncated or foreign entry fails it.
+        The cheap check (:func:`mnistkit.plan.cache_matches`): the manifest is of this format,
+        names this file and the registry's decoded checksum, and the ``.npy`` has the recorded
+        size and a header of the recorded shape and type.  A truncated or foreign entry fails it.
         """
-        manifest = self.read_manifest(spec)
+        if spec.kind == "archive":  # an archive has no array: see archive_path
+            return None
+        manifest = read_manifest(self.cache_paths(spec)[1])
         if manifest is None:
             return None
         npy_path = self.npy_path(spec, manifest)
         dtype = _dtype_of(spec)
         try:
-            if (
-                manifest.get("format") != CACHE_FORMAT
-                or manifest.get("file") != spec.name
-                or manifest.get("dtype") != dtype.str
-                or (spec.decoded_sha256 and manifest.get("decoded_sha256") != spec.decoded_sha256)
-                or manifest.get("upright", False) != spec.transposed
-                or npy_path.stat().st_size != manifest.get("npy_size")
-            ):
+            if not cache_matches(spec, manifest, npy_path.stat().st_size, dtype.str):
                 return None
             return _map_npy(npy_path, tuple(spec.shape), dtype)
         except (OSError, TypeError, ValueError):  # unreadable, or shorter than its header says: rebuild
@@ -330,32 +261,61 @@ class Store:
         ------
         MissingFilesError, DownloadError, ChecksumError, IdxFormatError, DataFolderError, LockTimeout
         """
+        if spec.kind == "archive":
+            msg = f"{spec.name} is an archive, not an array: load its members, or use Store.archive_path"
+            raise ArgumentError(msg)
         array = self.cached(spec)
         if array is not None:
             return array
         self._check_path_length()  # not the read-only route below: this folder cannot be used at all
         try:
             self._make_folder(self.cache_folder)
+        except _NotAFolder:
+            raise  # a file where a folder belongs: caching without it would hide the real cause
         except DataFolderError:
             # A read-only data folder that already holds the files is still usable, uncached.
-            return self._load_uncached(spec)
+            return self._run(spec, plan(spec, self.observe(spec, writable=False), _dtype_of(spec).str))
         with self.lock(spec):
             array = self.cached(spec)  # another process may have built it while we waited
             if array is not None:
                 return array
-            if spec.archive is None:
-                self._obtain(spec, lambda path: self.build_cache(path, spec))
-            else:
-                archive = self.archive_path(self.dataset.file(spec.archive))
-                from .archive import open_member  # zipfile: imported only for archive datasets
+            return self._run(spec, plan(spec, self.observe(spec), _dtype_of(spec).str))
 
-                with open_member(archive, spec.member) as stream:  # streamed: never unpacked
-                    self.build_cache(stream, spec)
+    def _run(self, spec: FileSpec, step: Plan) -> np.ndarray:
+        """Carry out ``step`` for ``spec`` (under its lock unless the folder cannot be written)."""
+        log.debug("%s: %s (%s)", spec.name, step.action.value, step.reason)
+        if step.action is Action.USE:
             array = self.cached(spec)
-            if array is None:  # pragma: no cover - only if the folder changes under us
-                msg = f"{self.cache_folder}: the cache entry for {spec.name} vanished right after it was written"
-                raise DataFolderError(msg)
-            return array
+            if array is not None:
+                return array
+            # The manifest and size matched but the .npy header did not: a damaged entry.
+            step = plan(spec, dataclasses.replace(self.observe(spec), manifest=None), _dtype_of(spec).str)
+        if step.action is Action.DECODE:
+            return self._load_uncached(spec)
+        if step.action is Action.FAIL:
+            source = spec if spec.archive is None else self.dataset.file(spec.archive)
+            reason = step.reason if step.reason != _FOLDER_READ_ONLY else f"{self.folder} {step.reason}"
+            raise MissingFilesError(self.dataset.name, [source.name], self.folder, self.dataset.urls(source), reason)
+        if spec.archive is None:
+            path, rejected = self._first_accepted(step.files, lambda found: self.build_cache(found, spec))
+            if path is None:
+                path = self._download(spec, rejected)
+                self.build_cache(path, spec)
+            _say_rejected(rejected, path)
+        else:
+            pinned = self.dataset.file(spec.archive)
+            archive = self.archive_path(pinned)
+            from .archive import open_member  # zipfile: imported only for archive datasets
+
+            # archive_path has just checked it against its published checksum (when one is pinned)
+            vouched = f"{archive.name} has its published checksum" if pinned.sha256 or pinned.md5 else None
+            with open_member(archive, cast(str, spec.member), vouched) as stream:  # streamed: never unpacked
+                self.build_cache(cast(BinaryIO, stream), spec)
+        array = self.cached(spec)
+        if array is None:  # pragma: no cover - only if the folder changes under us
+            msg = f"{self.cache_folder}: the cache entry for {spec.name} vanished right after it was written"
+            raise DataFolderError(msg)
+        return array
 
     def archive_path(self, archive: FileSpec) -> Path:
         """The path of a verified archive, obtained (and verified) first if need be.
@@ -369,27 +329,20 @@ class Store:
         ------
         MissingFilesError, DownloadError, ChecksumError, DataFolderError, LockTimeout
         """
-        path = self.folder / archive.name
         with self.lock(archive):
-            manifest = self.read_manifest(archive)
-            try:
-                stat = path.stat()
-            except OSError:
-                stat = None
-            if (
-                manifest is not None
-                and stat is not None
-                and manifest.get("format") == CACHE_FORMAT
-                and manifest.get("file") == archive.name
-                and manifest.get("checksum") == (archive.sha256 or archive.md5 or "")
-                and [stat.st_size, stat.st_mtime_ns] == [manifest.get("size"), manifest.get("mtime_ns")]
-            ):
-                return path
-            return self._obtain(
-                archive,
-                lambda found: self._vouch_for_archive(found, archive),
-                fetched=lambda got: self._record_archive(got, archive),  # the fetcher verified it
-            )
+            step = plan(archive, self.observe(archive))
+            if step.action is Action.USE:
+                return step.files[0]
+            if step.action is Action.FAIL:
+                raise MissingFilesError(
+                    self.dataset.name, [archive.name], self.folder, self.dataset.urls(archive), step.reason
+                )
+            path, rejected = self._first_accepted(step.files, lambda found: self._vouch_for_archive(found, archive))
+            if path is None:
+                path = self._download(archive, rejected)
+                self._record_archive(path, archive)  # the downloader verified it
+            _say_rejected(rejected, path)
+            return path
 
     def _vouch_for_archive(self, path: Path, archive: FileSpec) -> None:
         verify(path, archive, source=str(path))
@@ -399,15 +352,10 @@ class Store:
         """Write the manifest that lets later calls trust the verified archive at ``path``."""
         self._make_folder(self.cache_folder)
         stat = path.stat()
-        manifest = {
-            "format": CACHE_FORMAT,
-            "file": archive.name,
-            "checksum": archive.sha256 or archive.md5 or "",
-            "size": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        _atomic_write_bytes(self.cache_paths(archive)[1], _manifest_bytes(manifest))
+        checksum = archive.sha256 or archive.md5 or ""
+        write_manifest(
+            self.cache_paths(archive)[1], ArchiveManifest(archive.name, checksum, stat.st_size, stat.st_mtime_ns)
+        )
 
     def read_member(self, archive: FileSpec, member: str) -> bytes:
         """The bytes of a small member of a verified archive (EMNIST's mapping files)."""
@@ -415,42 +363,38 @@ class Store:
 
         return read_member(self.archive_path(archive), member)
 
-    def _obtain(
-        self, spec: FileSpec, use: Callable[[Path], None], fetched: Callable[[Path], None] | None = None
-    ) -> Path:
-        """Find or fetch a file that ``use`` accepts (it raises IdxFormatError/ChecksumError if not); its path.
+    @staticmethod
+    def _first_accepted(files: tuple[Path, ...], use: Callable[[Path], None]) -> tuple[Path | None, list[str]]:
+        """The first of ``files`` that ``use`` accepts (it raises IdxFormatError/ChecksumError if not).
 
-        A downloaded file goes to ``fetched`` instead when given: the fetcher has verified it already.
+        Returns the path (None if none) and why each rejected one was refused.  Hand-placed files
+        are the user's: a rejected one is left as it is.
         """
-        problems: list[str] = []
-        for path in self.candidates(spec):
+        rejected: list[str] = []
+        for path in files:
             try:
                 use(path)
             except (IdxFormatError, ChecksumError) as err:
-                # Not the published data. Hand-placed files are the user's: leave them, say so.
-                # str(err): a kept log record must not keep the traceback, whose frames map the file
-                # (Windows could then not replace it until the record goes)
-                log.warning("ignoring %s: %s", path, str(err))
-                problems.append(str(err))
+                rejected.append(str(err))
                 continue
-            return path
-        if self.fetcher is None:
-            reason = _with_rejected("downloading is disabled", problems)
+            return path, rejected
+        return None, rejected
+
+    def _download(self, spec: FileSpec, rejected: list[str]) -> Path:
+        """``spec`` from the downloader, verified; its errors also name the local files ``rejected``."""
+        if self.downloader is None:
+            reason = _with_rejected("downloading is disabled", rejected)
             raise MissingFilesError(self.dataset.name, [spec.name], self.folder, self.dataset.urls(spec), reason)
         try:
-            path = self.fetcher(self.dataset, spec, self.folder)
+            return self.downloader(self.dataset, spec, self.folder)
         except MissingFilesError as err:
-            if not problems:
+            if not rejected:
                 raise
-            reason = _with_rejected(err.reason, problems)
-            raise MissingFilesError(err.dataset, err.missing, err.folder, err.urls, reason) from None
+            raise err.with_reason(_with_rejected(err.reason, rejected)) from None
         except DownloadError as err:
-            if not problems:
+            if not rejected:
                 raise
-            local = [(str(self.folder), f"found but rejected: {p}") for p in problems]
-            raise DownloadError(err.file_name, local + err.attempts, err.folder) from None
-        (fetched or use)(path)
-        return path
+            raise err.with_attempts_before((str(self.folder), f"found but rejected: {p}") for p in rejected) from None
 
     def build_cache(self, path: Path | BinaryIO, spec: FileSpec) -> None:
         """Verify ``path`` against ``spec`` and write the cache entry in the same pass.
@@ -464,13 +408,13 @@ class Store:
         npy_path, manifest_path = self.cache_paths(spec)
         dtype = _dtype_of(spec)
         # Leftovers of a process killed mid-write: safe to remove, we hold the lock.
-        for stale in self.cache_folder.glob(f".{spec.stem}.*.tmp"):
-            _unlink(stale)
-        fd, tmp = _create_temp(self.cache_folder, f".{spec.stem}.", ".npy.tmp")
+        for stale in self.cache_folder.glob(f"{temp_prefix(spec.stem)}*.tmp"):
+            unlink(stale)
+        fd, tmp = create_temp(self.cache_folder, temp_prefix(spec.stem), ".npy.tmp")
         try:
             with os.fdopen(fd, "wb", buffering=0) as fh:
 
-                def write(piece) -> None:
+                def write(piece: bytes | memoryview) -> None:
                     # An unbuffered write may be short (a disk filling up): loop, so the error
                     # comes from the next call instead of bytes silently missing.
                     view = memoryview(piece).cast("B")
@@ -481,31 +425,32 @@ class Store:
                         raise write_failed(self.cache_folder, err) from err
 
                 write(_npy_header(tuple(spec.shape), dtype))
-                verified = verify(path, spec, sink=_sink(spec, write), source=str(getattr(path, "name", path)))
+                # a stream's name is "<archive>:<member>"; a Path's .name would drop the folder from messages
+                source = str(getattr(path, "name", path)) if hasattr(path, "read") else str(path)
+                verified = verify(path, spec, sink=_sink(spec, write), source=source)
                 size = fh.tell()
             npy_path = self._install_npy(tmp, npy_path, spec)
         except BaseException:
-            _unlink(tmp)
+            unlink(tmp)
             raise
-        manifest = {
-            "format": CACHE_FORMAT,
-            "file": spec.name,
-            "npy": npy_path.name,
-            "verified_from": Path(getattr(path, "name", path)).name,
-            "container": verified.container,
-            "upright": spec.transposed,
-            "decoded_sha256": verified.decoded_sha256,
-            "shape": list(spec.shape),
-            "dtype": dtype.str,
-            "npy_size": size,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        _atomic_write_bytes(manifest_path, _manifest_bytes(manifest))
+        manifest = CacheManifest(
+            file=spec.name,
+            verified_from=Path(str(getattr(path, "name", path))).name,
+            container=verified.container,
+            upright=spec.transposed,
+            decoded_sha256=verified.digest,
+            shape=tuple(spec.shape),
+            dtype=dtype.str,
+            npy_size=size,
+            npy="" if npy_path == self.cache_paths(spec)[0] else npy_path.name,
+        )
+        write_manifest(manifest_path, manifest)
         log.info("cached %s from %s (%s, verified)", spec.name, path, verified.container)
         for old in self.entry_files(spec):  # entries superseded by this one, once nothing maps them
             if old != npy_path:
                 try:
-                    _unlink_unless_in_use(old)
+                    if not _winfs.unlink_unless_in_use(old):
+                        log.info("%s is in use: left for a later rebuild or clean", old)
                 except OSError as err:  # tidying only: the new entry is in place whatever happens here
                     log.info("could not remove the superseded %s: %s", old, err)
 
@@ -523,9 +468,7 @@ class Store:
         except OSError as err:
             if not _winfs.in_use(err):
                 raise
-        import secrets
-
-        beside = self.cache_folder / f"{spec.stem}.{secrets.token_hex(6)}.npy"
+        beside = self.cache_folder / beside_npy_name(spec.stem)
         os.replace(tmp, beside)  # a name nobody can hold yet
         log.info("%s is in use by another process: cache rebuilt beside it as %s", npy_path, beside.name)
         return beside
@@ -544,93 +487,22 @@ class Store:
                     verify(path, archive, source=str(path))
                     from .archive import open_member
 
-                    with open_member(path, spec.member) as stream:
-                        verify(stream, spec, sink=keep, source=stream.name)
+                    vouched = f"{path.name} has its published checksum" if archive.sha256 or archive.md5 else None
+                    with open_member(path, cast(str, spec.member), vouched) as stream:
+                        verify(cast(BinaryIO, stream), spec, sink=keep, source=stream.name)
             except (IdxFormatError, ChecksumError) as err:
                 problems.append(str(err))
                 continue
-            log.warning("%s is not writable: using %s without caching it", self.folder, path)
+            # Said by the caller (api) as a Python warning, from the caller's thread and line.
+            self.uncached = (
+                f"{self.folder} is not writable: its files are decoded on every load, without a cache; "
+                f"make it writable, or copy it to a writable data folder (data_home=... or {ENV_HOME})"
+            )
+            log.info("%s is not writable: using %s without caching it", self.folder, path)
             return out
-        reason = _with_rejected(f"{self.folder} cannot be written, so nothing can be downloaded there", problems)
+        reason = _with_rejected(f"{self.folder} {_FOLDER_READ_ONLY}", problems)
         missing = archive or spec
         raise MissingFilesError(self.dataset.name, [missing.name], self.folder, self.dataset.urls(missing), reason)
-
-    # --- checking and removing (the `verify` and `clean` commands) ----------------------------
-
-    def check(self, spec: FileSpec) -> list[Finding]:
-        """Re-hash every local copy of ``spec`` and its cache entry against the registry.
-
-        Unlike :meth:`cached`, this reads every byte: it finds a cache entry whose
-        pixels changed after it was written, which the cheap check cannot see.
-
-        Parameters
-        ----------
-        spec : FileSpec
-            One of the dataset's files.
-
-        Returns
-        -------
-        list of Finding
-            One per file present (every spelling, then the cache entry); empty
-            when nothing of ``spec`` is here.
-        """
-        findings = []
-        for path in self.candidates(spec):
-            try:
-                verify(path, spec, source=str(path))
-                problem = None
-            except (IdxFormatError, ChecksumError) as err:
-                problem = str(err)
-            except OSError as err:
-                problem = f"{path}: cannot be read: {err.strerror or err}"
-            findings.append(Finding(spec, "file", path, problem))
-        npy_path, manifest_path = self.cache_paths(spec)
-        if npy_path.exists() or manifest_path.exists():
-            findings.append(Finding(spec, "cache", self.npy_path(spec, self.read_manifest(spec)), self._cache_problem(spec)))
-        return findings
-
-    def _cache_problem(self, spec: FileSpec) -> str | None:
-        """Why ``spec``'s cache entry is not the published data, or None."""
-        manifest = self.read_manifest(spec)
-        npy_path = self.npy_path(spec, manifest)
-        if manifest is None:
-            return f"{npy_path}: its manifest is missing or unreadable"
-        if self.cached(spec) is None:
-            return f"{npy_path}: its size, header or manifest do not match the registry"
-        # The .npy payload is exactly the IDX payload, so header + payload hash to the decoded checksum.
-        array = np.load(npy_path, mmap_mode="r", allow_pickle=False)
-        import hashlib
-
-        hasher = hashlib.sha256(IdxHeader(spec.type_code, tuple(spec.shape)).to_bytes())
-        flat = array.reshape(-1).view(np.uint8)
-        step = 1 << 24
-        for start in range(0, flat.size, step):
-            hasher.update(flat[start : start + step])
-        want = split_digest(spec.decoded_sha256 or manifest.get("decoded_sha256", ""))[1]
-        if hasher.hexdigest() != want:
-            return f"{npy_path}: its content has sha256 {hasher.hexdigest()[:16]}..., expected {want[:16]}..."
-        return None
-
-    def discard(self, finding: Finding) -> None:
-        """Delete the file (for a cache entry: the ``.npy`` and its manifest) a finding is about.
-
-        A cache entry dies with its manifest, which goes first: its ``.npy`` may still be mapped
-        by a process (Windows cannot delete it then) and is removed later, while the rebuild
-        goes beside it.  A downloaded file in use is an error: the fetch could not replace it.
-
-        Raises
-        ------
-        DataFolderError
-            When a downloaded file is in use by another program (Windows).
-        """
-        with self.lock(finding.spec):
-            if finding.kind == "cache":
-                npy_path, manifest_path = self.cache_paths(finding.spec)
-                _unlink(manifest_path)
-                for path in dict.fromkeys([finding.path, npy_path]):
-                    _unlink_unless_in_use(path)
-            elif not _unlink_unless_in_use(finding.path):
-                raise files_in_use([finding.path], "delete the damaged file")
 
     def fetch(self, spec: FileSpec) -> Path:
         """Download ``spec`` into the dataset folder under its lock (even if a cache entry exists).
@@ -638,76 +510,26 @@ class Store:
         Raises
         ------
         MissingFilesError
-            When downloading is disabled (no fetcher) or impossible offline.
+            When downloading is disabled (no downloader) or impossible offline.
         DownloadError
             When every source failed.
         """
-        if self.fetcher is None:
+        if self.downloader is None:
             raise MissingFilesError(
                 self.dataset.name, [spec.name], self.folder, self.dataset.urls(spec), "downloading is disabled"
             )
         with self.lock(spec):
-            return self.fetcher(self.dataset, spec, self.folder)
-
-    def clean(self, spec: FileSpec, in_use: list[Path] | None = None) -> int:
-        """Delete every local copy of ``spec``: files, partial downloads, cache entry.
-
-        The manifest goes before the ``.npy``, so an entry whose ``.npy`` is still in use
-        (Windows: mapped by a program) is dead at once and never loaded again.
-
-        Parameters
-        ----------
-        spec : FileSpec
-            One of the dataset's files.
-        in_use : list, optional
-            Where to put files that could not be deleted because a program holds them
-            (Windows); when not given, such files raise instead, after everything else is gone.
-
-        Returns
-        -------
-        int
-            Bytes freed.
-
-        Raises
-        ------
-        DataFolderError
-            Files in use, when ``in_use`` is not given.
-        """
-        if not self.folder.is_dir():
-            return 0
-        part = self.folder / (spec.name + ".part")
-        freed = 0
-        busy: list[Path] = []
-        with self.lock(spec):  # never pull a file from under a process that is building it
-            paths = [
-                *self.candidates(spec),
-                part,
-                part.with_name(part.name + ".json"),
-                self.cache_paths(spec)[1],
-                *self.entry_files(spec),
-                *self.cache_folder.glob(f".{spec.stem}.*.tmp"),
-            ]
-            for path in paths:
-                try:
-                    size = path.stat().st_size
-                    if not _unlink_unless_in_use(path):
-                        busy.append(path)
-                        continue
-                except FileNotFoundError:
-                    continue
-                freed += size
-        if in_use is not None:
-            in_use.extend(busy)
-        elif busy:
-            raise files_in_use(busy, "delete")
-        return freed
+            return self.downloader(self.dataset, spec, self.folder)
 
     # --- folders and locks ------------------------------------------------------------------
 
     def _longest_name(self) -> int:
         """The longest path, relative to the dataset folder, that the store may create there."""
-        names = [f"{CACHE_DIR}/.{f.stem}.{'0' * 12}.npy.tmp" for f in self.dataset.files]
-        names += [f"{n}.part.json" for f in self.dataset.files for n in f.spellings]
+        from .layout import DOWNLOADED_DIR, part_path, record_path
+
+        names = [f"{CACHE_DIR}/{temp_prefix(f.stem)}{'0' * 12}.npy.tmp" for f in self.dataset.files]
+        names += [record_path(part_path(Path(), n)).name for f in self.dataset.files for n in f.spellings]
+        names += [f"{DOWNLOADED_DIR}/{f.name}" for f in self.dataset.files]
         return max(map(len, names))
 
     def _check_path_length(self) -> None:
@@ -722,16 +544,36 @@ class Store:
 
     def _make_folder(self, folder: Path) -> None:
         self._check_path_length()
+        self.check_folder(folder)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             if not os.access(folder, os.W_OK | os.X_OK):
                 raise PermissionError(13, "not writable", str(folder))
         except OSError as err:
+            if isinstance(err, (NotADirectoryError, FileExistsError)):
+                self.check_folder(folder)  # a file that appeared meanwhile gets its own message
             msg = (
                 f"cannot use the data folder {folder}: {err.strerror or err}. "
                 f"Pass data_home=... or set {ENV_HOME} to a writable folder"
             )
             raise DataFolderError(msg) from err
+
+    def check_folder(self, folder: Path) -> None:
+        """Refuse, naming it, a file (not a folder) where ``folder`` or one of its parents belongs."""
+        for above in (folder, *folder.parents):
+            if not above.exists():
+                continue
+            if above.is_dir():
+                return
+            if above == self.home or above in self.home.parents:
+                what = "is a file" if above == self.home else f"cannot be made: {above} is a file"
+                msg = (
+                    f"the data folder {self.home} {what}, not a folder; "
+                    f"pass data_home=... or set {ENV_HOME} to a folder (it is created if missing)"
+                )
+            else:
+                msg = f"cannot use the data folder {folder}: {above} is a file, not a folder; move or delete that file"
+            raise _NotAFolder(msg) from NotADirectoryError(20, "Not a directory", str(above))
 
     @contextmanager
     def lock(self, spec: FileSpec):
@@ -757,6 +599,10 @@ class Store:
             yield
         finally:
             lock.release()
+
+
+class _NotAFolder(DataFolderError):
+    """A file stands where the data folder (or a folder in it) must be: no fallback helps."""
 
 
 class _Upright:

@@ -1,5 +1,8 @@
 """TensorFlow: a ``tf.data.Dataset`` builder over the loaded arrays.
 
+Rows, labels and hold-outs come from :func:`mnistkit.api.select_parts`, the
+code :func:`mnistkit.load` uses, so the two cannot disagree.
+
 TensorFlow is imported only inside :func:`tf_dataset`; without it,
 :class:`~mnistkit.errors.MissingDependencyError` says what to install.
 """
@@ -35,6 +38,8 @@ def tf_dataset(
     drop_last: bool = False,
     normalize: bool = True,
     flatten: bool = False,
+    orientation: str = "upright",
+    label_table: bool = False,
     validation: int | float | bool | None = None,
     validation_seed: int | None = None,
     stratify: bool = False,
@@ -64,6 +69,11 @@ def tf_dataset(
         Images as float32 in [0, 1]; else uint8.
     flatten : bool, default False
         Images of shape (784,); else (28, 28, 1), TensorFlow's channels-last layout.
+    orientation : {"upright", "stored"}, default "upright"
+        As in :func:`mnistkit.load`.
+    label_table : bool, default False
+        QMNIST only: labels are a dict of its 8 label columns (int64 each),
+        not the class.
     validation, validation_seed, stratify
         Hold out part of the split, as in :func:`mnistkit.load`.
     data_home, mirrors, offline, progress
@@ -72,8 +82,10 @@ def tf_dataset(
     Returns
     -------
     tf.data.Dataset or tuple of two
-        Labels are int64.  With ``validation``, ``(train_part, validation_part)``
-        (the validation part never shuffled).
+        Images and labels are those :func:`mnistkit.load` returns (the same
+        rows, the class as stored, e.g. EMNIST letters 1..26); labels are int64.
+        With ``validation``, ``(train_part, validation_part)`` (the validation
+        part never shuffled).
 
     Raises
     ------
@@ -86,26 +98,25 @@ def tf_dataset(
     >>> model.fit(train, epochs=5)                                                 # doctest: +SKIP
     """
     tf = _tf()
-    from ..api import load
+    from ..api import _check_bool, dataset_store, select_parts
 
-    loaded = load(
-        name,
-        split,
-        normalize=False,
-        flatten=flatten,
-        validation=validation,
-        validation_seed=validation_seed,
-        stratify=stratify,
-        data_home=data_home,
-        mirrors=mirrors,
-        offline=offline,
-        progress=progress,
+    flatten = _check_bool(flatten, "flatten")
+    normalize = _check_bool(normalize, "normalize")
+    store = dataset_store(name, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress)
+    parts = select_parts(
+        store, [split], orientation=orientation, label_table=label_table,
+        validation=validation, validation_seed=validation_seed, stratify=stratify,
     )
 
-    def build(x: np.ndarray, t: np.ndarray, shuffled: bool):
-        if not flatten:
-            x = x.reshape(len(x), *x.shape[-2:], 1)  # (N, H, W, 1): channels last
-        ds = tf.data.Dataset.from_tensor_slices((x, t.astype(np.int64)))
+    def build(part, shuffled: bool):
+        x = np.ascontiguousarray(part.taken_images())  # from_tensor_slices copies; a gathered part already is one
+        x = x.reshape(len(x), -1) if flatten else x.reshape(*x.shape, 1)  # (N, H, W, 1): channels last
+        labels = part.taken_labels()
+        if labels.dtype.names:
+            t = {column: labels[column].astype(np.int64) for column in labels.dtype.names}
+        else:
+            t = labels.astype(np.int64)
+        ds = tf.data.Dataset.from_tensor_slices((x, t))
         if shuffled:
             ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
         if batch_size is not None:
@@ -114,7 +125,6 @@ def tf_dataset(
             ds = ds.map(lambda xb, tb: (tf.cast(xb, tf.float32) / 255.0, tb), num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
-    if validation is None or validation is False:
-        return build(*loaded, shuffle)
-    (x, t), (xv, tv) = loaded
-    return build(x, t, shuffle), build(xv, tv, False)
+    if len(parts) == 1:
+        return build(parts[0], shuffle)
+    return build(parts[0], shuffle), build(parts[1], False)

@@ -1,12 +1,20 @@
 """PyTorch: a map-style ``Dataset`` over the memory-mapped cache, and ready ``DataLoader``\\ s.
 
+Rows, labels and hold-outs come from :func:`mnistkit.api.select_parts`, the
+code :func:`mnistkit.load` uses, so a dataset here holds exactly the rows and
+labels ``load`` returns (QMNIST ``test10k``/``test50k`` included).
+
 The dataset holds the cache's copy-on-write memory map of the uint8 images,
 never a decoded copy.  DataLoader workers started by ``fork`` inherit the
 map and read the same page-cache pages; workers started by ``spawn`` or
 ``forkserver`` receive a pickle without the images (the labels, the
 hold-out's indices and a few hundred bytes) and map the cache file again on
-first use.  Either way N workers
-cost one copy of the data in memory, not N + 1.
+first use.  Either way N workers cost one copy of the data in memory, not N + 1.
+
+A batch is one gather: ``ds[[3, 1, 4]]`` returns ``(images, labels)`` for
+the three rows at once, and :func:`torch_loaders` feeds whole batches of
+indices that way (a ``BatchSampler`` with automatic batching off), so no
+per-item tensors are made and stacked again.
 
 PyTorch is imported only inside functions; without it,
 :class:`~mnistkit.errors.MissingDependencyError` says what to install.
@@ -17,13 +25,15 @@ imports without PyTorch and pickles name a class that unpickling can find.
 
 from __future__ import annotations
 
+import numbers
+import operator
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from ..errors import MissingDependencyError
+from ..errors import ArgumentError, MissingDependencyError
 
 __all__ = ["torch_dataset", "torch_loaders", "MnistDataset"]
 
@@ -37,7 +47,11 @@ def _torch():
 
 
 class _CachedImages:
-    """The behaviour of :class:`MnistDataset`, kept free of PyTorch so this module imports without it."""
+    """The behaviour of :class:`MnistDataset`, kept free of PyTorch so this module imports without it.
+
+    ``labels`` are this part's own labels (``len(self)`` of them, as ``load`` returns them);
+    ``index`` maps an item to its row of the split's images (None: the identity).
+    """
 
     def __init__(
         self,
@@ -48,12 +62,13 @@ class _CachedImages:
         index: np.ndarray | None,
         images: np.ndarray | None,
         *,
+        orientation: str,
         normalize: bool,
         flatten: bool,
         transform: Callable | None,
         target_transform: Callable | None,
     ) -> None:
-        self.dataset, self.home, self.split = dataset, home, split
+        self.dataset, self.home, self.split, self.orientation = dataset, home, split, orientation
         self.labels = labels
         self.index = index
         self.normalize, self.flatten = normalize, flatten
@@ -62,13 +77,13 @@ class _CachedImages:
 
     @property
     def images(self) -> np.ndarray:
-        """The uint8 images, (N, H, W): the cache's memory map, mapped again after unpickling."""
+        """The split's uint8 images, (n, H, W): the cache's memory map, mapped again after unpickling."""
         if self._images is None:
-            from ..api import dataset_store
+            from ..api import dataset_store, select_parts
 
-            # The cache exists (the parent built it): this only checks the manifest and maps the file.
+            # The cache exists (the parent built it): this only checks the manifests and maps the files.
             store = dataset_store(self.dataset, data_home=self.home, offline=True)
-            self._images = store.load(self.dataset.file(self.dataset.split(self.split).images))
+            self._images = select_parts(store, [self.split], orientation=self.orientation)[0].images
         return self._images
 
     def __getstate__(self) -> dict:
@@ -77,7 +92,7 @@ class _CachedImages:
         return state
 
     def __len__(self) -> int:
-        return len(self.labels) if self.index is None else len(self.index)
+        return len(self.labels)
 
     def _convert(self, raw: np.ndarray):
         """uint8 images (..., H, W) -> a tensor in the requested layout and type."""
@@ -88,36 +103,82 @@ class _CachedImages:
         lead = out.shape[:-2]
         return out.reshape(*lead, -1) if self.flatten else out.unsqueeze(-3)
 
-    def __getitem__(self, i: int):
+    def _label(self, i: int):
+        """Item ``i``'s label: the class as an int, or QMNIST's table row as ``{column: int}``."""
+        value = self.labels[i]
+        if self.labels.dtype.names:
+            return dict(zip(self.labels.dtype.names, value.tolist()))
+        return int(value)
+
+    def _batch_labels(self, rows: np.ndarray):
+        """Labels of ``rows`` as default_collate would batch the items': int64 tensors."""
+        torch = _torch()
+        picked = self.labels[rows]
+        if picked.dtype.names:
+            return {name: torch.from_numpy(picked[name].astype(np.int64)) for name in picked.dtype.names}
+        return torch.from_numpy(picked.astype(np.int64))
+
+    def _rows(self, indices: Any) -> np.ndarray:
+        """Item numbers (a sequence, array or tensor) as an int64 array, checked and made non-negative."""
+        n = len(self)
+        if isinstance(indices, slice):
+            indices = range(*indices.indices(n))
+        rows = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if rows.size and (rows.min() < -n or rows.max() >= n):
+            msg = f"indices out of range for {self.dataset.name} {self.split} with {n} images"
+            raise IndexError(msg)
+        return np.where(rows < 0, rows + n, rows)
+
+    def __getitem__(self, i: Any):
+        if not isinstance(i, numbers.Integral):
+            if isinstance(i, slice) or np.ndim(i) != 0:
+                return self.batch(i)
+            i = operator.index(i)  # a 0-d integer array or tensor; TypeError for anything else
         n = len(self)
         if not -n <= i < n:
             msg = f"index {i} is out of range for {self.dataset.name} {self.split} with {n} images"
             raise IndexError(msg)
-        j = int(i if self.index is None else self.index[i])
+        i = int(i) % n
+        j = i if self.index is None else int(self.index[i])
         image = self._convert(self.images[j])
-        label = int(self.labels[j])
+        label = self._label(i)
         if self.transform is not None:
             image = self.transform(image)
         if self.target_transform is not None:
             label = self.target_transform(label)
         return image, label
 
-    def __getitems__(self, indices: Sequence[int]) -> list:
-        """A whole batch at once (DataLoader uses it): one gather and one conversion, not one per image."""
+    def batch(self, indices: Sequence[int]):
+        """Items ``indices`` as one batch ``(images, labels)``, gathered in one call.
+
+        The same tensors ``default_collate`` makes of ``[ds[i] for i in indices]``
+        (labels int64; a dict of int64 columns with QMNIST's ``label_table``), made
+        without per-item tensors.  With a ``transform`` or ``target_transform`` the
+        items are made one by one (transforms apply per item) and collated.
+        """
+        torch = _torch()
         if self.transform is not None or self.target_transform is not None:
-            return [self[i] for i in indices]
-        rows = np.asarray(indices, dtype=np.int64)
-        n = len(self)
-        if rows.size and (rows.min() < -n or rows.max() >= n):
-            msg = f"indices out of range for {self.dataset.name} {self.split} with {n} images"
-            raise IndexError(msg)
-        rows = rows if self.index is None else self.index[rows]
-        images = self._convert(self.images[rows])
-        return list(zip(images, self.labels[rows].tolist()))
+            from torch.utils.data import default_collate
+
+            return default_collate([self[int(i)] for i in self._rows(indices)])
+        rows = self._rows(indices)
+        images = self.images[rows if self.index is None else self.index[rows]]
+        return self._convert(images), self._batch_labels(rows)
+
+    def __getitems__(self, indices: Sequence[int]) -> list:
+        """The items of a batch, for a DataLoader's automatic batching: gathered in one call."""
+        if self.transform is not None or self.target_transform is not None:
+            return [self[int(i)] for i in indices]
+        rows = self._rows(indices)
+        images = self._convert(self.images[rows if self.index is None else self.index[rows]])
+        if self.labels.dtype.names:
+            labels = [self._label(int(i)) for i in rows]
+        else:
+            labels = self.labels[rows].tolist()
+        return list(zip(images, labels))
 
     def __repr__(self) -> str:
-        part = "" if self.index is None else f", {len(self)} of {len(self.labels)} images"
-        return f"MnistDataset({self.dataset.name!r}, split={self.split!r}{part})"
+        return f"MnistDataset({self.dataset.name!r}, split={self.split!r}, {len(self)} images)"
 
 
 _made: dict[str, type] = {}
@@ -151,6 +212,8 @@ def torch_dataset(
     *,
     normalize: bool = True,
     flatten: bool = False,
+    orientation: str = "upright",
+    label_table: bool = False,
     transform: Callable | None = None,
     target_transform: Callable | None = None,
     validation: int | float | bool | None = None,
@@ -165,17 +228,24 @@ def torch_dataset(
 
     The files are downloaded (under the store's inter-process lock, so that
     many ranks starting at once download once) and cached on the first call.
+    Item ``i`` holds the image and label :func:`mnistkit.load` returns at ``i``.
 
     Parameters
     ----------
     name, split : str
-        Dataset and split, as in :func:`mnistkit.load`.
+        Dataset and split, as in :func:`mnistkit.load` (QMNIST's ``test10k``
+        and ``test50k`` are rows 0:10000 and 10000:60000 of ``test``).
     normalize : bool, default True
         Images as float32 in [0, 1]; else uint8.
     flatten : bool, default False
         Images of shape (784,); else (1, 28, 28), PyTorch's channels-first layout.
+    orientation : {"upright", "stored"}, default "upright"
+        As in :func:`mnistkit.load` (EMNIST's published images are transposed).
+    label_table : bool, default False
+        QMNIST only: labels are the whole row of its label table as
+        ``{column: int}`` (batched into a dict of int64 tensors), not the class.
     transform, target_transform : callable, optional
-        Applied to each image tensor / integer label (as in torchvision).
+        Applied to each image tensor / label (as in torchvision).
     validation, validation_seed, stratify
         Hold out part of the split, as in :func:`mnistkit.load`.
     data_home, mirrors, offline, progress
@@ -184,9 +254,11 @@ def torch_dataset(
     Returns
     -------
     MnistDataset or tuple of two
-        Items are ``(image, label)``: a tensor and an int (batched by the
-        DataLoader into an int64 tensor).  With ``validation``, a pair
-        ``(train_part, validation_part)`` of datasets sharing one memory map.
+        Items are ``(image, label)``: a tensor and the class as an int (as
+        ``load`` gives it: EMNIST letters 1..26), batched by the DataLoader
+        into an int64 tensor.  ``ds[list_of_indices]`` is a whole batch in one
+        gather.  With ``validation``, a pair ``(train_part, validation_part)``
+        of datasets sharing one memory map.
 
     Raises
     ------
@@ -204,29 +276,33 @@ def torch_dataset(
     (torch.Size([64, 1, 28, 28]), torch.float32, torch.int64)
     """
     cls = _dataset_class()
-    from ..api import _check_bool, dataset_store
-    from ..batching import validation_split
-    from ..registry import get_dataset
+    from ..api import _check_bool, dataset_store, select_parts
 
-    ds = get_dataset(name)
-    part = ds.split(split)
-    store = dataset_store(ds, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress)
-    images = store.load(ds.file(part.images))
-    labels = np.array(store.load(ds.file(part.labels)))  # small (1 byte a label): kept in memory, pickled
     options = dict(
+        orientation=orientation,
         normalize=_check_bool(normalize, "normalize"),
         flatten=_check_bool(flatten, "flatten"),
         transform=transform,
         target_transform=target_transform,
     )
+    store = dataset_store(name, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress)
+    parts = select_parts(
+        store, [split], orientation=orientation, label_table=label_table,
+        validation=validation, validation_seed=validation_seed, stratify=stratify,
+    )
+    # Each part keeps its own labels (small: pickled to spawned workers) and shares the images' map.
+    made = [
+        cls(part.dataset, store.home, split, part.taken_labels(), part.index, part.images, **options)
+        for part in parts
+    ]
+    return made[0] if len(made) == 1 else tuple(made)
 
-    def make(index: np.ndarray | None):
-        return cls(ds, store.home, split, labels, index, images, **options)
 
-    if validation is None or validation is False:
-        return make(None)
-    kept, held = validation_split(labels, validation, seed=validation_seed, stratify=stratify)
-    return make(kept), make(held)
+def _check_batch_size(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        msg = f"{name}={value!r}: expected an integer >= 1"
+        raise ArgumentError(msg)
+    return int(value)
 
 
 def torch_loaders(
@@ -236,11 +312,14 @@ def torch_loaders(
     eval_batch_size: int | None = None,
     num_workers: int = 0,
     seed: int | None = None,
+    drop_last: bool = False,
     validation: int | float | bool | None = None,
     validation_seed: int | None = None,
     stratify: bool = False,
     normalize: bool = True,
     flatten: bool = False,
+    orientation: str = "upright",
+    label_table: bool = False,
     data_home: str | os.PathLike | None = None,
     mirrors: str | Sequence[str] | None = None,
     offline: bool | None = None,
@@ -248,6 +327,12 @@ def torch_loaders(
     **loader_options: Any,
 ) -> tuple:
     """Ready ``DataLoader``\\ s for the train and test splits (and a validation hold-out).
+
+    Each batch is fetched in one gather: the loaders draw whole batches of
+    indices (a ``BatchSampler`` over the usual ``RandomSampler`` or
+    ``SequentialSampler``) and ask the dataset for them at once, so the order is
+    that of ``DataLoader(ds, batch_size, shuffle=True, generator=...)`` and the
+    batches are the same tensors, without making and stacking one tensor per image.
 
     Parameters
     ----------
@@ -262,31 +347,42 @@ def torch_loaders(
     seed : int, optional
         Seeds the training loader's shuffling (a new order every epoch, the
         same sequence of orders in every run); None: unseeded.
+    drop_last : bool, default False
+        Drop the last, smaller batch of every loader.
     validation, validation_seed, stratify
         Hold out part of the training split, as in :func:`mnistkit.load_mnist`.
-    normalize, flatten
+    normalize, flatten, orientation, label_table
         As in :func:`torch_dataset`.
     data_home, mirrors, offline, progress
         As in :func:`mnistkit.load`.
     **loader_options
         Passed to every ``DataLoader`` (e.g. ``pin_memory=True``,
         ``persistent_workers=True``, ``multiprocessing_context="spawn"``).
+        A ``collate_fn`` here receives lists of ``(image, label)`` items as
+        with automatic batching (the batch is still gathered in one call).
 
     Returns
     -------
     tuple of torch.utils.data.DataLoader
         ``(train, test)``, or ``(train, validation, test)`` with ``validation``.
-        Only the training loader shuffles.
+        Only the training loader shuffles.  ``loader.batch_sampler`` (or, for
+        one-gather loaders, ``loader.sampler``) is the ``BatchSampler``.
 
     Examples
     --------
     >>> train, val, test = torch_loaders(batch_size=128, validation=True, num_workers=2)  # doctest: +SKIP
     """
     torch = _torch()
-    from torch.utils.data import DataLoader
+    from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
+    from ..api import _check_bool
+
+    batch_size = _check_batch_size(batch_size, "batch_size")
+    eval_batch_size = batch_size if eval_batch_size is None else _check_batch_size(eval_batch_size, "eval_batch_size")
+    drop_last = _check_bool(drop_last, "drop_last")
     common = dict(
-        normalize=normalize, flatten=flatten, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress
+        normalize=normalize, flatten=flatten, orientation=orientation, label_table=label_table,
+        data_home=data_home, mirrors=mirrors, offline=offline, progress=progress,
     )
     train = torch_dataset(
         name, "train", validation=validation, validation_seed=validation_seed, stratify=stratify, **common
@@ -295,7 +391,18 @@ def torch_loaders(
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     parts = train if isinstance(train, tuple) else (train,)
     loader_options["num_workers"] = num_workers
-    loaders = [DataLoader(parts[0], batch_size, shuffle=True, generator=generator, **loader_options)]
+
+    def loader(ds, size: int, shuffle: bool):
+        # The same sampler DataLoader(shuffle=...) would make, with the same generator: the same order.
+        inner = RandomSampler(ds, generator=generator) if shuffle else SequentialSampler(ds)
+        batches = BatchSampler(inner, size, drop_last)
+        gen = generator if shuffle else None
+        if "collate_fn" in loader_options:  # the caller's collate expects a list of items: __getitems__
+            return DataLoader(ds, batch_sampler=batches, generator=gen, **loader_options)
+        # Automatic batching off: each index the sampler yields is a whole batch, and ds[batch] gathers it.
+        return DataLoader(ds, batch_size=None, sampler=batches, generator=gen, **loader_options)
+
+    loaders = [loader(parts[0], batch_size, True)]
     for ds in (*parts[1:], test):  # validation and test: the stored order
-        loaders.append(DataLoader(ds, eval_batch_size or batch_size, shuffle=False, **loader_options))
+        loaders.append(loader(ds, eval_batch_size, False))
     return tuple(loaders)
