@@ -77,6 +77,10 @@ def _pids() -> list[str]:
 def check(path, doing: str) -> None:
     """Raise Windows' ``PermissionError`` if the regular file at ``path`` is held by a watched process."""
     try:
+        if os.fspath(path).startswith("/dev/shm/"):
+            # POSIX shared memory (torch's and multiprocessing's): a Linux mechanism, which unlinks
+            # open segments by design and has no Windows file behind it; not mnistkit's files
+            return
         st = os.lstat(path)
     except (OSError, TypeError, ValueError):
         return  # missing (the real call reports it) or not a path
