@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import winsem  # noqa: E402
 from helpers import LONG, RELIABILITY_LOG, Server, make_synthetic  # noqa: E402
 
-from mnistkit import registry  # noqa: E402
+from mnistkit import datadist, registry  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +27,9 @@ def isolated_env(tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("MNISTKIT_HOME", str(home))
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    # Data distributions pip-installed in the test environment would be every dataset's first source:
+    # tests see none unless they install their own (tests/test_data_distributions.py).
+    monkeypatch.setattr(datadist, "installed", lambda dataset=None: [])
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     return home

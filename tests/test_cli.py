@@ -63,10 +63,11 @@ def _row(stdout: str, name: str) -> list[str]:
 def test_list_says_where_each_dataset_stands(synth, home, tmp_path):
     proc = run_cli("list")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[0].split() == ["name", "title", "download", "on", "disk", "classes", "here"]
+    header = ["name", "title", "download", "on", "disk", "classes", "source", "here"]
+    assert proc.stdout.splitlines()[0].split() == header
     row = _row(proc.stdout, "tiny")
-    assert row[-2:] == ["10", "no"]
-    assert _row(proc.stdout, "mnist")[-2:] == ["10", "no"]
+    assert row[-3:] == ["10", "none", "no"]  # the synthetic dataset has no mirror
+    assert _row(proc.stdout, "mnist")[-3:] == ["10", "download", "no"]
     synth.write(home)
     assert _row(run_cli("list").stdout, "tiny")[-1] == "downloaded"
     assert run_cli("download", "tiny").returncode == 0
@@ -284,4 +285,4 @@ def test_the_installed_console_script_runs(home):
     if script is None:
         pytest.skip("the mnistkit console script is not installed next to this Python")
     proc = subprocess.run([script, "list"], capture_output=True, text=True)
-    assert proc.returncode == 0 and _row(proc.stdout, "mnist")[-1] == "no"
+    assert proc.returncode == 0 and _row(proc.stdout, "mnist")[-2:] == ["download", "no"]

@@ -261,6 +261,18 @@ def test_every_declared_number_matches_the_reference():
     same("qmnist mirrors", list(ds.mirrors), qmnist["urls"])
     same("qmnist classes", ds.classes, tuple("0123456789"))
 
+    # Every IDX file of the family: images are 28x28 uint8 (0x08, the reference's IDX section and MNIST's facts);
+    # labels are uint8 vectors, except QMNIST's int32 tables checked above.
+    for ds in registry.DATASETS.values():
+        for spec in ds.files:
+            if spec.kind != "idx":
+                continue
+            if "-images-" in spec.name or spec.name.startswith(("train-images", "t10k-images")):
+                same(f"{ds.name}/{spec.name} image type and size", (spec.type_code, spec.shape[1:]), (0x08, (28, 28)))
+                same(f"{ds.name} image_shape", ds.image_shape, (28, 28))
+            elif not ds.label_columns:
+                same(f"{ds.name}/{spec.name} label type and rank", (spec.type_code, len(spec.shape)), (0x08, 1))
+
     same("datasets walked", seen, set(registry.DATASETS))
     assert not problems, "the registry disagrees with the reference:\n" + "\n".join(problems)
 

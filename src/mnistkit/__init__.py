@@ -5,7 +5,7 @@
 
 The public surface is small; everything else lives in modules by concern:
 ``idx`` (the file format), ``registry`` (datasets as data), ``sources``
-(mirrors and downloads), ``store`` (data folder, locks, cache), ``api``
+(mirrors and downloads), ``remote`` and ``mirror`` (object-store mirrors, publishing), ``store`` (data folder, locks, cache), ``api``
 (loading with options), ``batching`` (mini-batches, validation hold-outs),
 ``render`` (pictures), ``notebook`` (Jupyter display, progress bars), ``cli`` (the command line); ``adapters`` holds the
 PyTorch, TensorFlow and JAX glue, imported only when used.
@@ -50,6 +50,8 @@ __all__ = [
     "label_mapping",
     "read_idx",
     "write_idx",
+    "publish",
+    "verify_mirror",
     "MnistkitError",
     "MnistkitWarning",
     "ArgumentError",
@@ -63,3 +65,16 @@ __all__ = [
     "MissingFilesError",
     "RegistryMismatchError",
 ]
+
+
+def __getattr__(name: str):
+    # publish and verify_mirror (mnistkit.mirror) are loaded on first use: `import mnistkit` stays light.
+    if name in ("publish", "verify_mirror"):
+        from . import mirror
+
+        return getattr(mirror, name)
+    raise AttributeError(f"module 'mnistkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), "publish", "verify_mirror"])

@@ -91,10 +91,22 @@ def _split_arrays(ds, split: str, settings: Settings):
 # --- subcommands --------------------------------------------------------------------------------
 
 
+def _source(ds, settings: Settings) -> str:
+    """Where a dataset's missing files would come from first: an installed data distribution, else mirrors."""
+    from .datadist import origins
+
+    first = next(iter(origins(ds, settings)), None)
+    if first is None:  # no mirror (or offline with no local source): only hand-placed files
+        return "none"
+    if first["kind"] == "installed":
+        return f"installed {first['distribution']} {first['version']}"
+    return "MNISTKIT_MIRROR" if first["kind"] == "extra" else "download"
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from . import maintenance
 
-    rows = [("name", "title", "download", "on disk", "classes", "here")]
+    rows = [("name", "title", "download", "on disk", "classes", "source", "here")]
     shared = unknown = False
     for ds in _datasets(None):
         store = _local_store(ds, args.settings)
@@ -117,12 +129,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
             download = _size(sum(spec.size for spec in fetched)) + mark
         used = sum(size for spec in ds.files for _, _, size in maintenance.local_files(store, spec))
         on_disk = (_size(used) + (mark if any(store.candidates(spec) for spec in fetched) else "")) if used else "-"
-        rows.append((ds.name, ds.title, download, on_disk, str(ds.num_classes), here))
+        rows.append((ds.name, ds.title, download, on_disk, str(ds.num_classes), _source(ds, args.settings), here))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         cells = [cell.rjust(w) if i in (2, 3) else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
         print("  ".join(cells).rstrip())
-    print("\ndownload: bytes fetched; on disk: what the dataset takes here now (files and cache)")
+    print("\ndownload: bytes fetched; on disk: what the dataset takes here now (files and cache); "
+          "source: where missing files come from first")
     if shared:
         print("* one archive, downloaded once and read by every dataset that shares it (EMNIST: 6)")
     if unknown:
@@ -160,6 +173,7 @@ def _dataset_info(ds, settings: Settings) -> dict:
     """Everything known about a dataset and its local copy, as JSON-ready data."""
     import numpy as np
 
+    from .datadist import origins
     from .idx import IDX_TYPES
 
     store = _local_store(ds, settings)
@@ -211,6 +225,7 @@ def _dataset_info(ds, settings: Settings) -> dict:
         "classes": list(ds.classes),
         "data_folder": str(store.folder),
         "cache_folder": str(store.cache_folder),
+        "sources": origins(ds, settings),  # where missing files come from, in order: installed data first
         "splits": splits,
     }
 
@@ -228,6 +243,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for key in ("homepage", "license", "data_folder", "cache_folder"):
         print(f"  {key.replace('_', ' '):13}{info[key] or '-'}")
     print(f"  {'classes':13}{len(info['classes'])}: {', '.join(info['classes'])}")
+    nowhere = {"kind": "none", "location": "none: only files put in the data folder"}
+    for i, origin in enumerate(info["sources"] or [nowhere]):
+        what = f"{origin['distribution']} {origin['version']} (installed): " if origin["kind"] == "installed" else ""
+        print(f"  {'sources' if i == 0 else '':13}{i + 1}. {what}{origin['location']}")
     for split in info["splits"]:
         img, lab = split["images"], split["labels"]
         print(f"\nsplit {split['name']}: {split['count']} samples")
@@ -285,6 +304,8 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    if args.mirror_src:
+        return _cmd_verify_mirror(args)
     from . import maintenance
     from .api import dataset_store
 
@@ -326,6 +347,49 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if bad > fixed and not args.fix:
         print("run `mnistkit verify --fix` to delete the bad copies and fetch them again", file=sys.stderr)
     return EXIT_OK if bad == fixed else EXIT_ERROR
+
+
+def _cmd_verify_mirror(args: argparse.Namespace) -> int:
+    from .mirror import verify_mirror
+
+    if args.fix:
+        msg = "--fix repairs the data folder, not a mirror: run `mnistkit publish` to the mirror instead"
+        raise ArgumentError(msg)
+    findings = verify_mirror(args.mirror_src, [args.name] if args.name else None)
+    for finding in findings:
+        if finding.note:
+            print(f"--   {finding.url}: {finding.note}")
+            continue
+        size = f" ({_size(finding.size)})" if finding.size is not None and finding.ok else ""
+        print(f"{'ok' if finding.ok else 'BAD':4} {finding.url}{size}")
+        if not finding.ok:
+            print(f"     {finding.problem}")
+    bad = sum(not f.ok for f in findings)
+    findings = [f for f in findings if not f.note]
+    if not findings:
+        print(f"nothing to verify: no <dataset>/index.json under {args.mirror_src} (name a dataset to check its files)")
+        return EXIT_ERROR
+    print(f"{len(findings)} checked, {bad} bad")
+    return EXIT_OK if not bad else EXIT_ERROR
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    import time
+
+    from .mirror import publish
+
+    began = time.monotonic()
+
+    def report(item) -> None:
+        print(f"{item.action:8} {item.url} ({_size(item.size)})", flush=True)
+
+    done = publish(args.dest, args.names or None, report=report, settings=args.settings)
+    moved = sum(p.size for p in done if p.action == "uploaded")
+    uploaded = sum(p.action == "uploaded" for p in done)
+    skipped = sum(p.action == "skipped" for p in done)
+    print(f"{uploaded} uploaded ({_size(moved)}), {skipped} already there, "
+          f"{sum(p.action == 'index' for p in done)} index(es) written in {time.monotonic() - began:.1f} s")
+    return EXIT_OK
 
 
 def _sharers(ds, spec) -> list[str]:
@@ -570,10 +634,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     parser.add_argument("--data-home", metavar="DIR", help="data folder (default: $MNISTKIT_HOME or the user cache)")
     parser.add_argument("--mirror", action="append", metavar="URL",
-                        help="extra source tried before the built-in mirrors: an http(s):// or file:// URL or a "
-                        "folder holding <dataset>/<file>; repeatable (default: $MNISTKIT_MIRROR)")
+                        help="extra source tried before the built-in mirrors: an http(s):// or file:// URL, an fsspec "
+                        "URL such as s3://bucket/prefix (pip install 'mnistkit[cloud]'), or a folder holding "
+                        "<dataset>/<file>; repeatable (default: $MNISTKIT_MIRROR)")
     parser.add_argument("--offline", action="store_true", default=None,
-                        help="never use the network; folders and file:// sources still are (default: $MNISTKIT_OFFLINE)")
+                        help="never use the network (http(s), s3://, gs://, ...); folders and file:// sources still are "
+                        "(default: $MNISTKIT_OFFLINE)")
     parser.add_argument("--timeout", type=float, metavar="SECONDS",
                         help="seconds to connect and between bytes of a download (default: $MNISTKIT_TIMEOUT, "
                         "else 10 and 30)")
@@ -622,6 +688,18 @@ def build_parser() -> argparse.ArgumentParser:
                 "mnistkit verify mnist --fix")
     p.add_argument("name", nargs="?", metavar="NAME", help="one dataset (default: all that are here)")
     p.add_argument("--fix", action="store_true", help="delete bad copies and fetch or rebuild them")
+    # Its own dest: the global --mirror (sources to download from) must not be overwritten by this one.
+    p.add_argument("--mirror", dest="mirror_src", metavar="SRC",
+                   help="check a mirror where it is instead (folder, http(s):// or fsspec URL such as "
+                        "s3://bucket/prefix): every file read and verified, sizes and checksums compared "
+                        "with its index.json")
+
+    p = command("publish", _cmd_publish,
+                "copy verified files to a folder or object store as a mirror, with an index of sizes and checksums",
+                "mnistkit publish s3://bucket/mnistkit mnist fashion-mnist")
+    p.add_argument("dest", metavar="DEST", help="folder, file:// or fsspec URL (s3://, gs://, az://, sftp://, ...)")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="datasets to publish, downloaded first if need be (default: those in the data folder)")
 
     p = command("clean", _cmd_clean, "delete downloaded files and cache entries, saying how much was freed",
                 "mnistkit clean mnist --dry-run")

@@ -51,7 +51,8 @@ class Settings:
         The data folder (absolute; not created here).
     mirrors : tuple of str
         Extra sources tried before a dataset's built-in mirrors: ``http(s)://`` or
-        ``file://`` URLs, or folders, each holding ``<base>/<dataset>/<file name>``.
+        ``file://`` URLs, folders, or fsspec URLs such as ``s3://bucket/prefix`` (see
+        :mod:`mnistkit.remote`), each holding ``<base>/<dataset>/<file name>``.
     offline : bool
         Never use the network; folders and ``file://`` sources are still used.
     progress : bool or None
@@ -155,7 +156,8 @@ def parse_mirrors(mirrors: MirrorsLike) -> list[str]:
     Parameters
     ----------
     mirrors : str or sequence of str, optional
-        Comma-separated string or list of URLs (``http``, ``https``, ``file``) or folders.
+        Comma-separated string or list of URLs (``http``, ``https``, ``file``, or fsspec
+        ones such as ``s3://``) or folders.
 
     Returns
     -------

@@ -1,9 +1,10 @@
-"""Where bytes come from: user folders, ``file://`` URLs and HTTP mirrors.
+"""Where bytes come from: user folders, ``file://`` URLs, HTTP mirrors and fsspec URLs (:mod:`mnistkit.remote`).
 
 :class:`Downloader` obtains one registry file into a dataset folder, verified:
 
-* sources are tried in order: ``$MNISTKIT_MIRROR`` (or ``mirrors=``) first, each a
-  base holding ``<base>/<dataset>/<file name>``, then the dataset's built-in mirrors;
+* sources are tried in order: installed data distributions (:mod:`mnistkit.datadist`),
+  then ``$MNISTKIT_MIRROR`` (or ``mirrors=``), each a base holding
+  ``<base>/<dataset>/<file name>``, then the dataset's built-in mirrors;
 * each HTTP transfer (:mod:`mnistkit.transfer`) has connect and read timeouts and a
   deadline for its headers, is retried with capped exponential backoff and jitter on
   transient failures (connection errors, timeouts, 429, 5xx), the count starting again
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import _winfs
+from . import _winfs, remote
 from ._log import log
 from ._version import __version__
 from .errors import (
@@ -73,6 +74,11 @@ __all__ = ["Downloader", "RetryPolicy", "is_http", "progress_step"]
 def is_http(location: str) -> bool:
     """Whether ``location`` is an http(s) URL."""
     return location.lower().startswith(("http://", "https://"))
+
+
+def _is_network(location: str) -> bool:
+    """Whether a source needs the network: http(s), and fsspec URLs other than ``memory://``."""
+    return is_http(location) or remote.needs_network(location)
 
 
 def _local_folder(base: str) -> Path:
@@ -144,7 +150,8 @@ class Downloader:
     extra_sources : sequence of str
         Bases tried before the built-in mirrors (see :attr:`Settings.mirrors <mnistkit.settings.Settings>`).
     offline : bool
-        Skip every http(s) source; folders and ``file://`` URLs are still used.
+        Skip every network source (http(s), and fsspec URLs such as ``s3://`` other than
+        ``memory://``); folders and ``file://`` URLs are still used.
     progress : bool or None
         Progress bar on stderr; None means only when stderr is a terminal.
     retry : RetryPolicy, optional
@@ -188,15 +195,19 @@ class Downloader:
 
     def locations(self, dataset: Dataset, spec: FileSpec) -> list[str]:
         """Every place ``spec`` is looked for, in order (offline: local ones only)."""
-        found = []
+        from .datadist import folders  # pip-installed data distributions come first (see datadist.py)
+
+        found = [str(folder) for folder in folders(dataset)]
         for base in self.extra_sources:
-            if is_http(base):
+            if remote.is_remote(base):  # s3://, gs://, sftp://, ...: see remote.py
+                found.append(remote.join(base, dataset.folder, spec.name))
+            elif is_http(base):
                 found.append(base.rstrip("/") + f"/{dataset.folder}/{spec.name}")
             else:
                 found.append(str(_local_folder(base) / dataset.folder))
         found.extend(dataset.urls(spec))
         if self.offline:
-            found = [loc for loc in found if not is_http(loc)]
+            found = [loc for loc in found if not _is_network(loc)]
         return found
 
     def __call__(self, dataset: Dataset, spec: FileSpec, folder: Path) -> Path:
@@ -214,6 +225,8 @@ class Downloader:
         part = part_path(folder, spec.name)
         attempts: list[tuple[str, str]] = []
         for location in locations:
+            if not is_http(location):  # a folder (or a data distribution): named by the very file it holds
+                location = str(_local_file(Path(location), spec) or location)
             shown = redact(location)
             try:
                 self._obtain(location, spec, part)
@@ -238,19 +251,23 @@ class Downloader:
                 failed = "; ".join(f"{loc}: {why}" for loc, why in attempts)
                 log.warning("got %s from %s after %d source(s) failed: %s", spec.name, shown, len(attempts), failed)
             return final
-        if self.offline and not any(is_http(loc) for loc in locations):
+        if self.offline and not any(_is_network(loc) for loc in locations):
             raise MissingFilesError(
                 dataset.name,
                 [spec.name],
                 folder,
                 dataset.urls(spec),
-                "offline mode; not in " + ", ".join(redact(loc) for loc in locations),
+                "offline mode; " + "; ".join(f"{where}: {why}" for where, why in attempts),
             )
         raise DownloadError(spec.name, attempts, folder)
 
     def _obtain(self, location: str, spec: FileSpec, part: Path) -> None:
         """Bring ``spec`` from one source into ``part``, verified."""
         shown = redact(location)
+        if remote.is_remote(location):  # s3://, gs://, sftp://, ...: see remote.py
+            remote.fetch(self, location, spec, part)
+            self._verify(part, spec, shown)
+            return
         if not is_http(location):
             self._copy_local(Path(location), spec, part)
             self._verify(part, spec, shown)
@@ -286,12 +303,9 @@ class Downloader:
 
     # --- local sources ----------------------------------------------------------------------
 
-    def _copy_local(self, folder: Path, spec: FileSpec, part: Path) -> None:
-        for name in spec.spellings:
-            src = folder / name
-            if src.is_file():
-                break
-        else:
+    def _copy_local(self, src: Path, spec: FileSpec, part: Path) -> None:
+        """Copy the local file ``src`` into ``part`` (a folder here means the file was not found in it)."""
+        if not src.is_file():
             msg = "not found"
             raise SourceFailed(msg)
         cap = size_cap(spec)
@@ -432,6 +446,11 @@ class Downloader:
             if bar is not None:
                 bar.close()
         return received
+
+
+def _local_file(folder: Path, spec: FileSpec) -> Path | None:
+    """The file of ``spec`` a local source holds (any spelling of its name), or None."""
+    return next((folder / name for name in spec.spellings if (folder / name).is_file()), None)
 
 
 def _destination(folder: Path, name: str) -> Path:
