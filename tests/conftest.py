@@ -10,6 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import winsem  # noqa: E402
 from helpers import LONG, RELIABILITY_LOG, Server, make_synthetic  # noqa: E402
 
 from mnistkit import datadist, registry  # noqa: E402
@@ -19,7 +20,7 @@ from mnistkit import datadist, registry  # noqa: E402
 def isolated_env(tmp_path, monkeypatch):
     """Every test gets its own data folder and no MNISTKIT_* or proxy settings from outside."""
     for key in list(os.environ):
-        if key in (LONG, RELIABILITY_LOG):  # settings of the test run itself, not of mnistkit
+        if key in (LONG, RELIABILITY_LOG, winsem.ENV):  # settings of the test run itself, not of mnistkit
             continue
         if key.startswith("MNISTKIT_") or key.lower() in {"http_proxy", "https_proxy", "all_proxy"}:
             monkeypatch.delenv(key, raising=False)
@@ -72,3 +73,35 @@ def tally(request):
     if path and counts.outcomes:
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps({"test": request.node.nodeid, "outcomes": dict(counts.outcomes)}) + "\n")
+
+
+@pytest.fixture(autouse=True)
+def emulated_windows(isolated_env, monkeypatch):
+    """With MNISTKIT_EMULATE_WINDOWS=1, every test runs under Windows file semantics (tests/winsem.py)."""
+    if os.environ.get(winsem.ENV) != "1":
+        yield False
+        return
+    if not winsem.supported():
+        pytest.skip("MNISTKIT_EMULATE_WINDOWS=1 needs /proc (Linux) to see open and mapped files")
+    monkeypatch.setenv(winsem.PIDS_ENV, str(os.getpid()))  # CLI children see this process's maps as held
+    deactivate = winsem.activate()
+    yield True
+    deactivate()
+
+
+@pytest.fixture
+def windows_semantics(isolated_env, monkeypatch):
+    """Windows file semantics for this test (and the CLI children it starts), whatever the environment."""
+    if sys.platform == "win32":  # the real thing
+        yield
+        return
+    if not winsem.supported():
+        pytest.skip("the emulation needs /proc (Linux) to see open and mapped files")
+    if os.environ.get(winsem.ENV) == "1":  # already active (emulated_windows)
+        yield
+        return
+    monkeypatch.setenv(winsem.ENV, "1")
+    monkeypatch.setenv(winsem.PIDS_ENV, str(os.getpid()))
+    deactivate = winsem.activate()
+    yield
+    deactivate()

@@ -290,7 +290,8 @@ class Server:
 # A child process does not see datasets registered in the test process: this one registers
 # make_synthetic()'s "tiny" dataset, then runs the real command line.
 _CHILD = (
-    "import sys; sys.path.insert(0, {here!r}); from helpers import make_synthetic; from mnistkit import registry, cli;"
+    "import sys; sys.path.insert(0, {here!r}); import winsem; winsem.activate_from_env(); "
+    "from helpers import make_synthetic; from mnistkit import registry, cli;"
     "registry.register_dataset(make_synthetic().dataset); sys.exit(cli.main(sys.argv[1:]))"
 )
 

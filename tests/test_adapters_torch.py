@@ -143,6 +143,7 @@ def _rank(name, mirrors, barrier, queue):
     queue.put(float(ds[0][0].sum()))
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows has no fork (this test relies on it)")
 def test_many_ranks_starting_at_once_download_once(synth, home, server):
     server.serve_dataset(synth)
     ranks = 4

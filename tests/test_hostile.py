@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from platforms import posix_only
 from test_sources import publish, with_mirrors
 from test_torture import expected_digest, leftovers
 
@@ -85,6 +86,7 @@ def test_read_only_data_folder(synth, home, read_only, state, tally):
     tally.add(f"{state}: " + ("loaded" if out.startswith("DIGEST") else "clear error naming the folder"))
 
 
+@posix_only("RLIMIT_FSIZE (the full disk is simulated with it)")
 @pytest.mark.parametrize("where", ["download", "cache"])
 def test_full_disk_gives_a_clear_error_and_keeps_nothing_half_written(synth, home, server, where, tally):
     publish(server, synth, "/m/")

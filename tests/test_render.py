@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import numpy as np
 import pytest
 from PIL import Image
-
-import tempfile
 
 import mnistkit
 from mnistkit import ArgumentError, Picture, grid, img_show
@@ -192,3 +192,24 @@ def test_captions_use_names_only_when_every_name_fits():
     assert [small(0), small(9)] == ["0", "9"]  # "Ankle boot->Ankle boot" is wider than a 56-pixel cell
     big = _namer(fashion, "{}->{}", _font(14), 8 * 28 + 16, measure)
     assert [big(0), big(9), big(12)] == ["T-shirt/top", "Ankle boot", "12"]
+
+
+def test_grid_labels_every_row_and_captions_on_every_supported_pillow():
+    """Row labels and captions are drawn (Pillow < 10.1 has only a fixed bitmap font, which takes no anchor)."""
+    from mnistkit.render import MONTAGE_PAD
+
+    images = np.zeros((20, 28, 28), np.uint8)
+    labels = np.arange(20) % 10
+    sheet = np.asarray(grid(images, labels, per_class=2, scale=2))
+    step, pad = 28 * 2 + MONTAGE_PAD * 2, MONTAGE_PAD * 2
+    x0 = sheet.shape[1] - 2 * step
+    assert x0 > pad
+    for row in range(10):
+        band = sheet[pad + row * step : pad + row * step + 56, :x0]
+        assert (band < 128).any(), f"row {row} has no label"
+    white = np.full((3, 28, 28), 255, np.uint8)
+    shown = np.asarray(grid(white, np.array([1, 2, 3]), predictions=np.array([1, 5, 3]), indices=[0, 1, 2], scale=2))
+    cells = pad + 56  # the first row: images from pad to pad + 56, captions below
+    captions = shown[cells : cells + 30]
+    assert (captions[..., 1] < 128).any(), "no caption drawn"
+    assert ((captions[..., 0] > 150) & (captions[..., 1] < 80)).any(), "the mistake's caption is not red"

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 from helpers import cli_argv, run_cli
+from platforms import posix_only
 
 from mnistkit.serve import IGNORE_RANGE, _parse_range
 
@@ -50,6 +51,7 @@ def _stop(proc, sig) -> str:
     return err
 
 
+@posix_only("SIGTERM to another process (Popen.send_signal terminates it)")
 def test_a_second_machine_downloads_through_the_server(served, synth, tmp_path):
     proc, url = served
     other = tmp_path / "other-machine"
@@ -93,6 +95,7 @@ def test_a_doubled_slash_is_taken_as_one(served):
     assert _get(url, "//secret.txt")[0] == 403
 
 
+@posix_only("SIGINT to another process")
 def test_ranges_and_missing_files(served, synth):
     proc, url = served
     name = "t10k-labels-idx1-ubyte.gz"

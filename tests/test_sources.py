@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import Route, make_synthetic
+from platforms import posix_only
 
 from mnistkit import DownloadError, MissingFilesError, load, load_mnist, registry
 from mnistkit.idx import encode_idx
@@ -279,6 +280,7 @@ def test_eight_processes_cause_exactly_one_download_per_file(synth, home, server
         assert server.gets(f"/m/{name}") == 1, name
 
 
+@posix_only("SIGKILL")
 def test_process_killed_mid_transfer_then_fresh_call_resumes(synth, home, server, monkeypatch):
     body = gzip.compress(synth.raw[IMAGES], compresslevel=0)
     import dataclasses

@@ -190,7 +190,7 @@ def _dataset_info(ds, settings: Settings) -> dict:
     store = _local_store(ds, settings)
 
     def file_info(spec):
-        npy_path, _ = store.cache_paths(spec)
+        npy_path = store.npy_path(spec, store.read_manifest(spec))  # the manifest may name another (Windows)
         found = store.candidates(spec)
         return {
             "name": spec.name,
@@ -341,10 +341,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                     print(f"     {finding.problem}")
             if not args.fix or all(f.ok for f in findings):
                 continue
-            for finding in findings:
-                if not finding.ok:
-                    maintenance.discard(store, finding)
             try:
+                for finding in findings:
+                    if not finding.ok:
+                        maintenance.discard(store, finding)  # a damaged file in use (Windows): reported below
                 if not any(f.ok and f.copy == "file" for f in findings) and any(f.copy == "file" for f in findings):
                     store.fetch(spec)  # the folder held a bad copy: put the published file back
                 if spec.kind == "archive":
@@ -476,9 +476,10 @@ def _cmd_clean(args: argparse.Namespace) -> int:
             print("nothing deleted (`mnistkit clean --cache-only` deletes only the caches)")
             return EXIT_OK
     freed: dict[str, int] = {ds.name: 0 for ds in chosen}
+    in_use: list = []  # files a program still holds (Windows): reported after the rest is freed
     for ds, store, spec, _ in plan:
         try:
-            freed[ds.name] += maintenance.clean(store, spec, kinds)
+            freed[ds.name] += maintenance.clean(store, spec, kinds, in_use)
         except OSError as err:
             msg = f"cannot delete {spec.name}'s files in {store.folder}: {err.strerror or err}"
             raise DataFolderError(msg) from err
@@ -486,6 +487,11 @@ def _cmd_clean(args: argparse.Namespace) -> int:
         if freed[ds.name] or args.names:
             print(f"{ds.name}: freed {_size(freed[ds.name])} in {_local_store(ds, args.settings).folder}")
     print(f"freed {_size(sum(freed.values()))} in total")
+    if in_use:
+        from .errors import files_in_use
+
+        _error(files_in_use(in_use, "delete"))
+        return EXIT_ERROR
     return EXIT_OK
 
 

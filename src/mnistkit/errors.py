@@ -338,3 +338,13 @@ def check_choice(value: object, name: str, valid: Iterable[object]) -> None:
         shown = ", ".join(repr(v) for v in valid)
         msg = f"{name}={value!r} is not valid; choose one of {shown}"
         raise ArgumentError(msg)
+
+
+def files_in_use(paths: list[Path], doing: str) -> DataFolderError:
+    """Files that could not be deleted or replaced because a program holds them (Windows), as one line."""
+    shown = ", ".join(str(p) for p in paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+    msg = (
+        f"cannot {doing} {shown}: in use by another program (Windows keeps open or memory-mapped files). "
+        f"Close it (for example a Python session holding arrays loaded from there) and run again"
+    )
+    return DataFolderError(msg)

@@ -71,11 +71,19 @@ def class_numbers(labels: np.ndarray) -> np.ndarray:
 def _atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside ``path``, renamed to it when the block succeeds."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # opened normally: the umask sets its mode
+    from . import _winfs
+
+    replacing = False
     try:
         yield tmp
-        os.replace(tmp, path)
+        replacing = True
+        _winfs.replace(tmp, path)  # Windows: retried while a reader holds the old file for a moment
     except OSError as err:
         tmp.unlink(missing_ok=True)
+        if replacing and _winfs.in_use(err):
+            from .errors import files_in_use
+
+            raise files_in_use([path], "replace") from None  # e.g. the old CSV open in a spreadsheet
         raise cannot_write(path, err) from err  # the final name: the temporary one means nothing to users
     except BaseException:
         tmp.unlink(missing_ok=True)

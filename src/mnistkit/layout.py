@@ -8,6 +8,8 @@
     <dataset folder>/.downloaded/<published name>  a verified download whose published name holds
                                                    a file of the user's that is not the published data
     <dataset folder>/.cache/<stem>.npy, .json      the decoded array and its manifest
+    <dataset folder>/.cache/<stem>.<12 hex>.npy    an entry rebuilt beside one still mapped (Windows);
+                                                   its manifest names it
     <dataset folder>/.cache/.<stem>.<random>.tmp   a cache file being written
     <dataset folder>/.locks/<stem>.lock            the inter-process lock of one file
 
@@ -49,6 +51,26 @@ def downloaded_path(folder: Path, name: str) -> Path:
 def temp_prefix(stem: str) -> str:
     """The prefix of every temporary file written for ``stem`` (its cache entry, its manifest)."""
     return f".{stem}."
+
+
+def beside_npy_name(stem: str) -> str:
+    """A new name for ``stem``'s cache ``.npy``, for a rebuild beside an entry that is still in use."""
+    import secrets
+
+    return f"{stem}.{secrets.token_hex(6)}.npy"
+
+
+def is_npy_name(stem: str, name: str) -> bool:
+    """Whether ``name`` is a cache ``.npy`` of ``stem``: ``<stem>.npy`` or one from :func:`beside_npy_name`."""
+    if name == f"{stem}.npy":
+        return True
+    token = name[len(stem) + 1 : -len(".npy")]
+    return (
+        name.startswith(stem + ".")
+        and name.endswith(".npy")
+        and len(token) == 12
+        and all(c in "0123456789abcdef" for c in token)
+    )
 
 
 def create_temp(folder: str | os.PathLike, prefix: str, suffix: str = TEMP_SUFFIX) -> tuple[int, str]:

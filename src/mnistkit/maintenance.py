@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ChecksumError, IdxFormatError
+from . import _winfs
+from ._log import log
+from .errors import ChecksumError, IdxFormatError, files_in_use
 from .idx import IdxHeader
 from .integrity import split_digest, verify
 from .layout import part_path, record_path, temp_prefix, unlink
@@ -82,14 +84,15 @@ def check(store: Store, spec: FileSpec) -> list[Finding]:
     npy_path, manifest_path = store.cache_paths(spec)
     # An archive's manifest records that the archive was verified; it has no array to check.
     if spec.kind != "archive" and (npy_path.exists() or manifest_path.exists()):
+        npy_path = store.npy_path(spec, store.read_manifest(spec))  # the manifest may name another (Windows)
         findings.append(Finding(spec, "cache", npy_path, _cache_problem(store, spec)))
     return findings
 
 
 def _cache_problem(store: Store, spec: FileSpec) -> str | None:
     """Why ``spec``'s cache entry is not the published data, or None."""
-    npy_path, _ = store.cache_paths(spec)
     manifest = store.read_manifest(spec)
+    npy_path = store.npy_path(spec, manifest)
     if not isinstance(manifest, CacheManifest):
         return f"{npy_path}: its manifest is missing or unreadable"
     if store.cached(spec) is None:
@@ -115,14 +118,34 @@ def _cache_problem(store: Store, spec: FileSpec) -> str | None:
     return None
 
 
+def _unlink_unless_in_use(path: Path) -> bool:
+    """Delete ``path`` unless a program holds it (Windows: open or mapped); whether it is gone."""
+    if _winfs.unlink_unless_in_use(path):
+        return True
+    log.info("%s is in use: left for later", path)
+    return False
+
+
 def discard(store: Store, finding: Finding) -> None:
-    """Delete the copy a finding is about (for a cache entry: the ``.npy`` and its manifest)."""
-    paths = [finding.path]
-    if finding.copy == "cache":
-        paths = list(store.cache_paths(finding.spec))
+    """Delete the copy a finding is about (for a cache entry: the ``.npy`` and its manifest).
+
+    A cache entry dies with its manifest, which goes first: its ``.npy`` may still be mapped
+    by a process (Windows cannot delete it then) and is removed later, while the rebuild
+    goes beside it.  A downloaded file in use is an error: the fetch could not replace it.
+
+    Raises
+    ------
+    DataFolderError
+        When a downloaded file is in use by another program (Windows).
+    """
     with store.lock(finding.spec):
-        for path in paths:
-            unlink(path)
+        if finding.copy == "cache":
+            npy_path, manifest_path = store.cache_paths(finding.spec)
+            unlink(manifest_path)
+            for path in dict.fromkeys([finding.path, npy_path]):
+                _unlink_unless_in_use(path)
+        elif not _unlink_unless_in_use(finding.path):
+            raise files_in_use([finding.path], "delete the damaged file")
 
 
 #: What :func:`local_files` sorts a dataset file's copies into.
@@ -142,7 +165,12 @@ def local_files(store: Store, spec: FileSpec) -> list[tuple[Path, str, int]]:
     groups = (
         ("data", store.candidates(spec)),
         ("partial", [part, record_path(part)]),
-        ("cache", [*store.cache_paths(spec), *store.cache_folder.glob(f"{temp_prefix(spec.stem)}*.tmp")]),
+        # the manifest first: deleted before the .npy, an entry still in use (Windows) is dead at once
+        ("cache", [
+            store.cache_paths(spec)[1],
+            *store.entry_files(spec),
+            *store.cache_folder.glob(f"{temp_prefix(spec.stem)}*.tmp"),
+        ]),
     )
     found = []
     for kind, paths in groups:
@@ -154,28 +182,55 @@ def local_files(store: Store, spec: FileSpec) -> list[tuple[Path, str, int]]:
     return found
 
 
-def clean(store: Store, spec: FileSpec, kinds: tuple[str, ...] = KINDS) -> int:
+def clean(
+    store: Store, spec: FileSpec, kinds: tuple[str, ...] = KINDS, in_use: list[Path] | None = None
+) -> int:
     """Delete the local copies of ``spec`` of the given kinds (see :func:`local_files`): by default all.
 
     All or nothing: a file standing where one of the store's folders belongs is reported
-    (:class:`~mnistkit.errors.DataFolderError`) before anything is deleted.
+    (:class:`~mnistkit.errors.DataFolderError`) before anything is deleted.  Files a program
+    holds (Windows: open or mapped) are the exception: everything else is deleted, and the
+    manifest goes before the ``.npy``, so an entry whose ``.npy`` is still in use is dead at
+    once and never loaded again.
+
+    Parameters
+    ----------
+    store : Store
+    spec : FileSpec
+    kinds : tuple of str
+        Which of :data:`KINDS` to delete.
+    in_use : list, optional
+        Where to put files that could not be deleted because a program holds them (Windows);
+        when not given, such files raise instead, after everything else is gone.
 
     Returns
     -------
     int
         Bytes freed.
+
+    Raises
+    ------
+    DataFolderError
+        Files in use, when ``in_use`` is not given.
     """
     if not store.folder.is_dir():
         return 0
     store.check_folder(store.cache_folder)
     freed = 0
+    busy: list[Path] = []
     with store.lock(spec):  # never pull a file from under a process that is building it
         paths = [path for path, kind, _ in local_files(store, spec) if kind in kinds]
         for path in paths:
             try:
                 size = path.stat().st_size
-                path.unlink()
             except FileNotFoundError:
                 continue
-            freed += size
+            if _unlink_unless_in_use(path):
+                freed += size
+            else:
+                busy.append(path)
+    if in_use is not None:
+        in_use.extend(busy)
+    elif busy:
+        raise files_in_use(busy, "delete")
     return freed

@@ -50,6 +50,10 @@ class CacheManifest:
         UTC time of writing, ISO 8601.
     format : int
         :data:`CACHE_FORMAT` at writing.
+    npy : str
+        The name of the ``.npy`` in the cache folder when it is not ``<stem>.npy``: an entry
+        rebuilt beside one a process still mapped (Windows cannot replace a mapped file).
+        "" (and absent on disk) for the usual name.
     """
 
     file: str
@@ -62,6 +66,7 @@ class CacheManifest:
     npy_size: int
     created: str = ""
     format: int = CACHE_FORMAT
+    npy: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,12 +110,14 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "checksum": str,
     "size": int,
     "mtime_ns": int,
+    "npy": str,
 }
 
 
-#: Per record: (field, JSON type, may be absent) -- "created" and "upright" are optional in every version written.
+#: Per record: (field, JSON type, may be absent) -- "created" and "upright" are optional in every version
+#: written, and "npy" is written only for an entry rebuilt beside one in use.
 _FIELDS: dict[type, tuple[tuple[str, Any, bool], ...]] = {
-    kind: tuple((f.name, _TYPES[f.name], f.name in ("created", "upright")) for f in fields(kind))
+    kind: tuple((f.name, _TYPES[f.name], f.name in ("created", "upright", "npy")) for f in fields(kind))
     for kind in (CacheManifest, ArchiveManifest)
 }
 
@@ -150,18 +157,21 @@ def write_manifest(path: Path, manifest: Manifest) -> None:
     """Write ``manifest`` to ``path`` atomically (a temporary file renamed into place)."""
     import json
 
+    from . import _winfs
     from .layout import create_temp, unlink
 
     data = asdict(manifest)
     if isinstance(manifest, CacheManifest):
         data["shape"] = list(manifest.shape)
+        if not manifest.npy:  # the usual name: manifests stay as mnistkit 0.1 wrote them
+            del data["npy"]
     if not data.get("created"):
         data["created"] = _now()
     fd, tmp = create_temp(path.parent, f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(json.dumps(data, indent=1).encode())
-        os.replace(tmp, path)
+        _winfs.replace(tmp, path)  # Windows: retried while a reader holds the old manifest for a moment
     except BaseException:
         unlink(tmp)
         raise

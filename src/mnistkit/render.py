@@ -486,9 +486,39 @@ def grid(
 
 
 def _font(size: int):
+    """Pillow's default font at ``size`` pixels; before Pillow 10.1, its only one: a fixed 11-pixel bitmap."""
     from PIL import ImageFont
 
-    return ImageFont.load_default(size=size)
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: load_default() takes no size
+        return ImageFont.load_default()
+
+
+def _font_height(font) -> int:
+    """Pixels a line of ``font`` takes: its size (a bitmap font has none: the height of its tallest glyphs)."""
+    size = getattr(font, "size", None)
+    return int(size) if size else int(font.getmask("Ag|").size[1])
+
+
+def _text(draw, xy: tuple[int, int], text: str, font, fill, anchor: str) -> None:
+    """``draw.text`` at an anchor (``"lm"``: left middle, ``"ma"``: middle top), for every font.
+
+    Pillow's bitmap font (the only one before Pillow 10.1) takes no anchor: it is placed by hand
+    from its own rendered size.
+    """
+    from PIL import ImageFont
+
+    if isinstance(font, ImageFont.FreeTypeFont):
+        draw.text(xy, text, fill=fill, font=font, anchor=anchor)
+        return
+    width, height = font.getmask(text).size
+    x, y = xy
+    if anchor[0] == "m":
+        x -= width // 2
+    if anchor[1] == "m":
+        y -= height // 2
+    draw.text((x, y), text, fill=fill, font=font)
 
 
 def _check_size(width: int, height: int, count: int, scale: int) -> None:
@@ -529,7 +559,7 @@ def _per_class(images, labels, predictions, classes, per_class, scale) -> Pictur
     small = _font(max(10, min(16, cell_w // 4)))
     measure = ImageDraw.Draw(Image.new("L", (1, 1)))
     label_w = max(int(measure.textlength(name, font=font)) for name in names) + 2 * pad
-    caption_h = (small.size + pad) if predictions is not None else 0
+    caption_h = (_font_height(small) + pad) if predictions is not None else 0
     row_h = cell_h + caption_h + pad
     width = label_w + per_class * (cell_w + pad) + pad
     height = pad + len(names) * row_h
@@ -543,7 +573,7 @@ def _per_class(images, labels, predictions, classes, per_class, scale) -> Pictur
     names_of = _namer(classes, "->{}", small, cell_w + pad, measure)
     for row, name in enumerate(names):
         y = pad + row * row_h
-        draw.text((pad, y + cell_h // 2), name, fill=black, font=font, anchor="lm")
+        _text(draw, (pad, y + cell_h // 2), name, font, black, "lm")
         for col, index in enumerate(np.flatnonzero(labels == row)[:per_class]):
             x = x0 + col * (cell_w + pad)
             sheet.paste(Image.fromarray(_cell_pixels(images[index], scale), mode="L"), (x, y))
@@ -551,7 +581,7 @@ def _per_class(images, labels, predictions, classes, per_class, scale) -> Pictur
                 draw.rectangle((x - frame, y - frame, x + cell_w + frame - 1, y + cell_h + frame - 1),
                                outline=_RED, width=frame)
                 text = "->" + names_of(int(predictions[index]))
-                draw.text((x + cell_w // 2, y + cell_h + frame), text, fill=_RED, font=small, anchor="ma")
+                _text(draw, (x + cell_w // 2, y + cell_h + frame), text, small, _RED, "ma")
     return Picture(np.asarray(sheet))
 
 
@@ -580,7 +610,7 @@ def _given(images, picks, labels, predictions, classes, columns, scale, captions
     rows = -(-len(picks) // columns)
     small = _font(max(10, min(16, cell_w // 4)))
     captioned = captions and (labels is not None or predictions is not None)
-    caption_h = (small.size + pad) if captioned else 0
+    caption_h = (_font_height(small) + pad) if captioned else 0
     row_h = cell_h + caption_h + pad
     width = pad + columns * (cell_w + pad)
     height = pad + rows * row_h
@@ -612,7 +642,7 @@ def _given(images, picks, labels, predictions, classes, columns, scale, captions
             text = f"{name_of(int(labels[index]))}->{name_of(int(predictions[index]))}"
         else:
             text = name_of(int(labels[index]))
-        draw.text((x + cell_w // 2, y + cell_h + frame), text, fill=_RED if wrong else black, font=small, anchor="ma")
+        _text(draw, (x + cell_w // 2, y + cell_h + frame), text, small, _RED if wrong else black, "ma")
     return Picture(np.asarray(sheet))
 
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import remote
+from . import _winfs, remote
 from ._log import log
 from ._version import __version__
 from .errors import (
@@ -45,6 +45,7 @@ from .errors import (
     IdxFormatError,
     MissingFilesError,
     RegistryMismatchError,
+    files_in_use,
     write_failed,
 )
 from .integrity import verify
@@ -82,9 +83,20 @@ def _is_network(location: str) -> bool:
 
 def _local_folder(base: str) -> Path:
     if base.lower().startswith("file:"):
-        parsed = urllib.parse.urlparse(base)
-        return Path(urllib.parse.unquote(parsed.path))
+        return Path(file_url_path(base))
     return Path(base).expanduser()
+
+
+def file_url_path(url: str, windows: bool = _winfs.IS_WINDOWS) -> str:
+    """The local path of a ``file:`` URL: ``file:///C:/data`` is ``C:\\data`` and
+    ``file://server/share`` the UNC path ``\\\\server\\share`` on Windows; POSIX ignores the host."""
+    parsed = urllib.parse.urlparse(url)
+    if not windows:
+        return urllib.parse.unquote(parsed.path)
+    import nturl2path  # the stdlib's Windows rules, importable (and testable) everywhere
+
+    host = parsed.netloc if parsed.netloc.lower() not in ("", "localhost") else ""
+    return nturl2path.url2pathname(f"//{host}{parsed.path}" if host else parsed.path)
 
 
 @dataclass
@@ -228,7 +240,13 @@ class Downloader:
             # The resume record goes first: a process killed between these two steps leaves a
             # .part without it (downloaded again), never a record that nothing would clean up.
             unlink(record_path(part))
-            os.replace(part, final)
+            try:
+                _winfs.replace(part, final)  # Windows: retried while a reader holds ``final`` for a moment
+            except OSError as err:
+                if not _winfs.in_use(err):
+                    raise
+                # The verified .part stays: the next call resumes on it (HTTP 416) or copies it again.
+                raise files_in_use([final], f"replace with the verified download {part.name}") from None
             log.info("got %s from %s", spec.name, shown)
             if attempts:  # a mirror that fails is worth knowing about even when another one works
                 failed = "; ".join(f"{loc}: {why}" for loc, why in attempts)
@@ -273,14 +291,16 @@ class Downloader:
     def _verify(part: Path, spec: FileSpec, location: str) -> None:
         try:
             verify(part, spec, source=f"{spec.name} from {location}")
+            return
         except (IdxFormatError, ChecksumError) as err:
-            _discard(part)  # never keep wrong bytes, not even as a resume point
-            msg = f"rejected after download: {_reason(err)}"
-            raise SourceFailed(msg) from None
-        except RegistryMismatchError:
+            failure: Exception = SourceFailed(f"rejected after download: {_reason(err)}")
+        except RegistryMismatchError as err:
             # The published file contradicts the registry: every source would; nothing is kept.
-            _discard(part)
-            raise
+            failure = err.with_traceback(None)
+        # Deleted after the except block: until then the exception's traceback keeps the verifier's
+        # frames, which map the file, and Windows cannot delete a mapped file.
+        _discard(part)  # never keep wrong bytes, not even as a resume point
+        raise failure
 
     # --- local sources ----------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from typing import BinaryIO, cast
 
 import numpy as np
 
+from . import _winfs
 from ._log import log
 from .errors import (
     ArgumentError,
@@ -51,7 +52,7 @@ from .errors import (
 )
 from .idx import IDX_TYPES
 from .integrity import Sink, verify
-from .layout import CACHE_DIR, LOCK_DIR, create_temp, downloaded_path, temp_prefix, unlink
+from .layout import CACHE_DIR, LOCK_DIR, beside_npy_name, create_temp, downloaded_path, is_npy_name, temp_prefix, unlink
 from .manifest import CACHE_FORMAT, ArchiveManifest, CacheManifest, Manifest, read_manifest, write_manifest
 from .plan import Action, OnDisk, Plan, cache_matches, plan
 from .registry import Dataset, FileSpec
@@ -160,6 +161,25 @@ class Store:
         """The ``.npy`` and manifest paths of ``spec``'s cache entry."""
         return self.cache_folder / f"{spec.stem}.npy", self.cache_folder / f"{spec.stem}.json"
 
+    def npy_path(self, spec: FileSpec, manifest: Manifest | None) -> Path:
+        """The ``.npy`` a cache manifest names, else the usual ``<stem>.npy``.
+
+        A rebuild that could not replace an entry some process still maps (Windows) writes the
+        new one beside it (:func:`mnistkit.layout.beside_npy_name`) and records that name in
+        the manifest's ``npy`` field.
+        """
+        if isinstance(manifest, CacheManifest) and manifest.npy and is_npy_name(spec.stem, manifest.npy):
+            return self.cache_folder / manifest.npy
+        return self.cache_paths(spec)[0]
+
+    def entry_files(self, spec: FileSpec) -> list[Path]:
+        """Every ``.npy`` of ``spec`` in the cache folder: the entry and any it superseded still there."""
+        try:
+            names = os.listdir(self.cache_folder)
+        except OSError:
+            return []
+        return [self.cache_folder / n for n in sorted(names) if is_npy_name(spec.stem, n)]
+
     def candidates(self, spec: FileSpec) -> list[Path]:
         """Existing files in the dataset folder that may hold ``spec``.
 
@@ -178,7 +198,7 @@ class Store:
 
     def observe(self, spec: FileSpec, *, writable: bool = True) -> OnDisk:
         """What the folder holds for ``spec`` (for an archive member: the archive's copies)."""
-        npy_path, _ = self.cache_paths(spec)
+        manifest = self.read_manifest(spec)
         source = spec if spec.archive is None else self.dataset.file(spec.archive)
         files = []
         for path in self.candidates(source):
@@ -190,8 +210,8 @@ class Store:
         from .layout import part_path
 
         return OnDisk(
-            manifest=self.read_manifest(spec),
-            npy_size=_size_or_none(npy_path),
+            manifest=manifest,
+            npy_size=_size_or_none(self.npy_path(spec, manifest)),  # the manifest may name another (Windows)
             files=tuple(files),
             part_size=_size_or_none(part_path(self.folder, source.name)) or 0,
             writable=writable,
@@ -209,10 +229,10 @@ class Store:
         """
         if spec.kind == "archive":  # an archive has no array: see archive_path
             return None
-        npy_path, manifest_path = self.cache_paths(spec)
-        manifest = read_manifest(manifest_path)
+        manifest = read_manifest(self.cache_paths(spec)[1])
         if manifest is None:
             return None
+        npy_path = self.npy_path(spec, manifest)
         dtype = _dtype_of(spec)
         try:
             if not cache_matches(spec, manifest, npy_path.stat().st_size, dtype.str):
@@ -247,6 +267,7 @@ class Store:
         array = self.cached(spec)
         if array is not None:
             return array
+        self._check_path_length()  # not the read-only route below: this folder cannot be used at all
         try:
             self._make_folder(self.cache_folder)
         except _NotAFolder:
@@ -412,7 +433,7 @@ class Store:
                 source = str(getattr(path, "name", path)) if hasattr(path, "read") else str(path)
                 verified = verify(path, spec, sink=_sink(spec, write), source=source)
                 size = fh.tell()
-            os.replace(tmp, npy_path)
+            npy_path = self._install_npy(tmp, npy_path, spec)
         except BaseException:
             unlink(tmp)
             raise
@@ -425,9 +446,36 @@ class Store:
             shape=tuple(spec.shape),
             dtype=dtype.str,
             npy_size=size,
+            npy="" if npy_path == self.cache_paths(spec)[0] else npy_path.name,
         )
         write_manifest(manifest_path, manifest)
         log.info("cached %s from %s (%s, verified)", spec.name, path, verified.container)
+        for old in self.entry_files(spec):  # entries superseded by this one, once nothing maps them
+            if old != npy_path:
+                try:
+                    if not _winfs.unlink_unless_in_use(old):
+                        log.info("%s is in use: left for a later rebuild or clean", old)
+                except OSError as err:  # tidying only: the new entry is in place whatever happens here
+                    log.info("could not remove the superseded %s: %s", old, err)
+
+    def _install_npy(self, tmp: str, npy_path: Path, spec: FileSpec) -> Path:
+        """Rename the finished ``tmp`` to ``npy_path``, or beside it when that is in use; the name used.
+
+        Windows refuses to replace a file that any process maps, and a loaded array is a map of
+        the cache: then the new entry gets a name of its own (recorded in its manifest, which
+        readers follow) and the old file is deleted by a later rebuild or ``clean`` once free.
+        On POSIX the first rename always succeeds.  (Callers hold the file's lock.)
+        """
+        try:
+            _winfs.replace(tmp, npy_path)
+            return npy_path
+        except OSError as err:
+            if not _winfs.in_use(err):
+                raise
+        beside = self.cache_folder / beside_npy_name(spec.stem)
+        os.replace(tmp, beside)  # a name nobody can hold yet
+        log.info("%s is in use by another process: cache rebuilt beside it as %s", npy_path, beside.name)
+        return beside
 
     def _load_uncached(self, spec: FileSpec) -> np.ndarray:
         """Decode a verified file into memory: the read-only data folder route."""
@@ -479,7 +527,27 @@ class Store:
 
     # --- folders and locks ------------------------------------------------------------------
 
+    def _longest_name(self) -> int:
+        """The longest path, relative to the dataset folder, that the store may create there."""
+        from .layout import DOWNLOADED_DIR, part_path, record_path
+
+        names = [f"{CACHE_DIR}/{temp_prefix(f.stem)}{'0' * 12}.npy.tmp" for f in self.dataset.files]
+        names += [record_path(part_path(Path(), n)).name for f in self.dataset.files for n in f.spellings]
+        names += [f"{DOWNLOADED_DIR}/{f.name}" for f in self.dataset.files]
+        return max(map(len, names))
+
+    def _check_path_length(self) -> None:
+        """Windows without long paths: refuse a data folder whose files would pass 260 characters, saying why."""
+        if _winfs.IS_WINDOWS and _winfs.too_long(self.folder, self._longest_name()):
+            msg = (
+                f"cannot use the data folder {self.home}: its files would have paths over Windows' "
+                f"{_winfs.MAX_PATH}-character limit. Enable long paths (LongPathsEnabled) or pass "
+                f"data_home=... (or set {ENV_HOME}) to a shorter folder"
+            )
+            raise DataFolderError(msg)
+
     def _make_folder(self, folder: Path) -> None:
+        self._check_path_length()
         self.check_folder(folder)
         try:
             folder.mkdir(parents=True, exist_ok=True)
