@@ -58,7 +58,7 @@ def make_bucket(name: str) -> None:
 
 
 def assert_loaded(synth, **kw):
-    (x, t), (xt, tt) = load_mnist(normalize=False, dataset=synth.dataset.name, **kw)
+    (x, _t), (_xt, tt) = load_mnist(normalize=False, dataset=synth.dataset.name, **kw)
     np.testing.assert_array_equal(x.reshape(synth.arrays[IMAGES].shape), synth.arrays[IMAGES])
     np.testing.assert_array_equal(tt, synth.arrays["t10k-labels-idx1-ubyte.gz"])
 

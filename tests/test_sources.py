@@ -64,7 +64,7 @@ def assert_only_final_files(folder: Path):
 def test_good_mirror_loads_and_sends_user_agent(synth, home, server, monkeypatch):
     ds = with_mirrors(monkeypatch, synth, server.url + "/a/")
     publish(server, synth, "/a/")
-    (x, t), (xt, tt) = load_mnist(normalize=False, dataset=ds.name)
+    (x, _t), (_xt, tt) = load_mnist(normalize=False, dataset=ds.name)
     np.testing.assert_array_equal(x, synth.arrays[IMAGES].reshape(-1, 784))
     np.testing.assert_array_equal(tt, synth.arrays["t10k-labels-idx1-ubyte.gz"])
     assert all(server.gets(f"/a/{n}") == 1 for n in synth.gz)
@@ -201,7 +201,7 @@ def test_folder_and_file_url_sources(synth, home, tmp_path, monkeypatch, form):
     base = str(shared) if form == "folder" else shared.as_uri()
     monkeypatch.setenv("MNISTKIT_MIRROR", base)
     monkeypatch.setenv("MNISTKIT_OFFLINE", "1")  # folders are not the network: still used offline
-    (x, t), _ = load_mnist(normalize=False, dataset=synth.dataset.name)
+    (_x, t), _ = load_mnist(normalize=False, dataset=synth.dataset.name)
     np.testing.assert_array_equal(t, synth.arrays[LABELS])
 
 
@@ -474,7 +474,7 @@ def test_bad_timeout_values_are_ignored_with_a_warning(synth, home, server, monk
     publish(server, synth, "/m/")
     monkeypatch.setenv("MNISTKIT_TIMEOUT", value)
     with caplog.at_level("WARNING", logger="mnistkit"):
-        _, (xt, tt) = load_mnist(normalize=False, dataset=ds.name)
+        _, (_xt, tt) = load_mnist(normalize=False, dataset=ds.name)
     np.testing.assert_array_equal(tt, synth.arrays["t10k-labels-idx1-ubyte.gz"])
     assert f"ignoring MNISTKIT_TIMEOUT={value!r}" in caplog.text
 
