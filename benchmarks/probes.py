@@ -248,7 +248,8 @@ def probe_keras_npz(cfg):
             for chunk in iter(lambda: f.read(65535), b""):
                 hasher.update(chunk)
         if hasher.hexdigest() != cfg["sha256"]:
-            raise RuntimeError("npz hash mismatch")
+            msg = "npz hash mismatch"
+            raise RuntimeError(msg)
         with np.load(cfg["npz"], allow_pickle=True) as f:
             return [f["x_train"], f["y_train"], f["x_test"], f["y_test"]]
 

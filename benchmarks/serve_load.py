@@ -65,13 +65,15 @@ def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 20) -> N
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}")
+            msg = f"the server exited with {proc.returncode}"
+            raise RuntimeError(msg)
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError("the server did not listen in time")
+    msg = "the server did not listen in time"
+    raise RuntimeError(msg)
 
 
 class Peer:

@@ -514,7 +514,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def _check_data_home(args: argparse.Namespace) -> None:
     """A data folder given as an empty string: a usage error before anything runs."""
     if args.data_home is not None and not args.data_home.strip():
-        raise ArgumentError("--data-home '' is empty; give a folder (it is created if missing)")
+        msg = "--data-home '' is empty; give a folder (it is created if missing)"
+        raise ArgumentError(msg)
 
 
 def _check_home_folder(args: argparse.Namespace) -> None:
@@ -527,7 +528,8 @@ def _check_home_folder(args: argparse.Namespace) -> None:
         if above.exists():
             if not above.is_dir():
                 where = "is a file" if above == home else f"cannot be made: {above} is a file"
-                raise ArgumentError(f"the data folder {home} ({given}) {where}, not a folder; give a folder")
+                msg = f"the data folder {home} ({given}) {where}, not a folder; give a folder"
+                raise ArgumentError(msg)
             return
 
 
@@ -577,7 +579,8 @@ def _whole(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        msg = f"{text!r} is not a whole number"
+        raise argparse.ArgumentTypeError(msg) from None
 
 
 def _in_range(lo: int, hi: int):
@@ -586,7 +589,8 @@ def _in_range(lo: int, hi: int):
     def parse(text: str) -> int:
         value = _whole(text)
         if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{value} is out of range: give a whole number from {lo} to {hi}")
+            msg = f"{value} is out of range: give a whole number from {lo} to {hi}"
+            raise argparse.ArgumentTypeError(msg)
         return value
 
     return parse
@@ -599,7 +603,8 @@ def _serve_seconds(text: str) -> float:
     except ValueError:
         value = float("nan")
     if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0 and at most 3600")
+        msg = f"{text!r} is not a number of seconds above 0 and at most 3600"
+        raise argparse.ArgumentTypeError(msg)
     return value
 
 
@@ -610,7 +615,8 @@ def _serve_count(text: str) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+        msg = f"{text!r} is not a whole number of 1 or more"
+        raise argparse.ArgumentTypeError(msg)
     return value
 
 

@@ -230,7 +230,8 @@ def publish(
             entry = place.entry(rel)
             if entry is None or (entry.size is not None and entry.size != size):
                 got = "nothing" if entry is None else f"{entry.size} bytes"
-                raise StorageError(f"{place.url(rel)}: {size} bytes were uploaded but the destination holds {got}")
+                msg = f"{place.url(rel)}: {size} bytes were uploaded but the destination holds {got}"
+                raise StorageError(msg)
             files[spec.name] = {
                 "size": size,
                 "sha256": sha256,

@@ -643,7 +643,8 @@ def _show_png_path() -> Path:
         import stat
 
         if not stat.S_ISDIR(info.st_mode) or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
-            raise PermissionError(f"{folder} is not a folder of this user")
+            msg = f"{folder} is not a folder of this user"
+            raise PermissionError(msg)
         if info.st_mode & 0o077:  # ours but open to others: they could plant links at our temporary names
             os.chmod(folder, 0o700)
     except OSError:

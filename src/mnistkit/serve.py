@@ -237,13 +237,18 @@ class MirrorServer:
     ) -> None:
         for name, value in (("header_timeout", header_timeout), ("stall_timeout", stall_timeout)):
             if not (isinstance(value, (int, float)) and 0 < value <= 3600):
-                raise ArgumentError(f"{name}={value!r} is not valid; give seconds above 0 and at most 3600")
+                msg = f"{name}={value!r} is not valid; give seconds above 0 and at most 3600"
+                raise ArgumentError(msg)
         if not (isinstance(max_connections, int) and max_connections >= 1):
-            raise ArgumentError(f"max_connections={max_connections!r} is not valid; give a whole number of 1 or more")
+            msg = f"max_connections={max_connections!r} is not valid; give a whole number of 1 or more"
+            raise ArgumentError(msg)
         if not (isinstance(host, str) and host.strip()):
             # "" would listen on every interface: an unset variable in `--host "$HOST"` must not expose the folder
-            raise ArgumentError(f"host={host!r} is not valid; give an address such as 127.0.0.1 (this machine) "
-                                "or 0.0.0.0 (every interface)")
+            msg = (
+                f"host={host!r} is not valid; give an address such as 127.0.0.1 (this machine) "
+                "or 0.0.0.0 (every interface)"
+            )
+            raise ArgumentError(msg)
         self.root = Path(root).resolve()
         self.header_timeout = float(header_timeout)
         self.stall_timeout = float(stall_timeout)
@@ -266,7 +271,8 @@ class MirrorServer:
                     errno.EACCES: "ports below 1024 need privileges; choose --port 1024 or above",
                     errno.EADDRNOTAVAIL: "that address is not one of this machine's; use 0.0.0.0 or 127.0.0.1"}
             why = hint.get(err.errno, "check --host and --port")
-            raise ArgumentError(f"cannot listen on {host}:{port} ({err.strerror or err}); {why}") from None
+            msg = f"cannot listen on {host}:{port} ({err.strerror or err}); {why}"
+            raise ArgumentError(msg) from None
         self._listener.setblocking(False)
         self.server_address = self._listener.getsockname()
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -52,7 +52,8 @@ try:  # the classes derive from torch's Dataset, as torchvision's do: PyTorch is
 except ImportError as err:
     from .errors import MissingDependencyError
 
-    raise MissingDependencyError("torch", extra="torch") from err
+    msg = "torch"
+    raise MissingDependencyError(msg, extra="torch") from err
 
 
 class _StandardTransform:

@@ -45,7 +45,8 @@ def _torch():
     try:
         import torch
     except ImportError as err:
-        raise MissingDependencyError("torch", extra="torch") from err
+        msg = "torch"
+        raise MissingDependencyError(msg, extra="torch") from err
     return torch
 
 
