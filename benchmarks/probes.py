@@ -344,7 +344,7 @@ def probe_floors(cfg):
         if name == "gzip.decompress":
             run("gunzip: " + name, lambda fn=fn: [fn(b) for b in gz], touched=False)
         else:
-            run("gunzip: " + name, lambda fn=fn: [fn(b, s) for b, s in zip(gz, sizes)], touched=False)
+            run("gunzip: " + name, lambda fn=fn: [fn(b, s) for b, s in zip(gz, sizes, strict=True)], touched=False)
     return out
 
 

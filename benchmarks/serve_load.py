@@ -460,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copyfile(src / n, root / "mnist" / n)
             data_note = f"the four MNIST `.gz` files from `{src}`"
         else:
-            for n, size in zip(NAMES, SIZES):
+            for n, size in zip(NAMES, SIZES, strict=True):
                 (root / "mnist" / n).write_bytes(os.urandom(size))
             data_note = "random files of the four MNIST `.gz` sizes (the real files were not found)"
         files = {}

@@ -44,7 +44,7 @@ def test_eight_combinations_match_the_tutorial(synth, home, normalize, flatten, 
     synth.write(home)
     got = load_mnist(normalize, flatten, one_hot_label, dataset="tiny")
     want = tutorial_reference(synth, normalize, flatten, one_hot_label)
-    for (gx, gt), (wx, wt) in zip(got, want):
+    for (gx, gt), (wx, wt) in zip(got, want, strict=True):
         assert gx.shape == wx.shape and gx.dtype == wx.dtype
         assert gt.shape == wt.shape and gt.dtype == wt.dtype
         np.testing.assert_array_equal(gx, wx)  # bit-identical, floats included

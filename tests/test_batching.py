@@ -42,7 +42,7 @@ def test_shuffling_differs_between_epochs_and_is_reproducible_with_a_seed():
     a, b = batches(x, np.arange(len(x)), 10, seed=7), batches(x, np.arange(len(x)), 10, seed=7)
     a_epochs = [epoch_order(a) for _ in range(3)]
     b_epochs = [epoch_order(b) for _ in range(3)]
-    for ea, eb in zip(a_epochs, b_epochs):
+    for ea, eb in zip(a_epochs, b_epochs, strict=True):
         np.testing.assert_array_equal(ea, eb)
     assert not np.array_equal(a_epochs[0], a_epochs[1]) and not np.array_equal(a_epochs[1], a_epochs[2])
     assert not np.array_equal(a_epochs[0], np.arange(len(x)))

@@ -131,7 +131,7 @@ def test_same_as_keras_fashion_mnist_on_the_real_files(keras_home, home, tmp_pat
     assert proc.returncode == 0, proc.stderr[-2000:]
     with np.load(out) as theirs:
         ours = fashion_mnist.load_data()
-        for mine, key in zip((*ours[0], *ours[1]), ("x", "y", "xt", "yt")):
+        for mine, key in zip((*ours[0], *ours[1]), ("x", "y", "xt", "yt"), strict=True):
             assert mine.dtype == theirs[key].dtype and mine.shape == theirs[key].shape
             np.testing.assert_array_equal(mine, theirs[key])
         assert not theirs["writeable"]  # Keras' arrays are read-only views; ours are writable (README says so)

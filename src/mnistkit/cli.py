@@ -132,7 +132,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         rows.append((ds.name, ds.title, download, on_disk, str(ds.num_classes), _source(ds, args.settings), here))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        cells = [cell.rjust(w) if i in (2, 3) else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        cells = [cell.rjust(w) if i in (2, 3) else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
         print("  ".join(cells).rstrip())
     print("\ndownload: bytes fetched; on disk: what the dataset takes here now (files and cache); "
           "source: where missing files come from first")
@@ -254,7 +254,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         if split["class_counts"] is None:
             print("  per class: (not downloaded; `mnistkit download` first)")
         else:
-            pairs = (f"{name}:{n}" for name, n in zip(info["classes"], split["class_counts"]))
+            pairs = (f"{name}:{n}" for name, n in zip(info["classes"], split["class_counts"], strict=False))
             print(f"  per class: {' '.join(pairs)}")
         for f in (img, lab):
             print(f"  {f['name']}  {_size(f['size'])}  {f['sha256'] or '-'}")

@@ -109,7 +109,7 @@ def write_png_folders(
     paths = []
     bar = _bar(len(images), out.name, progress)
     try:
-        for index, (image, number) in enumerate(zip(images, numbers)):
+        for index, (image, number) in enumerate(zip(images, numbers, strict=True)):
             number = int(number)
             folder = out / (folders[number] if 0 <= number < len(folders) else str(number))
             if number not in present:
@@ -182,7 +182,7 @@ def export_png_split(
 
     def final_paths(root: Path) -> list[Path]:
         return [root / (folders[int(n)] if 0 <= int(n) < len(folders) else str(int(n))) / name
-                for n, name in zip(numbers, names)]
+                for n, name in zip(numbers, names, strict=True)]
 
     if out.exists():
         if _read_record(out) == record:
@@ -235,7 +235,7 @@ def write_csv(images: np.ndarray, labels: np.ndarray, path: Path, progress: bool
                 block = flat[start : start + _CSV_ROWS]
                 cells = text[block] if text is not None else block.astype(str)
                 lines = (
-                    f"{int(label)},{','.join(row)}\n" for label, row in zip(numbers[start : start + len(block)], cells)
+                    f"{int(label)},{','.join(row)}\n" for label, row in zip(numbers[start : start + len(block)], cells, strict=True)
                 )
                 fh.writelines(lines)
                 if bar is not None:

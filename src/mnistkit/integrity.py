@@ -101,7 +101,7 @@ def _contradiction(header: IdxHeader, spec: FileSpec) -> str | None:
     if header.type_code != spec.type_code or len(header.shape) != len(spec.shape):
         return None
     parts = []
-    for axis, (declared, found) in enumerate(zip(spec.shape, header.shape)):
+    for axis, (declared, found) in enumerate(zip(spec.shape, header.shape, strict=True)):
         if declared != found:
             name = "examples" if axis == 0 else f"size of dimension {axis}"
             parts.append(f"{name}: the registry says {declared}, the file's IDX header says {found}")

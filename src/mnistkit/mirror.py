@@ -314,7 +314,7 @@ def _hash_stream(fh, *algorithms: str) -> tuple[int, ...]:
         size += len(block)
         for h in hashers:
             h.update(block)
-    return (size, *(f"{a}:{h.hexdigest()}" for a, h in zip(algorithms, hashers)))
+    return (size, *(f"{a}:{h.hexdigest()}" for a, h in zip(algorithms, hashers, strict=True)))
 
 
 # --- checking a mirror where it stands -------------------------------------------------------------

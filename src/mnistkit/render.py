@@ -91,8 +91,8 @@ def terminal_lines(img: np.ndarray, *, color: bool = True) -> list[str]:
     if pixels.shape[0] % 2:
         pixels = np.vstack([pixels, np.zeros((1, pixels.shape[1]), np.uint8)])
     lines = []
-    for top, bottom in zip(pixels[0::2], pixels[1::2]):
-        cells = [f"\x1b[38;2;{a};{a};{a}m\x1b[48;2;{b};{b};{b}m{_HALF}" for a, b in zip(top, bottom)]
+    for top, bottom in zip(pixels[0::2], pixels[1::2], strict=True):
+        cells = [f"\x1b[38;2;{a};{a};{a}m\x1b[48;2;{b};{b};{b}m{_HALF}" for a, b in zip(top, bottom, strict=True)]
         lines.append("".join(cells) + "\x1b[0m")
     return lines
 
