@@ -123,7 +123,7 @@ def probe_mnistkit_cold(cfg):
 
 def each_combo(load, cfg) -> dict:
     """Time ``load(**options)`` for every (label, options) of ``cfg["combos"]``, one after another."""
-    return {"combos": {label: timed(lambda: _flat(load(**opts)), cfg, cold=False) for label, opts in cfg["combos"]}}
+    return {"combos": {label: timed(lambda opts=opts: _flat(load(**opts)), cfg, cold=False) for label, opts in cfg["combos"]}}
 
 
 def probe_mnistkit_warm(cfg):

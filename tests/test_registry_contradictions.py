@@ -130,7 +130,7 @@ def test_an_archive_without_the_mapping_member_is_named(monkeypatch, home):
     with zipfile.ZipFile(out, "w") as zf:
         zf.writestr("gzip/other.txt", b"x")
     (home / "emnist" / "gzip.zip").write_bytes(out.getvalue())
-    with pytest.raises(IdxFormatError, match="gzip.zip:gzip/emnist-mnist-mapping.txt.*no such member"):
+    with pytest.raises(IdxFormatError, match=r"gzip\.zip:gzip/emnist-mnist-mapping\.txt.*no such member"):
         mnistkit.label_mapping("emnist-mnist")
 
 

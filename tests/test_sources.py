@@ -423,7 +423,7 @@ def test_unresolvable_host_is_not_retried(synth, home, server, monkeypatch):
     assert dl.waits == []  # no backoff spent on it
     assert refused == ["mirror.mnistkit-test.invalid"]  # looked up once, through the injected resolver
     assert server.gets(f"/good/{LABELS}") == 1
-    with pytest.raises(DownloadError, match="cannot resolve host mirror.mnistkit-test.invalid"):
+    with pytest.raises(DownloadError, match=r"cannot resolve host mirror\.mnistkit-test\.invalid"):
         fetch(dl, dataclasses.replace(ds, mirrors=ds.mirrors[:1]), IMAGES, home / ds.name)
 
 
@@ -576,7 +576,7 @@ def test_stale_part_holding_another_files_prefix_gets_one_fresh_try(synth, home,
     folder = home / ds.name
     folder.mkdir(parents=True)
     url = f"{server.url}/m/{LABELS}"
-    etag = '"%s"' % hashlib.md5(synth.gz[LABELS]).hexdigest()
+    etag = f'"{hashlib.md5(synth.gz[LABELS]).hexdigest()}"'
     (folder / (LABELS + ".part")).write_bytes(synth.gz[IMAGES][:40])  # a prefix of another file
     (folder / (LABELS + ".part.json")).write_text(json.dumps({"url": url, "etag": etag, "last_modified": None}))
     dl = fast_downloader()

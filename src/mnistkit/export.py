@@ -248,9 +248,8 @@ def write_csv(images: np.ndarray, labels: np.ndarray, path: Path, progress: bool
 
 def write_npz(arrays: dict[str, np.ndarray], path: Path) -> Path:
     """Write ``arrays`` into a compressed ``.npz`` at ``path``."""
-    with _atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:  # a file object: savez would append ".npz" to the temporary name
-            np.savez_compressed(fh, **arrays)
+    with _atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a file object: savez would append ".npz" to the name
+        np.savez_compressed(fh, **arrays)
     return path
 
 

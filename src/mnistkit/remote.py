@@ -592,7 +592,7 @@ class RemotePlace(Place):
         return StorageError(f"{url}: {reason}")
 
 
-def open_place(base: str) -> Place:
+def open_place(base: str | os.PathLike) -> Place:
     """A :class:`Place` for a folder, a ``file://`` URL or any fsspec URL.
 
     Raises

@@ -51,7 +51,7 @@ def as_image(img: np.ndarray) -> np.ndarray:
     if arr.ndim == 3 and 1 in (arr.shape[0], arr.shape[-1]):
         arr = arr.reshape(arr.shape[1:] if arr.shape[0] == 1 else arr.shape[:2])
     if arr.ndim == 1:
-        side = int(round(arr.size**0.5))
+        side = round(arr.size**0.5)
         if side * side != arr.size or side == 0:
             msg = f"a flat image of {arr.size} pixels is not square; pass it as (height, width)"
             raise ArgumentError(msg)

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import ArgumentError, MissingDependencyError
 
-__all__ = ["torch_dataset", "torch_loaders", "MnistDataset", "BatchOrder"]
+__all__ = ["torch_dataset", "torch_loaders", "MnistDataset", "BatchOrder"]  # noqa: F822 - MnistDataset comes from __getattr__
 
 
 _255 = np.float32(255)
