@@ -604,6 +604,49 @@ def _take(array: np.ndarray, index: np.ndarray) -> np.ndarray:
     return array[index]
 
 
+# Without ``validation`` the result is (train, test): the overloads tell type checkers so.
+@overload
+def load_mnist(
+    normalize: bool = True,
+    flatten: bool = True,
+    one_hot_label: bool = False,
+    *,
+    dataset: str = "mnist",
+    dtype: np.dtype | type | str | None = None,
+    orientation: str = "upright",
+    label_table: bool = False,
+    data_home: str | os.PathLike | None = None,
+    mirrors: MirrorsLike = None,
+    offline: bool | None = None,
+    progress: bool | None = None,
+    timeout: float | None = None,
+    validation: None = None,
+    validation_seed: int | None = None,
+    stratify: bool = False,
+) -> tuple[Pair, Pair]: ...
+
+
+@overload
+def load_mnist(
+    normalize: bool = True,
+    flatten: bool = True,
+    one_hot_label: bool = False,
+    *,
+    dataset: str = "mnist",
+    dtype: np.dtype | type | str | None = None,
+    orientation: str = "upright",
+    label_table: bool = False,
+    data_home: str | os.PathLike | None = None,
+    mirrors: MirrorsLike = None,
+    offline: bool | None = None,
+    progress: bool | None = None,
+    timeout: float | None = None,
+    validation: int | float | bool,
+    validation_seed: int | None = None,
+    stratify: bool = False,
+) -> tuple[Pair, Pair] | tuple[Pair, Pair, Pair]: ...
+
+
 def load_mnist(
     normalize: bool = True,
     flatten: bool = True,

@@ -38,7 +38,7 @@ def _datasets(names: Sequence[str] | None):
     return list({ds.name: ds for ds in map(get_dataset, names)}.values())
 
 
-def _size(n: int | None) -> str:
+def _size(n: float | None) -> str:
     if n is None:
         return "?"
     for unit in ("B", "kB", "MB", "GB"):
@@ -416,8 +416,8 @@ def _cmd_clean(args: argparse.Namespace) -> int:
                 continue
             others = [n for n in _sharers(ds, spec) if n not in names]
             if others:  # one archive read by datasets not being cleaned: it stays
-                size = _size(sum(f[2] for f in files))
-                print(f"{ds.name}: kept {spec.name} ({size}), which {', '.join(others)} also read; "
+                shown = _size(sum(f[2] for f in files))
+                print(f"{ds.name}: kept {spec.name} ({shown}), which {', '.join(others)} also read; "
                       f"name them too (or `all`) to delete it")
                 continue
             planned.update(f[0] for f in files)

@@ -29,6 +29,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -249,7 +250,7 @@ def write_csv(images: np.ndarray, labels: np.ndarray, path: Path, progress: bool
 def write_npz(arrays: dict[str, np.ndarray], path: Path) -> Path:
     """Write ``arrays`` into a compressed ``.npz`` at ``path``."""
     with _atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a file object: savez would append ".npz" to the name
-        np.savez_compressed(fh, **arrays)
+        np.savez_compressed(fh, **cast("dict[str, Any]", arrays))  # x_/y_ keys, never savez's allow_pickle
     return path
 
 

@@ -14,10 +14,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import ArgumentError, MnistkitError, cannot_write
+
+if TYPE_CHECKING:
+    from .registry import Dataset
 
 __all__ = ["as_image", "terminal_lines", "save_png", "Picture", "grid", "img_show", "has_display"]
 
@@ -349,7 +353,7 @@ def grid(
     indices: np.ndarray | list[int] | None = None,
     per_class: int | None = None,
     split: str = "train",
-    dataset: str | None = None,
+    dataset: str | Dataset | None = None,
     classes: list[str] | tuple[str, ...] | None = None,
     columns: int | None = None,
     scale: int = 2,
@@ -389,7 +393,7 @@ def grid(
         Samples per class in the per-class layout (default 8).
     split : str, default "train"
         The split to load when ``images`` is a dataset name.
-    dataset : str, optional
+    dataset : str or Dataset, optional
         The dataset the arrays come from: gives class names and label
         numbering (EMNIST letters start at 1).  Default: the name passed as
         ``images``, else class names are the label numbers.

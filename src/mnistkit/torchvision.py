@@ -351,7 +351,7 @@ class EMNIST(MNIST):
         self.training_file = f"training_{split}.pt"
         self.test_file = f"test_{split}.pt"
         super().__init__(root, **kwargs)
-        self.classes = self.classes_split_dict[self.split]
+        self.classes = self.classes_split_dict[self.split]  # type: ignore[misc]  # per split, as torchvision's EMNIST
 
     @property
     def _registry_name(self) -> str:  # type: ignore[override]

@@ -210,8 +210,9 @@ _made: dict[str, type] = {}
 def _dataset_class() -> type:
     torch = _torch()  # checked on every call: the class is made once, the error is raised every time
     if "MnistDataset" not in _made:
+        base: Any = torch.utils.data.Dataset  # a base known only at run time: PyTorch is optional
 
-        class MnistDataset(_CachedImages, torch.utils.data.Dataset):
+        class MnistDataset(_CachedImages, base):
             """A dataset split as a ``torch.utils.data.Dataset``; build it with :func:`torch_dataset`."""
 
         # Pickles refer to the class by module and name; the module's __getattr__ finds it there.
@@ -374,8 +375,9 @@ def _loader_class() -> type:
     """``GatherLoader``: a ``DataLoader`` whose in-process iteration skips the per-batch machinery."""
     torch = _torch()
     if "GatherLoader" not in _made:
+        base: Any = torch.utils.data.DataLoader  # a base known only at run time: PyTorch is optional
 
-        class GatherLoader(torch.utils.data.DataLoader):
+        class GatherLoader(base):
             """A ``DataLoader`` over whole batches (``batch_size=None`` and a :class:`BatchOrder` sampler).
 
             With worker processes or ``pin_memory`` it is the ``DataLoader`` it derives from.  In the
@@ -490,7 +492,7 @@ def torch_loaders(
     batch_size = _check_batch_size(batch_size, "batch_size")
     eval_batch_size = batch_size if eval_batch_size is None else _check_batch_size(eval_batch_size, "eval_batch_size")
     drop_last = _check_bool(drop_last, "drop_last")
-    common = dict(
+    common: dict[str, Any] = dict(
         normalize=normalize, flatten=flatten, orientation=orientation, label_table=label_table,
         data_home=data_home, mirrors=mirrors, offline=offline, progress=progress,
     )
