@@ -132,7 +132,7 @@ def test_a_source_that_fails_before_one_that_works_is_one_warning(synth, home, t
         proc = run_cli("download", "tiny", env=env)
     assert proc.returncode == 0, proc.stderr
     warnings = proc.stderr.splitlines()
-    assert len(warnings) == 4 and all(w.startswith("mnistkit: WARNING: got ") for w in warnings)
+    assert len(warnings) == 4 and all(w.startswith("mnistkit: warning: got ") for w in warnings)
     assert all(f"after 1 source(s) failed: {broken.url}/tiny/" in w and "HTTP 404" in w for w in warnings)
 
 
@@ -435,8 +435,8 @@ def test_clean_asks_on_a_terminal(synth, home, answer, deleted):
         os.close(leader)
         os.close(follower)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("Delete 4 downloaded or hand-placed file(s), ")
-    assert "Getting them back means downloading them again. [y/N] " in proc.stdout
+    assert proc.stderr.startswith("Delete 4 downloaded or hand-placed file(s), ")  # asked on stderr, as rm -i
+    assert "Getting them back means downloading them again. [y/N] " in proc.stderr
     left = {p.name for p in (home / "tiny").rglob("*") if p.is_file() and p.suffix != ".lock"}
     if deleted:
         assert left == set() and "freed " in proc.stdout
@@ -507,12 +507,12 @@ def test_a_rejected_hand_placed_file_is_said_once(synth, home, tmp_path):
     assert proc.returncode == 3
     rejected = f"files found but rejected: {bad}: not a valid IDX file"  # named by its full path
     assert proc.stderr.count(rejected) == 1, proc.stderr
-    assert "WARNING" not in proc.stderr  # said in the error only
+    assert "mnistkit: warning:" not in proc.stderr  # said in the error only
     mirror = tmp_path / "mirror"
     synth.write(mirror)
     proc = run_cli("show", "tiny", "--color", "never", env={**os.environ, "MNISTKIT_MIRROR": str(mirror)})
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("mnistkit: WARNING: ignored a file that is not the published data")
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("mnistkit: warning: ignored a file that is not the published data")
 
 
 # --- read-only places (a real read-only bind mount in a private namespace: works as root too) ----

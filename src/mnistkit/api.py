@@ -220,6 +220,11 @@ def _labels(raw: np.ndarray, ds: Dataset, table: bool) -> np.ndarray:
     return raw
 
 
+def _holds_out(validation: object) -> bool:
+    """Whether ``validation=`` asks for a hold-out: None and False (NumPy's too) do not."""
+    return validation is not None and not (isinstance(validation, (bool, np.bool_)) and not validation)
+
+
 def _check_bool(value: object, name: str) -> bool:
     if isinstance(value, (bool, np.bool_)) or value in (0, 1):
         return bool(value)
@@ -406,12 +411,13 @@ def _load_splits(
     flatten = _check_bool(flatten, "flatten")
     one_hot_label = _check_bool(one_hot_label, "one_hot_label")
     label_table = _check_bool(label_table, "label_table")
+    stratify = _check_bool(stratify, "stratify")
     if label_table and one_hot_label:
         msg = "label_table=True and one_hot_label=True cannot be combined: one-hot encodes the class only"
         raise ArgumentError(msg)
     if dtype is not None:
         _check_dtype(dtype, normalize)
-    if (validation is None or validation is False) and (validation_seed is not None or stratify):
+    if not _holds_out(validation) and (validation_seed is not None or stratify):
         given = f"validation_seed={validation_seed!r}" if validation_seed is not None else "stratify=True"
         _warn(f"{given} is ignored: nothing is held out without validation=... (a count, a fraction or True)")
     parts = select_parts(
@@ -500,12 +506,13 @@ def select_parts(
         but the labels (small).
     """
     label_table = _check_bool(label_table, "label_table")
+    stratify = _check_bool(stratify, "stratify")  # checked before any file is read
     check_choice(orientation, "orientation", ORIENTATIONS)
     ds = store.dataset
     if label_table and not ds.label_columns:
         msg = f"label_table=True: {ds.name} labels are plain classes, not a table; leave label_table False"
         raise ArgumentError(msg)
-    holding_out = validation is not None and validation is not False
+    holding_out = _holds_out(validation)
     splits_ = [ds.split(name) for name in splits]
     specs = [ds.file(name) for split in splits_ for name in (split.images, split.labels)]
     raw = _load_files(store, specs)
@@ -569,8 +576,12 @@ def label_mapping(
     RegistryMismatchError
         If the archive present holds a mapping file that differs from the
         registry's table (the message names both).
-    IdxFormatError
-        If the archive present cannot be read or lacks the mapping file.
+
+    Warns
+    -----
+    MnistkitWarning
+        If the archive present cannot be read or lacks the mapping file (it is
+        not the published archive); the registry's table is returned.
     """
     ds = get_dataset(name)
     if ds.mapping is None:
@@ -582,8 +593,24 @@ def label_mapping(
     if found:
         from .archive import member_source, parse_mapping, read_member
 
+        from .errors import IdxFormatError
+
         source = member_source(found[0], ds.mapping)
-        published = parse_mapping(read_member(found[0], ds.mapping).decode("ascii", "replace"), source=source)
+        try:
+            published = parse_mapping(read_member(found[0], ds.mapping).decode("ascii", "replace"), source=source)
+        except IdxFormatError as err:
+            # Not a readable zip with this member (e.g. an HTML page saved as gzip.zip): not the published
+            # archive, so it says nothing about the registry; the table is a registry fact, given anyway.
+            import warnings
+
+            from .errors import MnistkitWarning
+
+            warnings.warn(
+                f"{err}; the table returned is mnistkit's registry copy of the published mapping, and "
+                f"{found[0]} is not the published archive: delete it or run `mnistkit verify {ds.name}`",
+                MnistkitWarning, stacklevel=2,
+            )
+            return table
         if published != table:
             from .errors import REPORT_HINT, RegistryMismatchError
 

@@ -30,6 +30,14 @@ def _check_int(value: object, name: str, minimum: int) -> int:
     return int(value)
 
 
+def _check_switch(value: object, name: str) -> bool:
+    """True or False (NumPy booleans and 0/1 too); a typo such as ``"no"`` must not read as True."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1)):
+        return bool(value)
+    msg = f"{name}={value!r}: expected True or False"
+    raise ArgumentError(msg)
+
+
 class Batches:
     """Mini-batches of ``(x, t)``, re-iterable: each ``for`` loop over it is one epoch.
 
@@ -63,8 +71,8 @@ class Batches:
         if seed is not None:
             seed = _check_int(seed, "seed", 0)
         self.x, self.t = x, t
-        self.shuffle = bool(shuffle)
-        self.drop_last = bool(drop_last)
+        self.shuffle = _check_switch(shuffle, "shuffle")  # bool("no") would shuffle
+        self.drop_last = _check_switch(drop_last, "drop_last")
         # Without a seed, draw fresh entropy once: epochs still differ from each other.
         self.seed = cast(int, np.random.SeedSequence(seed).entropy)  # an int (or no) seed gives int entropy
         self._given_seed = seed
@@ -142,7 +150,8 @@ def batches(
     Raises
     ------
     ArgumentError
-        For a non-positive ``batch_size``, a negative ``seed`` or lengths that differ.
+        For a non-positive ``batch_size``, a negative ``seed``, lengths that differ,
+        or ``shuffle`` / ``drop_last`` other than True or False.
 
     Notes
     -----
@@ -197,7 +206,8 @@ def validation_split(
     Raises
     ------
     ArgumentError
-        When ``size`` is not a count or fraction that leaves both parts non-empty.
+        When ``size`` is not a count or fraction that leaves both parts non-empty,
+        or ``stratify`` is not True or False.
 
     Examples
     --------
@@ -208,6 +218,7 @@ def validation_split(
     >>> validation_split(np.arange(10) % 2, 4, stratify=True)[1].tolist()
     [6, 7, 8, 9]
     """
+    stratify = _check_switch(stratify, "stratify")
     labels = np.asarray(labels)
     if labels.ndim == 2:  # one-hot
         labels = labels.argmax(axis=1)
@@ -234,7 +245,7 @@ def validation_split(
 
 
 def _holdout_count(size: int | float | bool, n: int) -> int:
-    if size is True:
+    if isinstance(size, (bool, np.bool_)) and size:  # True, or NumPy's True
         count = CLASSIC_VALIDATION_SIZE
     elif isinstance(size, numbers.Integral) and not isinstance(size, (bool, np.bool_)):
         count = int(size)

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from ._version import __version__
-from .errors import ArgumentError, DownloadError, MissingFilesError, MnistkitError
+from .errors import ArgumentError, DownloadError, MissingFilesError, MnistkitError, OutputError
 from .settings import Settings
 
 EXIT_OK = 0
@@ -60,7 +60,7 @@ def _exit_code(err: MnistkitError) -> int:
 
 #: Library keywords and the command-line flags that set them: errors read in the user's words.
 _FLAGS = {"dataset": "dataset", "data_home": "--data-home", "per_class": "--per-class", "scale": "--scale", "split": "--split",
-          "format": "--format", "index": "--index"}
+          "format": "--format", "index": "--index", "timeout": "--timeout", "out": "--out"}
 _KEYWORD = re.compile(r"\b(" + "|".join(_FLAGS) + r")=(\.\.\.)?")
 
 
@@ -106,7 +106,7 @@ def _source(ds, settings: Settings) -> str:
 def _cmd_list(args: argparse.Namespace) -> int:
     from . import maintenance
 
-    rows = [("name", "title", "download", "on disk", "classes", "source", "here")]
+    rows: list[tuple[str, ...]] = [("name", "title", "download", "on disk", "classes", "source", "here")]
     shared = unknown = False
     for ds in _datasets(None):
         store = _local_store(ds, args.settings)
@@ -131,8 +131,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
         on_disk = (_size(used) + (mark if any(store.candidates(spec) for spec in fetched) else "")) if used else "-"
         rows.append((ds.name, ds.title, download, on_disk, str(ds.num_classes), _source(ds, args.settings), here))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    if sys.stdout.isatty():  # a narrow terminal: shorten the titles (else drop them), never wrap the columns
+        import shutil
+
+        room = shutil.get_terminal_size().columns - (sum(widths) - widths[1] + 2 * (len(widths) - 1))
+        if room < widths[1]:
+            keep = room if room >= 8 else 0
+            rows = [(r[0], r[1] if len(r[1]) <= keep else r[1][: keep - 1] + "\u2026", *r[2:]) for r in rows]
+            if not keep:
+                rows = [(r[0], *r[2:]) for r in rows]
+            widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    numeric = {i for i, head in enumerate(rows[0]) if head in ("download", "on disk")}
     for row in rows:
-        cells = [cell.rjust(w) if i in (2, 3) else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
+        cells = [cell.rjust(w) if i in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
         print("  ".join(cells).rstrip())
     print("\ndownload: bytes fetched; on disk: what the dataset takes here now (files and cache); "
           "source: where missing files come from first")
@@ -274,6 +285,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
     ds.split(args.split)
     if args.png is not None:  # before anything is loaded or printed
         check_png_path(args.png, "--png")
+    elif args.scale is not None:  # the terminal picture has one size: a --scale alone would do nothing
+        msg = f"--scale {args.scale} enlarges the PNG only; add --png FILE, or leave --scale out"
+        raise ArgumentError(msg)
     images, labels = _split_arrays(ds, args.split, args.settings)
     if not -len(images) <= args.index < len(images):
         msg = f"--index {args.index} is out of range: {ds.name} {args.split} has {len(images)} images (0 to {len(images) - 1})"
@@ -281,10 +295,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
     label = int(labels[args.index])
     name = ds.class_name(label)
     print(f"{ds.name} {args.split}[{args.index}]  label {label}" + (f" ({name})" if name != str(label) else ""))
-    color = sys.stdout.isatty() if args.color == "auto" else args.color == "always"
+    # auto: colour on a terminal, unless NO_COLOR is set and not empty (https://no-color.org)
+    auto = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    color = auto if args.color == "auto" else args.color == "always"
     print("\n".join(terminal_lines(images[args.index], color=color)))
     if args.png is not None:
-        path = save_png(images[args.index], args.png, scale=args.scale)
+        path = save_png(images[args.index], args.png, scale=8 if args.scale is None else args.scale)
         print(f"saved {path}")
     return EXIT_OK
 
@@ -446,10 +462,17 @@ def _cmd_clean(args: argparse.Namespace) -> int:
                 f"--cache-only to delete only what is rebuilt from them, or --dry-run to list it all"
             )
             raise ArgumentError(msg)
+        # The question goes to stderr, as `rm -i` asks: with stdout sent to a file or a pipe
+        # (`mnistkit clean > log`) it would land there and the command would seem to hang.
         try:
-            answer = input(f"Delete {what}? Getting them back means downloading them again. [y/N] ")
-        except EOFError:
-            answer = ""
+            print(f"Delete {what}? Getting them back means downloading them again. [y/N] ", end="",
+                  file=sys.stderr, flush=True)
+            answer = sys.stdin.readline()  # "" at end of input (Ctrl-D): no
+        except KeyboardInterrupt:  # Ctrl-C at the question: a no, said as such (exit 130)
+            print("\nmnistkit: interrupted; nothing deleted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        if not answer:
+            print(file=sys.stderr)  # end the question's line, which Ctrl-D left open
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted (`mnistkit clean --cache-only` deletes only the caches)")
             return EXIT_OK
@@ -498,6 +521,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         serve(root, args.host, args.port, ready=ready, header_timeout=args.header_timeout,
               stall_timeout=args.stall_timeout, max_connections=args.max_connections)
+    except MnistkitError:  # already one sentence, with its own exit code (a taken port: 1)
+        raise
     except OSError as err:  # the address: a host name that does not resolve, a port in use or not ours
         why = err.strerror or str(err)
         msg = f"cannot serve on {args.host} port {args.port}: {why}; choose another --host or --port (0 picks a free port)"
@@ -518,6 +543,29 @@ def _check_data_home(args: argparse.Namespace) -> None:
         raise ArgumentError(msg)
 
 
+def _check_mirrors(args: argparse.Namespace) -> None:
+    """A ``--mirror`` (or ``$MNISTKIT_MIRROR`` entry) that is no source at all: a usage error.
+
+    An unknown scheme (``ftp://``, ``s3://``) or an http(s) URL without a host would otherwise be
+    taken for a folder with an odd name, and every file reported missing from it one by one.
+    """
+    from urllib.parse import urlsplit
+
+    from .settings import ENV_MIRROR
+
+    given = "--mirror" if args.mirror is not None else ENV_MIRROR
+    for location in args.settings.mirrors:
+        scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", location)
+        if scheme is None:
+            continue  # a folder (a Windows drive letter has no "//" after its colon)
+        kind = scheme.group(1).lower()
+        if kind == "file" or (kind in ("http", "https") and urlsplit(location).hostname):
+            continue
+        msg = (f"{given} {location!r} is not a source: give an http:// or https:// URL with a host, "
+               "a file:// URL or a folder")
+        raise ArgumentError(msg)
+
+
 def _check_home_folder(args: argparse.Namespace) -> None:
     """A data folder naming a file: a usage error before anything runs."""
     from .settings import ENV_HOME
@@ -531,6 +579,18 @@ def _check_home_folder(args: argparse.Namespace) -> None:
                 msg = f"the data folder {home} ({given}) {where}, not a folder; give a folder"
                 raise ArgumentError(msg)
             return
+
+
+def _tolerant_output() -> None:
+    """Outputs that cannot encode every character (an ASCII or cp1252 console) write ``\\xe4``, not a traceback.
+
+    A data folder or dataset title outside that encoding would otherwise end the command half-way
+    with UnicodeEncodeError.  UTF-8 outputs are left alone (they keep undecodable path bytes).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").replace("-", "").replace("_", "").lower()
+        if encoding != "utf8" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def _interrupted() -> int:
@@ -563,6 +623,13 @@ def _reader_left() -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGPIPE)
     return EXIT_ERROR  # pragma: no cover - only where there is no SIGPIPE
+
+
+class _LowerLevelFormatter(logging.Formatter):
+    """Log lines as ``mnistkit: warning: ...``: the level in lower case, as in every other CLI line."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return self._style.format(logging.makeLogRecord({**record.__dict__, "levelname": record.levelname.lower()}))
 
 
 # --- the parser ---------------------------------------------------------------------------------
@@ -670,8 +737,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train", help="split (default: train)")
     p.add_argument("--index", type=_whole, default=0, help="image number; negative counts from the end (default: 0)")
     p.add_argument("--png", metavar="FILE", help="also save the image as a PNG (a name ending in .png)")
-    p.add_argument("--scale", type=_in_range(1, MAX_SCALE), default=8, metavar=f"1..{MAX_SCALE}",
-                   help="PNG enlargement factor (default: 8)")
+    p.add_argument("--scale", type=_in_range(1, MAX_SCALE), default=None, metavar=f"1..{MAX_SCALE}",
+                   help="PNG enlargement factor, with --png (default: 8)")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                    help="grey half blocks (always), a character ramp (never), or by terminal (auto)")
 
@@ -741,9 +808,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING, format="mnistkit: %(levelname)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING)
+    for handler in logging.getLogger().handlers:  # `mnistkit: warning: ...`, as Python warnings print
+        handler.setFormatter(_LowerLevelFormatter("mnistkit: %(levelname)s: %(message)s"))
     import warnings
 
     warnings.showwarning = _show_warning
@@ -752,6 +819,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # One value for where bytes come from, built once from the flags (each unset flag reads its variable).
         args.settings = Settings.resolve(args.data_home, args.mirror, args.offline, None, args.timeout)
         _check_home_folder(args)
+        _check_mirrors(args)
+        if sys.stdout is None:  # `mnistkit list >&-`: Python gives no stdout object at all
+            msg = ("standard output is closed; give the command somewhere to write "
+                   "(a terminal, a file, a pipe, or >/dev/null to discard it)")
+            raise OutputError(msg)
+        _tolerant_output()
         code = args.func(args)
         sys.stdout.flush()  # here, not at exit: a reader that left is handled below
         return code

@@ -105,6 +105,10 @@ class DataFolderError(MnistkitError, OSError):
     """The data folder cannot be created or written."""
 
 
+class ServeError(MnistkitError, OSError):
+    """``serve`` cannot listen where asked although the address is valid: the port is taken or needs privileges."""
+
+
 class OutputError(MnistkitError, OSError):
     """A file or folder the caller asked for (an export, a PNG) cannot be written there."""
 

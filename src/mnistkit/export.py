@@ -176,6 +176,42 @@ def export_png_split(
     ArgumentError
         When ``out`` (or ``out.partial``) holds something other than this export.
     """
+    with _export_lock(out.parent, progress):
+        return _export_png_split(images, labels, classes, out, record, progress)
+
+
+@contextmanager
+def _export_lock(folder: Path, progress: bool | None) -> Iterator[None]:
+    """Hold a lock on the output folder itself: a second export to the same folder waits for the first.
+
+    Without it, two processes would write into one ``.partial`` folder and one would find it
+    renamed under its feet, failing half-way.  The lock is ``flock`` on the folder (no lock file
+    is left among the exported ones); the OS releases it when a holder dies.  Where there is no
+    ``flock`` (Windows) exports are not serialised.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            from ._log import log
+
+            log.info("waiting for another export to %s to finish", folder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _export_png_split(
+    images: np.ndarray, labels: np.ndarray, classes: Sequence[str], out: Path, record: dict,
+    progress: bool | None = None,
+) -> list[Path]:
     partial = out.with_name(out.name + PARTIAL_SUFFIX)
     names = [f"{i:0{len(str(max(len(images) - 1, 0)))}d}.png" for i in range(len(images))]
     folders = class_folders(classes)

@@ -184,7 +184,8 @@ def _vouched_by(src: Source, spec: FileSpec, header: IdxHeader) -> str | None:
     """What shows ``src`` to be the published file, computed only when its header contradicts the registry.
 
     An archive member carries ``vouched_by`` (set by whoever verified the archive); a file on
-    disk is the published one when its own bytes have the published SHA-256 (else md5).
+    disk is the published one when its own bytes have the published SHA-256 (else md5), or when
+    its decoded bytes have the pinned decoded SHA-256 (an uncompressed or re-compressed copy).
     """
     if header.type_code == spec.type_code and header.shape == tuple(spec.shape):
         return None  # nothing to explain: skip the extra hash
@@ -194,14 +195,31 @@ def _vouched_by(src: Source, spec: FileSpec, header: IdxHeader) -> str | None:
     if vouched or hasattr(src, "read") or isinstance(src, (bytes, bytearray, memoryview)):
         return vouched
     pinned = spec.sha256 or spec.md5
-    if not pinned:
-        return None
-    algo, want = split_digest(pinned)
-    try:
-        got = file_digest(src, algo).split(":", 1)[1]
-    except OSError:
-        return None
-    return f"it has the published {algo}" if got == want else None
+    if pinned:
+        algo, want = split_digest(pinned)
+        try:
+            got = file_digest(src, algo).split(":", 1)[1]
+        except OSError:
+            got = None
+        if got == want:
+            return f"it has the published {algo}"
+    if spec.decoded_sha256:
+        # An uncompressed or re-compressed copy is accepted by its decoded bytes: the same proof here.
+        import hashlib
+
+        from .errors import MnistkitError
+
+        _, want = split_digest(spec.decoded_sha256)
+        try:
+            payload = open_payload(src, source=str(src))
+            hasher = hashlib.sha256(payload.header.to_bytes())
+            for piece in payload:
+                hasher.update(piece)
+        except (OSError, MnistkitError):
+            return None
+        if hasher.hexdigest() == want:
+            return "its decoded bytes have the published sha256"
+    return None
 
 
 def _verify_archive(path: str | os.PathLike, spec: FileSpec, name: str) -> Verified:

@@ -122,7 +122,7 @@ def read_manifest(path: Path) -> Manifest | None:
     try:
         with open(path, "rb") as fh:
             data = json.loads(fh.read())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: "[[[[..." nested past the parser's depth
         return None
     if not isinstance(data, dict):
         return None

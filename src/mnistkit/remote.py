@@ -131,6 +131,26 @@ def scheme_of(location: str) -> str | None:
     return None
 
 
+#: fsspec protocols mnistkit documents, known even where fsspec is not installed (so that a
+#: mirror list can be checked, and a missing package named, without importing it).
+_DOCUMENTED_PROTOCOLS = {
+    "s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "hdfs", "webhdfs", "sftp", "ssh", "ftp",
+    "memory", "local", "simplecache", "filecache", "blockcache",
+}
+
+
+def is_known_protocol(scheme: str) -> bool:
+    """Whether ``scheme`` names an fsspec protocol (documented here, or known to the installed fsspec)."""
+    scheme = scheme.lower()
+    if scheme in _DOCUMENTED_PROTOCOLS:
+        return True
+    try:
+        from fsspec.registry import known_implementations, registry
+    except ImportError:
+        return False
+    return scheme in known_implementations or scheme in registry
+
+
 def is_remote(location: str) -> bool:
     """Whether ``location`` is a URL for fsspec (any scheme but http, https and file)."""
     scheme = scheme_of(location)

@@ -64,7 +64,8 @@ def as_image(img: np.ndarray) -> np.ndarray:
         msg = f"expected one image of shape (784,), (28, 28) or (1, 28, 28), got shape {np.shape(img)}"
         raise ArgumentError(msg)
     if arr.dtype.kind == "f":
-        top = float(np.nanmax(arr)) if arr.size else 0.0
+        finite = arr[np.isfinite(arr)]  # an all-NaN image: black, without numpy's "All-NaN slice" warning
+        top = float(finite.max()) if finite.size else 0.0
         scale = 255.0 if top <= 1.0 else 1.0
         return np.clip(np.nan_to_num(arr) * scale + 0.5, 0, 255).astype(np.uint8)
     if arr.dtype.kind == "b":

@@ -52,7 +52,7 @@ from stat import S_ISREG
 
 import h11
 
-from .errors import ArgumentError
+from .errors import ArgumentError, ServeError
 from .layout import UNFINISHED_SUFFIXES
 
 __all__ = ["MirrorServer", "serve"]
@@ -271,8 +271,11 @@ class MirrorServer:
                     errno.EACCES: "ports below 1024 need privileges; choose --port 1024 or above",
                     errno.EADDRNOTAVAIL: "that address is not one of this machine's; use 0.0.0.0 or 127.0.0.1"}
             why = hint.get(err.errno or 0, "check --host and --port")
-            msg = f"cannot listen on {host}:{port} ({err.strerror or err}); {why}"
-            raise ArgumentError(msg) from None
+            # os.strerror: the OS's words only, without create_server's "(while attempting to bind ...)"
+            said = os.strerror(err.errno) if err.errno else str(err)
+            msg = f"cannot listen on {host}:{port} ({said}); {why}"
+            # A taken or privileged port is a server that cannot start (exit 1); a bad address, a bad argument.
+            raise (ServeError if err.errno in (errno.EADDRINUSE, errno.EACCES) else ArgumentError)(msg) from None
         self._listener.setblocking(False)
         self.server_address = self._listener.getsockname()
         self._loop: asyncio.AbstractEventLoop | None = None

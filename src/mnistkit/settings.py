@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,11 @@ ENV_OFFLINE = "MNISTKIT_OFFLINE"
 ENV_TIMEOUT = "MNISTKIT_TIMEOUT"
 
 #: What a ``mirrors=`` keyword may be: a comma-separated string or a sequence of bases.
-MirrorsLike = str | Sequence[str] | None
+MirrorsLike = str | os.PathLike | Sequence[str | os.PathLike] | None
+
+#: The longest timeout accepted, in seconds (a week).  Far longer values ("wait forever") would overflow
+#: the operating system's socket timeout (1e12 s does) and fail deep inside the HTTP stack.
+MAX_TIMEOUT = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -106,8 +110,8 @@ class Settings:
         return cls(
             data_home=resolve_home(data_home),
             mirrors=tuple(parse_mirrors(mirrors)),
-            offline=env_offline() if offline is None else bool(offline),
-            progress=progress,
+            offline=env_offline() if offline is None else _flag("offline", offline),
+            progress=None if progress is None else _flag("progress", progress),
             timeout=seconds,
         )
 
@@ -163,11 +167,89 @@ def parse_mirrors(mirrors: MirrorsLike) -> list[str]:
     -------
     list of str
     """
+    from_env = mirrors is None
     if mirrors is None:
         mirrors = os.environ.get(ENV_MIRROR, "")
+    if isinstance(mirrors, os.PathLike):  # one folder given as a Path
+        mirrors = [mirrors]
     if isinstance(mirrors, str):
         mirrors = mirrors.split(",")
-    return [m.strip() for m in mirrors if m and m.strip()]
+    if isinstance(mirrors, (bytes, bytearray)) or not isinstance(mirrors, Iterable):
+        _bad_mirrors(mirrors)
+    found = []
+    for item in mirrors:
+        if isinstance(item, os.PathLike):
+            item = os.fspath(item)
+        if not isinstance(item, str):
+            _bad_mirrors(mirrors)
+        item = item.strip()
+        if not item:
+            continue
+        problem = _mirror_problem(item)
+        if problem is None:
+            found.append(item)
+        elif from_env:
+            log.warning("ignoring %r in %s: %s", _shown(item), ENV_MIRROR, problem)
+        else:
+            from .errors import ArgumentError
+
+            msg = f"mirrors: {_shown(item)!r} {problem}"
+            raise ArgumentError(msg)
+    return found
+
+
+def _shown(item: str) -> str:
+    from .transfer import redact  # never show a mirror's password, not even in this message
+
+    return redact(item)
+
+
+def _mirror_problem(item: str) -> str | None:
+    """Why ``item`` cannot be a mirror base, or None.
+
+    Without this, ``ftp://host/``, ``htp://host/`` or ``http:/host/`` were taken for folder
+    names and reported only as "not found", and a base with ``?query`` or ``#fragment`` had the
+    file's path glued after it.
+    """
+    import re
+    import urllib.parse
+
+    match = re.match(r"([A-Za-z][A-Za-z0-9+.\-]+):", item)  # two letters at least: C:\data is a folder
+    if match is None:
+        return None
+    scheme = match.group(1).lower()
+    if scheme in ("http", "https"):
+        if not item[len(scheme) + 1 :].startswith("//"):
+            return f"is not a valid URL: write {scheme}://host/path"
+        parts = urllib.parse.urlsplit(item)
+        if not parts.hostname:
+            return "is not a valid URL: it names no host"
+        if parts.query or parts.fragment or item.endswith(("?", "#")):
+            return "has a ?query or #fragment: give the base URL holding <dataset>/<file name>"
+        return None
+    if scheme == "file":
+        host = urllib.parse.urlsplit(item).netloc
+        if host.lower() not in ("", "localhost"):  # file://data/m would silently read /m
+            return f"names a host ({host!r}): write file:///absolute/path (three slashes)"
+        return None
+    from .remote import is_known_protocol  # light: fsspec itself is imported only when used
+
+    if is_known_protocol(scheme) and ("::" in item or item[len(scheme) + 1 :].startswith("//")):
+        return None  # an fsspec URL (s3://, gs://, ...): remote.py names a missing package in one line
+    return (
+        f"is not a supported source ({scheme}:): give an http://, https:// or file:// URL, an fsspec URL "
+        "such as s3://bucket/prefix, or a folder"
+    )
+
+
+def _bad_mirrors(mirrors: object) -> None:
+    from .errors import ArgumentError
+
+    msg = (
+        f"mirrors={mirrors!r} is not valid: give a comma-separated string or a list of URLs and folders "
+        "(str or path)"
+    )
+    raise ArgumentError(msg)
 
 
 def env_offline() -> bool:
@@ -187,17 +269,34 @@ def parse_timeout(value: str | None) -> float | None:
     if not math.isfinite(seconds) or seconds <= 0:
         log.warning("ignoring %s=%r: not a positive number of seconds", ENV_TIMEOUT, text)
         return None
+    if seconds > MAX_TIMEOUT:
+        log.warning("ignoring %s=%r: more than %g seconds (a week)", ENV_TIMEOUT, text, MAX_TIMEOUT)
+        return None
     return seconds
+
+
+def _flag(name: str, value: object) -> bool:
+    """A yes/no keyword; a string is refused: ``offline="false"`` would otherwise mean True."""
+    if isinstance(value, (str, bytes)):
+        from .errors import ArgumentError
+
+        msg = f"{name}={value!r} is not valid: give True or False"
+        raise ArgumentError(msg)
+    return bool(value)
 
 
 def _checked_timeout(value: float | str) -> float:
     from .errors import ArgumentError
 
+    if isinstance(value, bool):  # timeout=True is a mistake, not one second
+        msg = f"timeout={value!r}: give a number of seconds above 0"
+        raise ArgumentError(msg)
+
     try:
         seconds = float(value)
     except (TypeError, ValueError):
         seconds = math.nan
-    if not math.isfinite(seconds) or seconds <= 0:
-        msg = f"timeout={value!r}: give a number of seconds above 0"
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_TIMEOUT:
+        msg = f"timeout={value!r}: give a number of seconds above 0 and at most {MAX_TIMEOUT:g} (a week)"
         raise ArgumentError(msg)
     return seconds

@@ -211,6 +211,7 @@ class Downloader:
                 dataset.name, [spec.name], folder, dataset.urls(spec), "offline mode: the network is not used"
             )
         part = part_path(folder, spec.name)
+        _check_own_files(part)
         attempts: list[tuple[str, str]] = []
         for location in locations:
             if not is_http(location):  # a folder (or a data distribution): named by the very file it holds
@@ -332,22 +333,26 @@ class Downloader:
         """Transfer ``url`` into ``part``, retrying transient failures; whether kept bytes were resumed.
 
         A try that moved the download on by :func:`progress_step` bytes or more starts the count
-        of tries again: a link that breaks every few hundred kB still delivers the file.
+        of tries again: a link that breaks every few hundred kB still delivers the file.  Progress
+        means bytes past the furthest point any try reached: a server that sends the same bytes
+        again and again (then has them thrown away) never earns a new series, so the tries end.
         """
         attempt = 0
         resumed = False
         step = progress_step(spec)
+        furthest = _size(part)
         while True:
-            before = _size(part)
             try:
                 return self._transfer(url, spec, part) or resumed
             except SourceFailed as err:
+                reached = _size(part)
                 if err.discard:
                     _discard(part)
                 resumed = resumed or err.resumed
                 attempt += 1
-                if err.transient and _size(part) - before >= step:
+                if err.transient and reached - furthest >= step:
                     attempt = 1  # progress: this try counts as the first of a new series
+                furthest = max(furthest, reached)
                 if not err.transient or attempt >= self.retry.attempts:
                     if err.transient:
                         msg = f"{err.reason} (gave up after {attempt} tries)"
@@ -379,6 +384,10 @@ class Downloader:
                 log.info("%s ignored the Range request: starting %s over", redact(url), spec.name)
             ResumeRecord.from_response(url, resp.headers, plan.total).write(record_path(part))
             received = self._write(resp, spec, part, plan.start, plan.total)
+        if plan.total is not None and received > plan.total:
+            # More than announced: the server's lengths are not to be trusted, nor the bytes kept.
+            msg = f"sent {received} bytes, more than the {plan.total} it announced"
+            raise SourceFailed(msg, resumed=plan.start > 0, discard=True)
         if plan.total is not None and received != plan.total:
             msg = f"transfer ended after {received} of {plan.total} bytes"
             raise SourceFailed(msg, transient=True, resumed=plan.start > 0)
@@ -431,6 +440,22 @@ class Downloader:
 def _local_file(folder: Path, spec: FileSpec) -> Path | None:
     """The file of ``spec`` a local source holds (any spelling of its name), or None."""
     return next((folder / name for name in spec.spellings if (folder / name).is_file()), None)
+
+
+def _check_own_files(part: Path) -> None:
+    """Refuse, naming it, something other than a file where the ``.part`` or its record belongs.
+
+    Both names are mnistkit's own, but a folder or a broken link there is not ours to delete:
+    without this check it surfaced as a bare IsADirectoryError (or a "disk full" message).
+    """
+    for path in (part, record_path(part)):
+        if os.path.lexists(path) and not path.is_file():
+            what = "a folder" if path.is_dir() else "a broken or looping link" if path.is_symlink() else "not a file"
+            msg = (
+                f"cannot download into {part.parent}: {path} is {what}, where mnistkit keeps a partial "
+                "download; move or delete it"
+            )
+            raise DataFolderError(msg)
 
 
 def _destination(folder: Path, name: str) -> Path:

@@ -385,6 +385,10 @@ class Store:
         a few chunks whatever the file's size.
         """
         npy_path, manifest_path = self.cache_paths(spec)
+        for entry in (npy_path, manifest_path):
+            if entry.is_dir():  # the rename into place would fail with a bare IsADirectoryError
+                msg = f"cannot write the cache of {spec.name}: {entry} is a folder; move or delete it"
+                raise DataFolderError(msg)
         dtype = _dtype_of(spec)
         # Leftovers of a process killed mid-write: safe to remove, we hold the lock.
         for stale in self.cache_folder.glob(f"{temp_prefix(spec.stem)}*.tmp"):
@@ -494,6 +498,12 @@ class Store:
         """Refuse, naming it, a file (not a folder) where ``folder`` or one of its parents belongs."""
         for above in (folder, *folder.parents):
             if not above.exists():
+                if os.path.islink(above):  # dangling or looping: mkdir would fail with a misleading "File exists"
+                    msg = (
+                        f"cannot use the data folder {folder}: {above} is a broken or looping symbolic link, "
+                        "not a folder; move or delete that link"
+                    )
+                    raise _NotAFolder(msg) from NotADirectoryError(20, "Not a directory", str(above))
                 continue
             if above.is_dir():
                 return

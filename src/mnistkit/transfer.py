@@ -122,7 +122,7 @@ class ResumeRecord:
         """The record at ``path``; None when absent, unreadable or of an unknown shape."""
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested past the parser's depth
             return None
         if not isinstance(data, dict) or not isinstance(data.get("url"), str):
             return None
@@ -512,7 +512,9 @@ def deadline_adapter() -> Any:
 
 # --- small helpers -------------------------------------------------------------------------------
 
-_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/@\s?#]*@")
+# Up to the last "@" of the authority: a password may hold an unescaped "@" (urllib and requests split there).
+# One slash too (a mistyped "http:/user:pw@host" is still shown in the warning that refuses it).
+_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*:/{1,2})[^/\s?#]*@")
 
 
 def redact(text: str) -> str:

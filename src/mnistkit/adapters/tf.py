@@ -103,6 +103,8 @@ def tf_dataset(
 
     flatten = _check_bool(flatten, "flatten")
     normalize = _check_bool(normalize, "normalize")
+    shuffle = _check_bool(shuffle, "shuffle")  # a typo such as "no" must not read as True
+    drop_last = _check_bool(drop_last, "drop_last")
     store = dataset_store(name, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress)
     parts = select_parts(
         store, [split], orientation=orientation, label_table=label_table,

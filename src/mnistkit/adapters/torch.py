@@ -129,16 +129,26 @@ class _CachedImages:
         return torch.from_numpy(np.take(self._labels64, rows))
 
     def _rows(self, indices: Any) -> np.ndarray:
-        """Item numbers (a sequence, array, tensor or slice) as an integer array (bounds: checked by NumPy)."""
+        """Item numbers (a sequence, array, tensor, slice or boolean mask) as a non-negative int64 array."""
+        n = len(self)
         if isinstance(indices, slice):
-            return np.arange(*indices.indices(len(self)))
+            indices = range(*indices.indices(n))
+        if hasattr(indices, "numpy") and not isinstance(indices, np.ndarray):  # a tensor
+            indices = indices.cpu().numpy()
         rows = np.asarray(indices)
-        if rows.dtype.kind not in "iu":
-            if rows.size:
-                msg = f"indices must be integers, not {rows.dtype}"
-                raise TypeError(msg)
-            rows = rows.astype(np.int64)
-        return rows.reshape(-1)
+        if rows.dtype == np.bool_:  # a mask over the items, as in NumPy and PyTorch indexing
+            if rows.shape != (n,):
+                msg = f"a boolean mask of shape {rows.shape} cannot select from {self.dataset.name} {self.split} with {n} images"
+                raise IndexError(msg)
+            rows = np.flatnonzero(rows)
+        elif rows.size and rows.dtype.kind not in "iu":  # never truncate 1.5 or "1" to a row number
+            msg = f"indices must be integers, not {rows.dtype}: got {np.ravel(rows)[:3].tolist()}"
+            raise TypeError(msg)
+        rows = rows.astype(np.int64).reshape(-1)
+        if rows.size and (rows.min() < -n or rows.max() >= n):
+            msg = f"indices out of range for {self.dataset.name} {self.split} with {n} images"
+            raise IndexError(msg)
+        return rows if not rows.size or rows.min() >= 0 else np.where(rows < 0, rows + n, rows)
 
     def __getitem__(self, i: Any):
         if not isinstance(i, numbers.Integral):
@@ -417,6 +427,29 @@ def _check_batch_size(value: Any, name: str) -> int:
     return int(value)
 
 
+#: ``torch.Generator.manual_seed`` takes integers in this range (negative ones are remapped).
+_SEED_RANGE = (-(2**63), 2**64 - 1)
+
+
+def _check_seed(value: Any) -> int | None:
+    """A seed for ``torch.Generator.manual_seed``: None or an integer (NumPy integers too)."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or not (
+        _SEED_RANGE[0] <= int(value) <= _SEED_RANGE[1]
+    ):
+        msg = f"seed={value!r}: expected None or an integer from -2**63 to 2**64-1"
+        raise ArgumentError(msg)
+    return int(value)
+
+
+def _check_workers(value: Any) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 0:
+        msg = f"num_workers={value!r}: expected an integer >= 0 (0: load in the main process)"
+        raise ArgumentError(msg)
+    return int(value)
+
+
 def torch_loaders(
     name: str = "mnist",
     *,
@@ -458,7 +491,8 @@ def torch_loaders(
         Worker processes per loader; they share the memory-mapped cache.
     seed : int, optional
         Seeds the training loader's shuffling (a new order every epoch, the
-        same sequence of orders in every run); None: unseeded.
+        same sequence of orders in every run); None: unseeded.  Any integer
+        ``torch.Generator.manual_seed`` takes (NumPy integers too).
     drop_last : bool, default False
         Drop the last, smaller batch of every loader.
     validation, validation_seed, stratify
@@ -480,6 +514,12 @@ def torch_loaders(
         Only the training loader shuffles.  ``loader.batch_sampler`` (or, for
         one-gather loaders, ``loader.sampler``) is the ``BatchSampler``.
 
+    Raises
+    ------
+    ArgumentError
+        For a ``batch_size``, ``seed`` or ``num_workers`` that is not a valid integer,
+        and as :func:`torch_dataset`.
+
     Examples
     --------
     >>> train, val, test = torch_loaders(batch_size=128, validation=True, num_workers=2)  # doctest: +SKIP
@@ -492,6 +532,8 @@ def torch_loaders(
     batch_size = _check_batch_size(batch_size, "batch_size")
     eval_batch_size = batch_size if eval_batch_size is None else _check_batch_size(eval_batch_size, "eval_batch_size")
     drop_last = _check_bool(drop_last, "drop_last")
+    seed = _check_seed(seed)
+    num_workers = _check_workers(num_workers)
     common: dict[str, Any] = dict(
         normalize=normalize, flatten=flatten, orientation=orientation, label_table=label_table,
         data_home=data_home, mirrors=mirrors, offline=offline, progress=progress,
