@@ -103,7 +103,8 @@ def prepare(data: Path, work: Path, log) -> tuple[dict, dict | None, int]:
     for stem in STEMS:
         src = data / (stem + ".gz")
         if not src.is_file():
-            raise SystemExit(f"{src} not found: pass the folder holding the four MNIST .gz files")
+            msg = f"{src} not found: pass the folder holding the four MNIST .gz files"
+            raise SystemExit(msg)
         shutil.copyfile(src, paths["gz"] / src.name)
         decoded = gzip.decompress(src.read_bytes())
         (paths["raw"] / stem).write_bytes(decoded)

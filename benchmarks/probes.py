@@ -123,7 +123,7 @@ def probe_mnistkit_cold(cfg):
 
 def each_combo(load, cfg) -> dict:
     """Time ``load(**options)`` for every (label, options) of ``cfg["combos"]``, one after another."""
-    return {"combos": {label: timed(lambda: _flat(load(**opts)), cfg, cold=False) for label, opts in cfg["combos"]}}
+    return {"combos": {label: timed(lambda opts=opts: _flat(load(**opts)), cfg, cold=False) for label, opts in cfg["combos"]}}
 
 
 def probe_mnistkit_warm(cfg):
@@ -248,7 +248,8 @@ def probe_keras_npz(cfg):
             for chunk in iter(lambda: f.read(65535), b""):
                 hasher.update(chunk)
         if hasher.hexdigest() != cfg["sha256"]:
-            raise RuntimeError("npz hash mismatch")
+            msg = "npz hash mismatch"
+            raise RuntimeError(msg)
         with np.load(cfg["npz"], allow_pickle=True) as f:
             return [f["x_train"], f["y_train"], f["x_test"], f["y_test"]]
 
@@ -343,7 +344,7 @@ def probe_floors(cfg):
         if name == "gzip.decompress":
             run("gunzip: " + name, lambda fn=fn: [fn(b) for b in gz], touched=False)
         else:
-            run("gunzip: " + name, lambda fn=fn: [fn(b, s) for b, s in zip(gz, sizes)], touched=False)
+            run("gunzip: " + name, lambda fn=fn: [fn(b, s) for b, s in zip(gz, sizes, strict=True)], touched=False)
     return out
 
 

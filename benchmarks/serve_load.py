@@ -65,13 +65,15 @@ def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 20) -> N
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}")
+            msg = f"the server exited with {proc.returncode}"
+            raise RuntimeError(msg)
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError("the server did not listen in time")
+    msg = "the server did not listen in time"
+    raise RuntimeError(msg)
 
 
 class Peer:
@@ -319,7 +321,8 @@ def _machine() -> str:
     import numpy as np  # noqa: F401 - only to report the same machine line as bench.py
 
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
     except (OSError, StopIteration):
         cpu = platform.processor()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
@@ -458,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copyfile(src / n, root / "mnist" / n)
             data_note = f"the four MNIST `.gz` files from `{src}`"
         else:
-            for n, size in zip(NAMES, SIZES):
+            for n, size in zip(NAMES, SIZES, strict=True):
                 (root / "mnist" / n).write_bytes(os.urandom(size))
             data_note = "random files of the four MNIST `.gz` sizes (the real files were not found)"
         files = {}

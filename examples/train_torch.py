@@ -42,7 +42,8 @@ def dropin_loaders(args):
     from torch.utils.data import DataLoader, Subset
 
     if args.dataset not in DROP_INS:
-        raise SystemExit(f"--loader torchvision knows {', '.join(DROP_INS)}; use --loader mnistkit for {args.dataset}")
+        msg = f"--loader torchvision knows {', '.join(DROP_INS)}; use --loader mnistkit for {args.dataset}"
+        raise SystemExit(msg)
     make = getattr(datasets, DROP_INS[args.dataset])
     full = make(args.root, train=True, download=True, transform=flat_tensor)
     test = make(args.root, train=False, download=True, transform=flat_tensor)

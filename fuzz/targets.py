@@ -273,15 +273,19 @@ def check_one(target: Target, data: bytes, *, measure_memory: bool = False) -> s
         got = target.decode(data)
     except target.errors as err:
         if want is not None and want is not UNKNOWN:
-            raise FuzzFailure(f"{target.name}: refused a valid input ({err}); input {data[:64]!r}...") from err
+            msg = f"{target.name}: refused a valid input ({err}); input {data[:64]!r}..."
+            raise FuzzFailure(msg) from err
         outcome = "refused"
     except Exception as err:
-        raise FuzzFailure(f"{target.name}: undocumented {type(err).__name__}: {err}; input {data[:64]!r}") from err
+        msg = f"{target.name}: undocumented {type(err).__name__}: {err}; input {data[:64]!r}"
+        raise FuzzFailure(msg) from err
     else:
         if want is None:
-            raise FuzzFailure(f"{target.name}: accepted an invalid input; input {data[:64]!r}")
+            msg = f"{target.name}: accepted an invalid input; input {data[:64]!r}"
+            raise FuzzFailure(msg)
         if want is not UNKNOWN and not target.same(got, want):
-            raise FuzzFailure(f"{target.name}: decoded to the wrong result; input {data[:64]!r}")
+            msg = f"{target.name}: decoded to the wrong result; input {data[:64]!r}"
+            raise FuzzFailure(msg)
         outcome = "decoded"
     finally:
         if measure_memory:
@@ -290,5 +294,6 @@ def check_one(target: Target, data: bytes, *, measure_memory: bool = False) -> s
     if measure_memory:
         limit = MEMORY_FACTOR * (len(data) + decoded_size) + MEMORY_SLACK
         if peak > limit:
-            raise FuzzFailure(f"{target.name}: peak memory {peak} bytes, over the {limit} allowed; input {data[:64]!r}")
+            msg = f"{target.name}: peak memory {peak} bytes, over the {limit} allowed; input {data[:64]!r}"
+            raise FuzzFailure(msg)
     return outcome

@@ -184,7 +184,7 @@ class Server:
                     self.close_connection = True
                     return
                 body = route.body
-                etag = route.etag or '"%s"' % hashlib.md5(body).hexdigest()
+                etag = route.etag or f'"{hashlib.md5(body).hexdigest()}"'
                 rng = self.headers.get("Range")
                 if_range = self.headers.get("If-Range")
                 if if_range is not None and (if_range.startswith("W/") or etag.startswith("W/") or if_range != etag):

@@ -37,7 +37,7 @@ def test_tf_dataset_batches_shapes_and_values(synth, home):
     import tensorflow as tf
 
     synth.write(home)
-    x, t = load("tiny", "test", flatten=False)
+    x, _t = load("tiny", "test", flatten=False)
     ds = tf_dataset("tiny", "test", batch_size=8)
     xb, tb = next(iter(ds))
     assert xb.shape == (8, 28, 28, 1) and xb.dtype == tf.float32 and tb.dtype == tf.int64

@@ -98,7 +98,7 @@ def test_torch_dataset_equals_load(every_dataset, name, split):
             got = torch_dataset(name, split, normalize=False, offline=True, **holdout, **extra)
             got = list(got) if holdout else [got]
             assert len(got) == len(want)
-            for ds, (x, t) in zip(got, want):
+            for ds, (x, t) in zip(got, want, strict=True):
                 assert len(ds) == len(t)
                 # One item at a time: (image, int) with the class, or (image, {column: int}) for the table.
                 items = [ds[i] for i in range(len(ds))]
@@ -130,8 +130,8 @@ def test_torch_loaders_equal_load_mnist(every_dataset, name):
         want = load_mnist(normalize=True, flatten=False, dataset=name, offline=True, **holdout)
         loaders = torch_loaders(name, batch_size=5, offline=True, seed=0, **holdout)
         assert len(loaders) == 3
-        for i, (loader, (x, t)) in enumerate(zip(loaders, want)):
-            xs, ts = zip(*loader)
+        for i, (loader, (x, t)) in enumerate(zip(loaders, want, strict=True)):
+            xs, ts = zip(*loader, strict=True)
             xs, ts = torch.cat(xs).numpy(), torch.cat(ts).numpy()
             if i == 0:  # the training loader shuffles: the same (image, label) pairs, in another order
                 assert sorted(_pairs(xs, ts)) == sorted(_pairs(x, t))
@@ -141,7 +141,7 @@ def test_torch_loaders_equal_load_mnist(every_dataset, name):
 
 
 def _pairs(x: np.ndarray, t: np.ndarray) -> list[tuple[bytes, int]]:
-    return [(row.tobytes(), int(label)) for row, label in zip(x, t)]
+    return [(row.tobytes(), int(label)) for row, label in zip(x, t, strict=True)]
 
 
 @pytest.mark.skipif(not HAS_TF, reason="TensorFlow is not installed (optional extra mnistkit[tensorflow])")
@@ -155,7 +155,7 @@ def test_tf_dataset_equals_load(every_dataset, name, split):
             got = tf_dataset(name, split, normalize=False, batch_size=1000, offline=True, **holdout, **extra)
             got = list(got) if holdout else [got]
             assert len(got) == len(want)
-            for ds, (x, t) in zip(got, want):
+            for ds, (x, t) in zip(got, want, strict=True):
                 (xb, tb), = list(ds)  # one batch holds the whole part
                 np.testing.assert_array_equal(xb.numpy()[..., 0], x)
                 _check_labels({k: v.numpy() for k, v in tb.items()} if isinstance(tb, dict) else tb.numpy(), t)
@@ -172,7 +172,7 @@ def test_jax_dataset_equals_load(every_dataset, name, split):
             got = jax_dataset(name, split, 1000, normalize=False, offline=True, **holdout, **extra)
             got = list(got) if holdout else [got]
             assert len(got) == len(want)
-            for ds, (x, t) in zip(got, want):
+            for ds, (x, t) in zip(got, want, strict=True):
                 (xb, tb), = list(ds)
                 np.testing.assert_array_equal(np.asarray(xb)[..., 0], x)
                 _check_labels({k: np.asarray(v) for k, v in tb.items()} if isinstance(tb, dict) else np.asarray(tb), t)

@@ -117,7 +117,7 @@ def test_spawned_workers_map_the_cache_themselves(synth, home):
 def test_validation_parts_match_the_numpy_loader(synth, home):
     synth.write(home)
     train, val = torch_dataset("tiny", "train", validation=10, flatten=True)
-    (x, t), (xv, tv) = load("tiny", "train", validation=10)
+    (_x, t), (xv, _tv) = load("tiny", "train", validation=10)
     assert (len(train), len(val)) == (50, 10)
     np.testing.assert_array_equal(torch.stack([val[i][0] for i in range(10)]).numpy(), xv)
     assert [train[i][1] for i in range(50)] == t.tolist()
@@ -228,7 +228,7 @@ def test_workers_share_the_pages_of_the_memory_map(big):
 
 def test_torch_loaders_shuffle_exactly_as_a_shuffling_dataloader(synth, home):
     synth.write(home)
-    train, test = torch_loaders("tiny", batch_size=16, seed=5)
+    train, _test = torch_loaders("tiny", batch_size=16, seed=5)
     reference = DataLoader(torch_dataset("tiny", "train"), 16, shuffle=True, generator=torch.Generator().manual_seed(5))
     for _ in range(3):  # epoch after epoch: the same generator draws
         got, want = list(train), list(reference)
@@ -289,7 +289,7 @@ def test_qmnist_test10k_and_test50k_are_their_rows_and_items_hold_the_class(home
         image, label = ds[0]
         assert type(label) is int and label == table[rows][0, 0]
         np.testing.assert_array_equal(image[0].numpy(), images[rows][0])
-        xb, tb = next(iter(DataLoader(ds, batch_size=100)))
+        _xb, tb = next(iter(DataLoader(ds, batch_size=100)))
         assert tb.tolist() == table[rows][:, 0].tolist()  # a tensor of classes, not 8 columns
         full = torch_dataset("qmnist", split, label_table=True, offline=True)
         assert full[1][1]["writer_id"] == table[rows][1, 2]

@@ -44,7 +44,7 @@ def test_eight_combinations_match_the_tutorial(synth, home, normalize, flatten, 
     synth.write(home)
     got = load_mnist(normalize, flatten, one_hot_label, dataset="tiny")
     want = tutorial_reference(synth, normalize, flatten, one_hot_label)
-    for (gx, gt), (wx, wt) in zip(got, want):
+    for (gx, gt), (wx, wt) in zip(got, want, strict=True):
         assert gx.shape == wx.shape and gx.dtype == wx.dtype
         assert gt.shape == wt.shape and gt.dtype == wt.dtype
         np.testing.assert_array_equal(gx, wx)  # bit-identical, floats included
@@ -54,7 +54,7 @@ def test_eight_combinations_match_the_tutorial(synth, home, normalize, flatten, 
 
 def test_defaults_are_the_tutorials(synth, home):
     synth.write(home)
-    (x, t), (xt, tt) = load_mnist(dataset="tiny")
+    (x, t), (xt, _tt) = load_mnist(dataset="tiny")
     assert x.dtype == np.float32 and x.shape == (60, 784) and t.dtype == np.uint8 and t.shape == (60,)
     assert xt.shape == (20, 784)
 
@@ -62,11 +62,11 @@ def test_defaults_are_the_tutorials(synth, home):
 def test_returned_arrays_never_alias_the_cache(synth, home):
     synth.write(home)
     for normalize in (False, True):
-        (x, t), (xt, tt) = load_mnist(normalize=normalize, dataset="tiny")
+        (x, t), (xt, _tt) = load_mnist(normalize=normalize, dataset="tiny")
         x[:] = 7
         t[:] = 3
         xt[0, 0] = 1
-        (x2, t2), (xt2, _) = load_mnist(normalize=normalize, dataset="tiny")
+        (x2, t2), (_xt2, _) = load_mnist(normalize=normalize, dataset="tiny")
         want = synth.arrays["train-images-idx3-ubyte.gz"].reshape(60, 784)
         np.testing.assert_array_equal(x2, (want / np.float32(255)).astype(np.float32) if normalize else want)
         np.testing.assert_array_equal(t2, synth.arrays["train-labels-idx1-ubyte.gz"])

@@ -23,7 +23,7 @@ def epoch_order(loader):
 
 @pytest.mark.parametrize("batch_size", [1, 10, 103, 500])
 def test_every_sample_exactly_once_per_epoch_with_pairs_kept_together(batch_size):
-    x, t = arrays()
+    x, _t = arrays()
     x_id = np.arange(len(x))
     loader = batches(x, np.arange(len(x)), batch_size, seed=3)
     for _ in range(3):
@@ -38,11 +38,11 @@ def test_every_sample_exactly_once_per_epoch_with_pairs_kept_together(batch_size
 
 
 def test_shuffling_differs_between_epochs_and_is_reproducible_with_a_seed():
-    x, t = arrays()
+    x, _t = arrays()
     a, b = batches(x, np.arange(len(x)), 10, seed=7), batches(x, np.arange(len(x)), 10, seed=7)
     a_epochs = [epoch_order(a) for _ in range(3)]
     b_epochs = [epoch_order(b) for _ in range(3)]
-    for ea, eb in zip(a_epochs, b_epochs):
+    for ea, eb in zip(a_epochs, b_epochs, strict=True):
         np.testing.assert_array_equal(ea, eb)
     assert not np.array_equal(a_epochs[0], a_epochs[1]) and not np.array_equal(a_epochs[1], a_epochs[2])
     assert not np.array_equal(a_epochs[0], np.arange(len(x)))
@@ -149,7 +149,7 @@ def test_stratified_split_keeps_class_proportions(seed):
 
 def test_stratified_totals_are_exact_with_uneven_remainders():
     labels = np.repeat(np.arange(3), [7, 7, 7])
-    train, val = validation_split(labels, 5, stratify=True)
+    _train, val = validation_split(labels, 5, stratify=True)
     counts = np.bincount(labels[val], minlength=3)
     assert counts.sum() == 5 and counts.max() - counts.min() <= 1
     onehot = np.eye(3)[labels]
@@ -167,7 +167,7 @@ def test_bad_sizes_raise_argument_error(size):
 
 def test_load_mnist_validation_returns_three_disjoint_pairs(synth, home):
     synth.write(home)
-    (x, t), (xv, tv), (xt, tt) = load_mnist(dataset="tiny", validation=10, normalize=False)
+    (x, t), (xv, tv), (xt, _tt) = load_mnist(dataset="tiny", validation=10, normalize=False)
     (x_all, t_all), (xt_ref, _) = load_mnist(dataset="tiny", normalize=False)
     assert x.shape == (50, 784) and xv.shape == (10, 784) and xt.shape == (20, 784)
     np.testing.assert_array_equal(np.concatenate([x, xv]), x_all)
@@ -178,7 +178,7 @@ def test_load_mnist_validation_returns_three_disjoint_pairs(synth, home):
 def test_load_validation_with_options_and_seed_matches_indices(synth, home):
     synth.write(home)
     kwargs = dict(normalize=True, flatten=False, one_hot_label=True, validation=0.2, validation_seed=1, stratify=True)
-    (x, t), (xv, tv) = load("tiny", "train", **kwargs)
+    (x, _t), (xv, tv) = load("tiny", "train", **kwargs)
     x_all, t_all = load("tiny", "train", normalize=True, flatten=False, one_hot_label=True)
     kept, held = validation_split(t_all.argmax(1), 0.2, seed=1, stratify=True)
     np.testing.assert_array_equal(xv, x_all[held])

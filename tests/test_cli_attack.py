@@ -183,7 +183,7 @@ def test_list_fits_a_narrow_terminal_without_wrapping(synth, home, columns):
     assert ("title" in table[0]) == (columns > 70)
     heads = table[0].split()
     assert heads[0] == "name" and "download" in table[0] and "on disk" in table[0]
-    for narrow_row, wide_row in zip(table[1:], wide[1:]):
+    for narrow_row, wide_row in zip(table[1:], wide[1:], strict=False):
         # Name first; sizes, classes and state the same as in the full table.
         assert narrow_row.split()[0] == wide_row.split()[0]
         assert narrow_row.split()[-4:] == wide_row.split()[-4:] or narrow_row.split()[-5:] == wide_row.split()[-5:]
@@ -283,7 +283,7 @@ def test_ctrl_c_at_the_clean_question_says_nothing_was_deleted(synth, home):
             assert char, asked
             asked += char
         child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=60)
+        _out, err = child.communicate(timeout=60)
     finally:
         os.close(leader)
     assert child.returncode == 130

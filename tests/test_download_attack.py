@@ -142,7 +142,7 @@ class _Scripted:
 
     @property
     def url(self) -> str:
-        return "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def __enter__(self):
         self.thread.start()
@@ -205,7 +205,7 @@ def test_a_body_longer_than_its_content_range_announces_is_refused_at_once(synth
 
     folder = tmp_path / "tiny"
     folder.mkdir()
-    with _Scripted(answer) as srv, pytest.raises(DownloadError, match="more than the [0-9]+ it announced"):
+    with _Scripted(answer) as srv, pytest.raises(DownloadError, match=r"more than the [0-9]+ it announced"):
         _downloader(srv.url)(synth.dataset, spec, folder)
     assert srv.count == 1
     assert sorted(p.name for p in folder.iterdir()) == []

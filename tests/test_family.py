@@ -143,7 +143,7 @@ def test_qmnist_splits_label_table_and_xz(monkeypatch, server, home):
     np.testing.assert_array_equal(table["writer_id"], train_t[:, 2])
     np.testing.assert_array_equal(table["class"], train_t[:, 0])
     test_x = fam.arrays["qmnist-test-images-idx3-ubyte.gz"]
-    x10, t10 = load("qmnist", "test10k", normalize=False, flatten=False, mirrors=server.url)
+    x10, _t10 = load("qmnist", "test10k", normalize=False, flatten=False, mirrors=server.url)
     x50, _ = load("qmnist", "test50k", normalize=False, flatten=False, offline=True)
     np.testing.assert_array_equal(np.concatenate([x10, x50])[:, 0], test_x)
     assert len(x10) == 4 and len(x50) == 8

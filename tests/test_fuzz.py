@@ -157,7 +157,6 @@ def test_archive_with_flipped_encryption_flag_is_refused_naming_the_member():
     data[entry + 8] |= 0x40  # "strong encryption" flag
     import io
 
-    with pytest.raises(IdxFormatError, match=MEMBER):
-        with open_member(io.BytesIO(bytes(data)), MEMBER) as stream:
-            stream.read()
+    with pytest.raises(IdxFormatError, match=MEMBER), open_member(io.BytesIO(bytes(data)), MEMBER) as stream:
+        stream.read()
     assert check_one(ZIP, bytes(data)) == "refused"

@@ -162,7 +162,7 @@ def test_symlinked_data_folder(synth, tmp_path, link, tally):
         (home / synth.dataset.name).mkdir(parents=True)
         for name in synth.gz:
             (home / synth.dataset.name / name).symlink_to(real / synth.dataset.name / name)
-    (x, t), _ = load_mnist(normalize=False, dataset=synth.dataset.name, data_home=home, offline=True)
+    (_x, t), _ = load_mnist(normalize=False, dataset=synth.dataset.name, data_home=home, offline=True)
     np.testing.assert_array_equal(t, synth.arrays["train-labels-idx1-ubyte.gz"])
     assert leftovers(home / synth.dataset.name) == []
     tally.add(f"symlinked {link}: loads")
@@ -181,7 +181,7 @@ def test_path_with_spaces_and_non_ascii(synth, tmp_path, server, monkeypatch, ta
     home = tmp_path / "my data — dätä 数据 ✓"
     ds = with_mirrors(monkeypatch, synth, server.url + "/m/")
     publish(server, synth, "/m/")
-    (x, t), _ = load_mnist(normalize=False, dataset=ds.name, data_home=home)
+    (x, _t), _ = load_mnist(normalize=False, dataset=ds.name, data_home=home)
     np.testing.assert_array_equal(x, synth.arrays[IMAGES].reshape(-1, 784))
     assert leftovers(home / ds.name) == []
     # the same folder as a file:// mirror (percent-encoded) for another data home, offline

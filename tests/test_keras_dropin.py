@@ -48,7 +48,7 @@ def test_mnist_load_data_returns_what_keras_returns(synth_mnist, home, server, m
     monkeypatch.setenv("MNISTKIT_MIRROR", server.url)
     result = mnist.load_data()
     _check_keras_shape(result, 60, 20)
-    (x, y), (xt, yt) = result
+    (x, _y), (_xt, yt) = result
     np.testing.assert_array_equal(x, synth_mnist.arrays["train-images-idx3-ubyte.gz"])
     np.testing.assert_array_equal(yt, synth_mnist.arrays["t10k-labels-idx1-ubyte.gz"])
     x[:] = 0  # writing into the result never changes the next one (no view of the cache)
@@ -64,7 +64,7 @@ def test_mnist_npz_that_keras_cached_is_used_without_a_download(synth_mnist, ker
         x_train=a["train-images-idx3-ubyte.gz"], y_train=a["train-labels-idx1-ubyte.gz"],
         x_test=a["t10k-images-idx3-ubyte.gz"], y_test=a["t10k-labels-idx1-ubyte.gz"],
     )
-    (x, y), (xt, yt) = mnist.load_data()
+    (_x, y), (xt, yt) = mnist.load_data()
     np.testing.assert_array_equal(xt, a["t10k-images-idx3-ubyte.gz"])
     np.testing.assert_array_equal(y, a["train-labels-idx1-ubyte.gz"])
     assert keras_datasets_folder() == keras_home
@@ -131,7 +131,7 @@ def test_same_as_keras_fashion_mnist_on_the_real_files(keras_home, home, tmp_pat
     assert proc.returncode == 0, proc.stderr[-2000:]
     with np.load(out) as theirs:
         ours = fashion_mnist.load_data()
-        for mine, key in zip((*ours[0], *ours[1]), ("x", "y", "xt", "yt")):
+        for mine, key in zip((*ours[0], *ours[1]), ("x", "y", "xt", "yt"), strict=True):
             assert mine.dtype == theirs[key].dtype and mine.shape == theirs[key].shape
             np.testing.assert_array_equal(mine, theirs[key])
         assert not theirs["writeable"]  # Keras' arrays are read-only views; ours are writable (README says so)
@@ -148,6 +148,6 @@ def test_a_real_mnist_npz_is_recognised_by_its_content(keras_home, home, monkeyp
         ("x_test", "t10k-images-idx3-ubyte.gz"), ("y_test", "t10k-labels-idx1-ubyte.gz"))}
     keras_home.mkdir(parents=True)
     np.savez_compressed(keras_home / "mnist.npz", **arrays)  # not Keras' file byte for byte: checked by content
-    (x, y), (xt, yt) = mnist.load_data()
+    (x, y), (_xt, yt) = mnist.load_data()
     assert y[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4] and yt[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
     np.testing.assert_array_equal(x, arrays["x_train"])

@@ -197,7 +197,7 @@ def _quickstart(tmp_path, setup: str | None):
     nb = nbformat.read(ROOT / "examples" / "quickstart.ipynb", as_version=4)
     if setup:
         nb.cells.insert(0, nbformat.v4.new_code_cell(setup))
-    nb, seconds = execute(nb, tmp_path)
+    nb, _seconds = execute(nb, tmp_path)
     _no_errors(nb)
     return nb
 

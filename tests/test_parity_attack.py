@@ -221,7 +221,7 @@ def test_label_mapping_with_an_unreadable_archive_in_the_folder_still_gives_the_
 
 def test_numpy_booleans_for_validation_mean_what_python_ones_do(registered):
     # Was: validation=np.True_ refused ("expected ... or True"), np.False_ refused instead of meaning "none".
-    x, t = load("mnist", "train", offline=True, validation=np.False_)
+    _x, t = load("mnist", "train", offline=True, validation=np.False_)
     assert len(t) == registry.DATASETS["mnist"].split_size("train")
-    train, held = validation_split(np.arange(20_000) % 10, np.True_)
+    _train, held = validation_split(np.arange(20_000) % 10, np.True_)
     assert len(held) == 10_000 and held[0] == 10_000

@@ -65,7 +65,7 @@ def test_kmnist_train_labels_and_the_missing_train_images(home):
     assert labels.shape == (60000,) and int(labels.max()) == 9
     if (SHARED_DATA / "kmnist" / "train-images-idx3-ubyte.gz").is_file():
         return
-    with pytest.raises(MissingFilesError, match="train-images-idx3-ubyte.gz"):  # not here: said so, by name
+    with pytest.raises(MissingFilesError, match=r"train-images-idx3-ubyte\.gz"):  # not here: said so, by name
         load("kmnist", "train", mirrors=str(SHARED_DATA), offline=True)
 
 

@@ -132,7 +132,7 @@ def test_an_archive_without_the_mapping_member_is_named(monkeypatch, home):
         zf.writestr("gzip/other.txt", b"x")
     (home / "emnist" / "gzip.zip").write_bytes(out.getvalue())
     # Not the published archive: it is named in a warning, and the registry's table is still the answer.
-    with pytest.warns(MnistkitWarning, match="gzip.zip:gzip/emnist-mnist-mapping.txt.*no such member"):
+    with pytest.warns(MnistkitWarning, match=r"gzip\.zip:gzip/emnist-mnist-mapping\.txt.*no such member"):
         assert mnistkit.label_mapping("emnist-mnist") == {i: str(i) for i in range(10)}
 
 

@@ -131,7 +131,7 @@ class Facts:
         if found:
             split, *numbers = found.groups()
             parts = ("train-images-idx3", "train-labels-idx1", "test-images-idx3", "test-labels-idx1")
-            for part, n in zip(parts, numbers):
+            for part, n in zip(parts, numbers, strict=True):
                 member_sizes[f"emnist-{split}-{part}-ubyte.gz"] = int(n)
         return {
             "archive": {"size": int(archive.group(1)), "md5": archive.group(2), "sha256": archive.group(3)},

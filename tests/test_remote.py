@@ -58,7 +58,7 @@ def make_bucket(name: str) -> None:
 
 
 def assert_loaded(synth, **kw):
-    (x, t), (xt, tt) = load_mnist(normalize=False, dataset=synth.dataset.name, **kw)
+    (x, _t), (_xt, tt) = load_mnist(normalize=False, dataset=synth.dataset.name, **kw)
     np.testing.assert_array_equal(x.reshape(synth.arrays[IMAGES].shape), synth.arrays[IMAGES])
     np.testing.assert_array_equal(tt, synth.arrays["t10k-labels-idx1-ubyte.gz"])
 
@@ -385,7 +385,7 @@ def test_publish_to_a_folder_then_serve_it_as_a_mirror(synth, home, tmp_path):
     (dest / "tiny" / IMAGES).write_bytes(make_synthetic(seed=2).gz[IMAGES])  # damaged behind our back
     bad = [f for f in verify_mirror(f"file://{dest}") if not f.ok]
     assert [f.name for f in bad] == [IMAGES]
-    assert [p.action for p in publish(str(dest), data_home=home)][0] == "uploaded"
+    assert next(p.action for p in publish(str(dest), data_home=home)) == "uploaded"
     assert all(f.ok for f in verify_mirror(str(dest)))
     assert_loaded(synth, data_home=tmp_path / "node", mirrors=[str(dest)])
 
@@ -417,7 +417,7 @@ def test_a_filesystem_destination_gets_write_beside_then_rename(synth, home, tmp
     assert open_place(f"local://{dest}").atomic_put is False
     assert [p.action for p in publish(f"local://{dest}", data_home=home)] == ["uploaded"] * 4 + ["index"]
     (dest / "tiny" / IMAGES).write_bytes(make_synthetic(seed=5).gz[IMAGES])  # replaced: the rename overwrites
-    assert [p.action for p in publish(f"local://{dest}", data_home=home)][0] == "uploaded"
+    assert next(p.action for p in publish(f"local://{dest}", data_home=home)) == "uploaded"
     assert sorted(p.name for p in (dest / "tiny").iterdir()) == sorted([*synth.gz, INDEX_NAME])  # no temp names
     assert all(f.ok for f in verify_mirror(f"local://{dest}"))
     assert_loaded(synth, data_home=tmp_path / "node", mirrors=[f"local://{dest}"], offline=True)

@@ -81,7 +81,7 @@ def test_a_second_machine_downloads_through_the_server(served, synth, tmp_path):
     ],
 )
 def test_refuses_anything_outside_the_layout(served, path):
-    proc, url = served
+    _proc, url = served
     status, body, _ = _get(url, path)
     assert status == 403, (path, status)
     assert b"SECRET" not in body
@@ -89,8 +89,8 @@ def test_refuses_anything_outside_the_layout(served, path):
 
 def test_a_doubled_slash_is_taken_as_one(served):
     # http.server itself collapses a leading "//" (no open redirect): "//x/y" is looked up as "/x/y".
-    proc, url = served
-    status, body, _ = _get(url, "//tiny/t10k-labels-idx1-ubyte.gz")
+    _proc, url = served
+    status, _body, _ = _get(url, "//tiny/t10k-labels-idx1-ubyte.gz")
     assert status == 200
     assert _get(url, "//secret.txt")[0] == 403
 

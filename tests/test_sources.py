@@ -65,7 +65,7 @@ def assert_only_final_files(folder: Path):
 def test_good_mirror_loads_and_sends_user_agent(synth, home, server, monkeypatch):
     ds = with_mirrors(monkeypatch, synth, server.url + "/a/")
     publish(server, synth, "/a/")
-    (x, t), (xt, tt) = load_mnist(normalize=False, dataset=ds.name)
+    (x, _t), (_xt, tt) = load_mnist(normalize=False, dataset=ds.name)
     np.testing.assert_array_equal(x, synth.arrays[IMAGES].reshape(-1, 784))
     np.testing.assert_array_equal(tt, synth.arrays["t10k-labels-idx1-ubyte.gz"])
     assert all(server.gets(f"/a/{n}") == 1 for n in synth.gz)
@@ -202,7 +202,7 @@ def test_folder_and_file_url_sources(synth, home, tmp_path, monkeypatch, form):
     base = str(shared) if form == "folder" else shared.as_uri()
     monkeypatch.setenv("MNISTKIT_MIRROR", base)
     monkeypatch.setenv("MNISTKIT_OFFLINE", "1")  # folders are not the network: still used offline
-    (x, t), _ = load_mnist(normalize=False, dataset=synth.dataset.name)
+    (_x, t), _ = load_mnist(normalize=False, dataset=synth.dataset.name)
     np.testing.assert_array_equal(t, synth.arrays[LABELS])
 
 
@@ -425,7 +425,7 @@ def test_unresolvable_host_is_not_retried(synth, home, server, monkeypatch):
     assert dl.waits == []  # no backoff spent on it
     assert refused == ["mirror.mnistkit-test.invalid"]  # looked up once, through the injected resolver
     assert server.gets(f"/good/{LABELS}") == 1
-    with pytest.raises(DownloadError, match="cannot resolve host mirror.mnistkit-test.invalid"):
+    with pytest.raises(DownloadError, match=r"cannot resolve host mirror\.mnistkit-test\.invalid"):
         fetch(dl, dataclasses.replace(ds, mirrors=ds.mirrors[:1]), IMAGES, home / ds.name)
 
 
@@ -476,7 +476,7 @@ def test_bad_timeout_values_are_ignored_with_a_warning(synth, home, server, monk
     publish(server, synth, "/m/")
     monkeypatch.setenv("MNISTKIT_TIMEOUT", value)
     with caplog.at_level("WARNING", logger="mnistkit"):
-        _, (xt, tt) = load_mnist(normalize=False, dataset=ds.name)
+        _, (_xt, tt) = load_mnist(normalize=False, dataset=ds.name)
     np.testing.assert_array_equal(tt, synth.arrays["t10k-labels-idx1-ubyte.gz"])
     assert f"ignoring MNISTKIT_TIMEOUT={value!r}" in caplog.text
 
@@ -578,7 +578,7 @@ def test_stale_part_holding_another_files_prefix_gets_one_fresh_try(synth, home,
     folder = home / ds.name
     folder.mkdir(parents=True)
     url = f"{server.url}/m/{LABELS}"
-    etag = '"%s"' % hashlib.md5(synth.gz[LABELS]).hexdigest()
+    etag = f'"{hashlib.md5(synth.gz[LABELS]).hexdigest()}"'
     (folder / (LABELS + ".part")).write_bytes(synth.gz[IMAGES][:40])  # a prefix of another file
     (folder / (LABELS + ".part.json")).write_text(json.dumps({"url": url, "etag": etag, "last_modified": None}))
     dl = fast_downloader()

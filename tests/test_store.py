@@ -89,7 +89,7 @@ def test_warm_load_uses_cache_without_source_files(synth, home):
     load_mnist(dataset="tiny")
     for name in synth.raw:
         (home / "tiny" / name).unlink()
-    (x, t), _ = load_mnist(normalize=False, dataset="tiny", offline=True)
+    (x, _t), _ = load_mnist(normalize=False, dataset="tiny", offline=True)
     np.testing.assert_array_equal(x, expected(synth)[0])
     manifest = json.loads((home / "tiny" / ".cache" / "train-images-idx3-ubyte.json").read_text())
     assert manifest["decoded_sha256"] == synth.dataset.file("train-images-idx3-ubyte.gz").decoded_sha256
@@ -160,7 +160,7 @@ def test_cache_survives_a_process_killed_mid_write(synth, home):
     leftovers = list(cache.glob(".*.tmp"))
     assert leftovers, "the child should have died with a temporary file half-written"
     assert not (cache / "train-images-idx3-ubyte.npy").exists()
-    (x, t), _ = load_mnist(normalize=False, dataset="tiny")
+    (x, _t), _ = load_mnist(normalize=False, dataset="tiny")
     np.testing.assert_array_equal(x, expected(synth)[0])
     assert not list(cache.glob(".*.tmp")), "stale temporary files should be cleaned up"
 
@@ -211,7 +211,7 @@ def test_read_only_folder_with_files_is_used_uncached(synth, home, monkeypatch):
     from mnistkit import MnistkitWarning
 
     with pytest.warns(MnistkitWarning, match="is not writable"):
-        (x, t), _ = load_mnist(normalize=False, dataset="tiny", offline=True)
+        (x, _t), _ = load_mnist(normalize=False, dataset="tiny", offline=True)
     np.testing.assert_array_equal(x, expected(synth)[0])
     assert x.flags.writeable
     assert not (home / "tiny" / ".cache").exists()
@@ -289,7 +289,7 @@ def test_manifest_of_another_json_shape_is_treated_as_unreadable(synth, home, ca
         path.write_text(manifest)
     assert cli.main(["list"]) == 0
     assert "tiny" in capsys.readouterr().out
-    (x, t), _ = load_mnist(normalize=False, dataset="tiny", offline=True)  # rebuilt
+    (x, _t), _ = load_mnist(normalize=False, dataset="tiny", offline=True)  # rebuilt
     np.testing.assert_array_equal(x, expected(synth)[0])
     (home / "tiny" / ".cache" / "train-labels-idx1-ubyte.json").write_text(manifest)
     assert cli.main(["verify", "--fix", "tiny"]) == 0

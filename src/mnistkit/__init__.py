@@ -73,7 +73,8 @@ def __getattr__(name: str):
         from . import mirror
 
         return getattr(mirror, name)
-    raise AttributeError(f"module 'mnistkit' has no attribute {name!r}")
+    msg = f"module 'mnistkit' has no attribute {name!r}"
+    raise AttributeError(msg)
 
 
 def __dir__() -> list[str]:

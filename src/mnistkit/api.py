@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast, overload
 
 import numpy as np
 
@@ -125,8 +126,9 @@ def _parallel_divide(raw: np.ndarray, divisor: np.floating, out: np.ndarray) -> 
     with ThreadPoolExecutor(workers, thread_name_prefix="mnistkit-divide") as pool:
         futures = [pool.submit(part, i) for i in range(workers)]
     for future in futures:
-        if future.exception() is not None:
-            raise without_pool_frames(future.exception())
+        exc = future.exception()
+        if exc is not None:
+            raise without_pool_frames(exc)
 
 
 def _one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -149,7 +151,7 @@ def _load_files(store: Store, specs: Sequence) -> list[np.ndarray]:
     arrays: list[np.ndarray | None] = [store.cached(spec) for spec in specs]
     todo = sorted((i for i, a in enumerate(arrays) if a is None), key=lambda i: -specs[i].decoded_size)
     if not todo:
-        return arrays
+        return cast("list[np.ndarray]", arrays)  # every file was cached
     errors: dict[int, BaseException] = {}
     if len(todo) == 1:
         try:
@@ -162,12 +164,13 @@ def _load_files(store: Store, specs: Sequence) -> list[np.ndarray]:
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mnistkit-load") as pool:
             futures = {i: pool.submit(store.load, specs[i]) for i in todo}
         for i, future in futures.items():
-            if future.exception() is None:
+            exc = future.exception()
+            if exc is None:
                 arrays[i] = future.result()
             else:
-                errors[i] = future.exception()
+                errors[i] = exc
     if not errors:
-        return arrays
+        return cast("list[np.ndarray]", arrays)  # no error: every slot was filled
     raise _one_error([errors[i] for i in sorted(errors)], store)
 
 
@@ -183,22 +186,24 @@ def _one_error(errors: Sequence[BaseException], store: Store) -> BaseException:
         return without_pool_frames(other[0])
     if len(errors) == 1:
         return without_pool_frames(errors[0])
+    known = [err for err in errors if isinstance(err, (MissingFilesError, DownloadError))]  # all of them, typed
     ds = store.dataset
-    names = [name for err in errors for name in (err.missing if isinstance(err, MissingFilesError) else [err.file_name])]
-    urls = [url for err in errors for url in getattr(err, "urls", ())]
-    if all(isinstance(err, MissingFilesError) and not isinstance(err, DownloadError) for err in errors):
-        reasons = ", ".join(dict.fromkeys(err.reason for err in errors if err.reason))
-        return MissingFilesError(ds.name, list(dict.fromkeys(names)), errors[0].folder, list(dict.fromkeys(urls)),
-                                 reasons)
+    names = [name for err in known for name in (err.missing if isinstance(err, MissingFilesError) else [err.file_name])]
+    urls = [url for err in known for url in getattr(err, "urls", ())]
+    only_missing = [err for err in known if isinstance(err, MissingFilesError) and not isinstance(err, DownloadError)]
+    if len(only_missing) == len(known):
+        reasons = ", ".join(dict.fromkeys(err.reason for err in only_missing if err.reason))
+        return MissingFilesError(ds.name, list(dict.fromkeys(names)), only_missing[0].folder,
+                                 list(dict.fromkeys(urls)), reasons)
     attempts = []
-    for err in errors:
+    for err in known:
         if isinstance(err, DownloadError):
             attempts += err.attempts
         else:
             attempts.append((str(err.folder), err.reason))
     if not urls:
         urls = [url for name in names for url in ds.urls(ds.file(name))]
-    return FilesUnavailableError(ds.name, names, errors[0].folder, attempts, urls)
+    return FilesUnavailableError(ds.name, names, known[0].folder, attempts, urls)
 
 
 def _labels(raw: np.ndarray, ds: Dataset, table: bool) -> np.ndarray:
@@ -225,6 +230,51 @@ def _check_bool(value: object, name: str) -> bool:
         return bool(value)
     msg = f"{name}={value!r}: expected True or False"
     raise ArgumentError(msg)
+
+
+# Without ``validation`` the result is one pair: the overloads tell type checkers so.
+@overload
+def load(
+    name: str = "mnist",
+    split: str = "train",
+    *,
+    normalize: bool = True,
+    flatten: bool = True,
+    one_hot_label: bool = False,
+    dtype: np.dtype | type | str | None = None,
+    orientation: str = "upright",
+    label_table: bool = False,
+    data_home: str | os.PathLike | None = None,
+    mirrors: MirrorsLike = None,
+    offline: bool | None = None,
+    progress: bool | None = None,
+    timeout: float | None = None,
+    validation: None = None,
+    validation_seed: int | None = None,
+    stratify: bool = False,
+) -> Pair: ...
+
+
+@overload
+def load(
+    name: str = "mnist",
+    split: str = "train",
+    *,
+    normalize: bool = True,
+    flatten: bool = True,
+    one_hot_label: bool = False,
+    dtype: np.dtype | type | str | None = None,
+    orientation: str = "upright",
+    label_table: bool = False,
+    data_home: str | os.PathLike | None = None,
+    mirrors: MirrorsLike = None,
+    offline: bool | None = None,
+    progress: bool | None = None,
+    timeout: float | None = None,
+    validation: int | float | bool,
+    validation_seed: int | None = None,
+    stratify: bool = False,
+) -> Pair | tuple[Pair, Pair]: ...
 
 
 def load(
@@ -474,7 +524,7 @@ def select_parts(
         if orientation == "stored" and ds.file(split.images).transposed:  # the cache holds them upright
             raw_images = raw_images.transpose(0, 2, 1)
         labels = _labels(raw_labels, ds, label_table)
-        if i == 0 and holding_out:
+        if i == 0 and holding_out and validation is not None:  # (the second test narrows the type)
             from .batching import validation_split
 
             # Hold out by class (never by a table's provenance columns), offset removed.
@@ -581,6 +631,49 @@ def _take(array: np.ndarray, index: np.ndarray) -> np.ndarray:
     return array[index]
 
 
+# Without ``validation`` the result is (train, test): the overloads tell type checkers so.
+@overload
+def load_mnist(
+    normalize: bool = True,
+    flatten: bool = True,
+    one_hot_label: bool = False,
+    *,
+    dataset: str = "mnist",
+    dtype: np.dtype | type | str | None = None,
+    orientation: str = "upright",
+    label_table: bool = False,
+    data_home: str | os.PathLike | None = None,
+    mirrors: MirrorsLike = None,
+    offline: bool | None = None,
+    progress: bool | None = None,
+    timeout: float | None = None,
+    validation: None = None,
+    validation_seed: int | None = None,
+    stratify: bool = False,
+) -> tuple[Pair, Pair]: ...
+
+
+@overload
+def load_mnist(
+    normalize: bool = True,
+    flatten: bool = True,
+    one_hot_label: bool = False,
+    *,
+    dataset: str = "mnist",
+    dtype: np.dtype | type | str | None = None,
+    orientation: str = "upright",
+    label_table: bool = False,
+    data_home: str | os.PathLike | None = None,
+    mirrors: MirrorsLike = None,
+    offline: bool | None = None,
+    progress: bool | None = None,
+    timeout: float | None = None,
+    validation: int | float | bool,
+    validation_seed: int | None = None,
+    stratify: bool = False,
+) -> tuple[Pair, Pair] | tuple[Pair, Pair, Pair]: ...
+
+
 def load_mnist(
     normalize: bool = True,
     flatten: bool = True,
@@ -640,4 +733,5 @@ def load_mnist(
         orientation=orientation, label_table=label_table,
     )
     holdout = dict(validation=validation, validation_seed=validation_seed, stratify=stratify)
-    return tuple(_load_splits(store, ["train", "test"], **options, **holdout))
+    parts = _load_splits(store, ["train", "test"], **options, **holdout)
+    return (parts[0], parts[1]) if len(parts) == 2 else (parts[0], parts[1], parts[2])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterator
+from typing import cast
 
 import numpy as np
 
@@ -73,7 +74,7 @@ class Batches:
         self.shuffle = _check_switch(shuffle, "shuffle")  # bool("no") would shuffle
         self.drop_last = _check_switch(drop_last, "drop_last")
         # Without a seed, draw fresh entropy once: epochs still differ from each other.
-        self.seed = np.random.SeedSequence(seed).entropy
+        self.seed = cast(int, np.random.SeedSequence(seed).entropy)  # an int (or no) seed gives int entropy
         self._given_seed = seed
         self.epoch = 0
 
@@ -104,6 +105,7 @@ class Batches:
         for b in range(len(self)):
             start = b * self.batch_size
             stop = start + self.batch_size
+            part: slice | np.ndarray
             if order is None:
                 part = slice(start, stop)  # a view: no copy at all
             else:

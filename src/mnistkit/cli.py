@@ -38,7 +38,7 @@ def _datasets(names: Sequence[str] | None):
     return list({ds.name: ds for ds in map(get_dataset, names)}.values())
 
 
-def _size(n: int | None) -> str:
+def _size(n: float | None) -> str:
     if n is None:
         return "?"
     for unit in ("B", "kB", "MB", "GB"):
@@ -106,7 +106,7 @@ def _source(ds, settings: Settings) -> str:
 def _cmd_list(args: argparse.Namespace) -> int:
     from . import maintenance
 
-    rows = [("name", "title", "download", "on disk", "classes", "source", "here")]
+    rows: list[tuple[str, ...]] = [("name", "title", "download", "on disk", "classes", "source", "here")]
     shared = unknown = False
     for ds in _datasets(None):
         store = _local_store(ds, args.settings)
@@ -143,7 +143,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
             widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     numeric = {i for i, head in enumerate(rows[0]) if head in ("download", "on disk")}
     for row in rows:
-        cells = [cell.rjust(w) if i in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        cells = [cell.rjust(w) if i in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
         print("  ".join(cells).rstrip())
     print("\ndownload: bytes fetched; on disk: what the dataset takes here now (files and cache); "
           "source: where missing files come from first")
@@ -265,7 +265,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         if split["class_counts"] is None:
             print("  per class: (not downloaded; `mnistkit download` first)")
         else:
-            pairs = (f"{name}:{n}" for name, n in zip(info["classes"], split["class_counts"]))
+            pairs = (f"{name}:{n}" for name, n in zip(info["classes"], split["class_counts"], strict=False))
             print(f"  per class: {' '.join(pairs)}")
         for f in (img, lab):
             print(f"  {f['name']}  {_size(f['size'])}  {f['sha256'] or '-'}")
@@ -286,7 +286,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if args.png is not None:  # before anything is loaded or printed
         check_png_path(args.png, "--png")
     elif args.scale is not None:  # the terminal picture has one size: a --scale alone would do nothing
-        raise ArgumentError(f"--scale {args.scale} enlarges the PNG only; add --png FILE, or leave --scale out")
+        msg = f"--scale {args.scale} enlarges the PNG only; add --png FILE, or leave --scale out"
+        raise ArgumentError(msg)
     images, labels = _split_arrays(ds, args.split, args.settings)
     if not -len(images) <= args.index < len(images):
         msg = f"--index {args.index} is out of range: {ds.name} {args.split} has {len(images)} images (0 to {len(images) - 1})"
@@ -431,8 +432,8 @@ def _cmd_clean(args: argparse.Namespace) -> int:
                 continue
             others = [n for n in _sharers(ds, spec) if n not in names]
             if others:  # one archive read by datasets not being cleaned: it stays
-                size = _size(sum(f[2] for f in files))
-                print(f"{ds.name}: kept {spec.name} ({size}), which {', '.join(others)} also read; "
+                shown = _size(sum(f[2] for f in files))
+                print(f"{ds.name}: kept {spec.name} ({shown}), which {', '.join(others)} also read; "
                       f"name them too (or `all`) to delete it")
                 continue
             planned.update(f[0] for f in files)
@@ -544,7 +545,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def _check_data_home(args: argparse.Namespace) -> None:
     """A data folder given as an empty string: a usage error before anything runs."""
     if args.data_home is not None and not args.data_home.strip():
-        raise ArgumentError("--data-home '' is empty; give a folder (it is created if missing)")
+        msg = "--data-home '' is empty; give a folder (it is created if missing)"
+        raise ArgumentError(msg)
 
 
 def _check_home_folder(args: argparse.Namespace) -> None:
@@ -557,7 +559,8 @@ def _check_home_folder(args: argparse.Namespace) -> None:
         if above.exists():
             if not above.is_dir():
                 where = "is a file" if above == home else f"cannot be made: {above} is a file"
-                raise ArgumentError(f"the data folder {home} ({given}) {where}, not a folder; give a folder")
+                msg = f"the data folder {home} ({given}) {where}, not a folder; give a folder"
+                raise ArgumentError(msg)
             return
 
 
@@ -626,7 +629,8 @@ def _whole(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        msg = f"{text!r} is not a whole number"
+        raise argparse.ArgumentTypeError(msg) from None
 
 
 def _in_range(lo: int, hi: int):
@@ -635,7 +639,8 @@ def _in_range(lo: int, hi: int):
     def parse(text: str) -> int:
         value = _whole(text)
         if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{value} is out of range: give a whole number from {lo} to {hi}")
+            msg = f"{value} is out of range: give a whole number from {lo} to {hi}"
+            raise argparse.ArgumentTypeError(msg)
         return value
 
     return parse
@@ -648,7 +653,8 @@ def _serve_seconds(text: str) -> float:
     except ValueError:
         value = float("nan")
     if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0 and at most 3600")
+        msg = f"{text!r} is not a number of seconds above 0 and at most 3600"
+        raise argparse.ArgumentTypeError(msg)
     return value
 
 
@@ -659,7 +665,8 @@ def _serve_count(text: str) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+        msg = f"{text!r} is not a whole number of 1 or more"
+        raise argparse.ArgumentTypeError(msg)
     return value
 
 

@@ -29,6 +29,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -117,7 +118,7 @@ def write_png_folders(
     paths = []
     bar = _bar(len(images), out.name, progress)
     try:
-        for index, (image, number) in enumerate(zip(images, numbers)):
+        for index, (image, number) in enumerate(zip(images, numbers, strict=True)):
             number = int(number)
             folder = out / (folders[number] if 0 <= number < len(folders) else str(number))
             if number not in present:
@@ -226,7 +227,7 @@ def _export_png_split(
 
     def final_paths(root: Path) -> list[Path]:
         return [root / (folders[int(n)] if 0 <= int(n) < len(folders) else str(int(n))) / name
-                for n, name in zip(numbers, names)]
+                for n, name in zip(numbers, names, strict=True)]
 
     if out.exists():
         if _read_record(out) == record:
@@ -279,7 +280,7 @@ def write_csv(images: np.ndarray, labels: np.ndarray, path: Path, progress: bool
                 block = flat[start : start + _CSV_ROWS]
                 cells = text[block] if text is not None else block.astype(str)
                 lines = (
-                    f"{int(label)},{','.join(row)}\n" for label, row in zip(numbers[start : start + len(block)], cells)
+                    f"{int(label)},{','.join(row)}\n" for label, row in zip(numbers[start : start + len(block)], cells, strict=True)
                 )
                 fh.writelines(lines)
                 if bar is not None:
@@ -292,9 +293,8 @@ def write_csv(images: np.ndarray, labels: np.ndarray, path: Path, progress: bool
 
 def write_npz(arrays: dict[str, np.ndarray], path: Path) -> Path:
     """Write ``arrays`` into a compressed ``.npz`` at ``path``."""
-    with _atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:  # a file object: savez would append ".npz" to the temporary name
-            np.savez_compressed(fh, **arrays)
+    with _atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a file object: savez would append ".npz" to the name
+        np.savez_compressed(fh, **cast("dict[str, Any]", arrays))  # x_/y_ keys, never savez's allow_pickle
     return path
 
 

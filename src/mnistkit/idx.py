@@ -20,7 +20,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO, Protocol
 
 import numpy as np
 
@@ -33,7 +33,9 @@ def _zlib_module():
     try:
         from zlib_ng import zlib_ng
     except ImportError:  # pragma: no cover - exercised only where zlib-ng has no wheel
-        import zlib as zlib_ng
+        import zlib
+
+        return zlib
     return zlib_ng
 
 __all__ = [
@@ -76,7 +78,14 @@ MAX_PADDING = 4096
 # allocated (deflate cannot exceed 1032:1; xz of constant data reaches ~7000:1).
 _MAX_RATIO = {"gzip": 1032, "xz": 10_000}
 
-Source = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
+
+class Readable(Protocol):
+    """Any object with a binary ``read(n)``: a file, a zip archive member, a hashing wrapper."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | Readable
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import ChecksumError, IdxFormatError, without_pool_frames
+from .errors import ArgumentError, ChecksumError, IdxFormatError, without_pool_frames
 from .idx import IdxHeader, Source, open_payload
 from .registry import FileSpec
 
@@ -101,7 +101,7 @@ def _contradiction(header: IdxHeader, spec: FileSpec) -> str | None:
     if header.type_code != spec.type_code or len(header.shape) != len(spec.shape):
         return None
     parts = []
-    for axis, (declared, found) in enumerate(zip(spec.shape, header.shape)):
+    for axis, (declared, found) in enumerate(zip(spec.shape, header.shape, strict=True)):
         if declared != found:
             name = "examples" if axis == 0 else f"size of dimension {axis}"
             parts.append(f"{name}: the registry says {declared}, the file's IDX header says {found}")
@@ -138,6 +138,9 @@ def verify(src: Source, spec: FileSpec, *, sink: Sink | None = None, source: str
     """
     name = source or str(src)
     if spec.kind == "archive":
+        if not isinstance(src, (str, os.PathLike)):
+            msg = f"{name}: an archive is checked from its file; pass its path"
+            raise ArgumentError(msg)
         return _verify_archive(src, spec, name)
     # No expected_size here: check_header's type-and-shape test implies the size, and says which
     # of the registry's numbers a file contradicts rather than only that the sizes differ.
@@ -157,20 +160,20 @@ def verify(src: Source, spec: FileSpec, *, sink: Sink | None = None, source: str
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mnistkit-hash") as pool:
         pending = None
         for piece in payload:
-            if pending is not None and pending.exception() is not None:
-                raise without_pool_frames(pending.exception())
+            if pending is not None and (exc := pending.exception()) is not None:
+                raise without_pool_frames(exc)
             pending = pool.submit(consume, piece)
-        if pending is not None and pending.exception() is not None:
-            raise without_pool_frames(pending.exception())
+        if pending is not None and (exc := pending.exception()) is not None:
+            raise without_pool_frames(exc)
     actual = "sha256:" + hasher.hexdigest()
     if spec.decoded_sha256 is not None:
         _, want = split_digest(spec.decoded_sha256)
         if actual != "sha256:" + want:
             raise ChecksumError(name, "sha256", want, actual.split(":", 1)[1], _hint(spec))
-    elif (spec.sha256 or spec.md5) and not isinstance(src, (bytes, bytearray, memoryview)) and not hasattr(src, "read"):
+    elif (compressed := spec.sha256 or spec.md5) and not isinstance(src, (bytes, bytearray, memoryview)) and not hasattr(src, "read"):
         # No decoded checksum is published for this file: fall back to the compressed one's.
         # (A stream is an archive member: the archive's own checksum vouched for it.)
-        algo, want = split_digest(spec.sha256 or spec.md5)
+        algo, want = split_digest(compressed)
         got = file_digest(src, algo).split(":", 1)[1]
         if got != want:
             raise ChecksumError(name, algo, want, got, _hint(spec), of="compressed file")

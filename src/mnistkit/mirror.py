@@ -230,7 +230,8 @@ def publish(
             entry = place.entry(rel)
             if entry is None or (entry.size is not None and entry.size != size):
                 got = "nothing" if entry is None else f"{entry.size} bytes"
-                raise StorageError(f"{place.url(rel)}: {size} bytes were uploaded but the destination holds {got}")
+                msg = f"{place.url(rel)}: {size} bytes were uploaded but the destination holds {got}"
+                raise StorageError(msg)
             files[spec.name] = {
                 "size": size,
                 "sha256": sha256,
@@ -306,14 +307,14 @@ def _already_there(place: Place, rel: str, size: int, sha256: str, recorded: dic
         return _hash_stream(fh, "sha256")[1] == sha256
 
 
-def _hash_stream(fh, *algorithms: str) -> tuple[int, ...]:
+def _hash_stream(fh, *algorithms: str) -> tuple[int | str, ...]:  # (size, digest, ...)
     hashers = [hashlib.new(a) for a in algorithms]
     size = 0
     for block in iter(lambda: fh.read(1 << 20), b""):
         size += len(block)
         for h in hashers:
             h.update(block)
-    return (size, *(f"{a}:{h.hexdigest()}" for a, h in zip(algorithms, hashers)))
+    return (size, *(f"{a}:{h.hexdigest()}" for a, h in zip(algorithms, hashers, strict=True)))
 
 
 # --- checking a mirror where it stands -------------------------------------------------------------
@@ -342,7 +343,9 @@ class _Counting:
             pass
 
     def digest(self, algorithm: str) -> str:
-        return (self.md5 if algorithm == "md5" else self.sha256).hexdigest()
+        hasher = self.sha256 if algorithm != "md5" else self.md5
+        assert hasher is not None, "md5 was not asked for when the stream was made"
+        return hasher.hexdigest()
 
 
 def verify_mirror(src: str | os.PathLike, names: Sequence[str] | None = None) -> list[MirrorFinding]:
@@ -417,8 +420,8 @@ def _check_file(place: Place, folder: str, spec: FileSpec, recorded: dict | None
             else:
                 verify(stream, spec, source=url)
                 stream.drain()  # verify() stops at the end of the payload: hash the whole file
-            if not spec.decoded_sha256 and (spec.sha256 or spec.md5):
-                algo, want = split_digest(spec.sha256 or spec.md5)
+            if not spec.decoded_sha256 and (compressed := spec.sha256 or spec.md5):
+                algo, want = split_digest(compressed)
                 got = stream.digest(algo)
                 if got != want:
                     raise ChecksumError(url, f"{algo} (of the compressed file)", want, got)

@@ -532,7 +532,7 @@ EMNIST = (
     # ../shared/reference/datasets.md (a third-party copy of the archive's members).
     emnist_split(
         "letters",
-        tuple(u + w for u, w in zip(_UPPER, _LOWER)),
+        tuple(u + w for u, w in zip(_UPPER, _LOWER, strict=True)),
         124800,
         20800,
         "letters",

@@ -321,7 +321,8 @@ def fetch(dl: Downloader, url: str, spec: FileSpec, part: Path) -> None:
             attempt += 1
             if not err.transient or attempt >= dl.retry.attempts:
                 if err.transient:
-                    raise SourceFailed(f"{err.reason} (gave up after {attempt} tries)") from None
+                    msg = f"{err.reason} (gave up after {attempt} tries)"
+                    raise SourceFailed(msg) from None
                 raise
             wait = dl.retry.delay(attempt - 1, dl.rng)
             log.info("%s: %s; retrying in %.1f s", url, err.reason, wait)
@@ -354,11 +355,13 @@ def _transfer(dl: Downloader, fs, path: str, url: str, spec: FileSpec, part: Pat
         reason, transient = describe(err, url)
         raise SourceFailed(reason, transient) from None
     if info.get("type", "file") != "file":
-        raise SourceFailed(f"is a {info.get('type')}, not a file")
+        msg = f"is a {info.get('type')}, not a file"
+        raise SourceFailed(msg)
     total = info.get("size")
     cap = size_cap(spec)
     if total is not None and total > cap:
-        raise SourceFailed(f"holds {total} bytes, more than any copy of {spec.name} can be ({cap})")
+        msg = f"holds {total} bytes, more than any copy of {spec.name} can be ({cap})"
+        raise SourceFailed(msg)
     stamp = _stamp(info)
     meta_path = record_path(part)
     have = part.stat().st_size if part.exists() else 0
@@ -414,12 +417,14 @@ def _transfer(dl: Downloader, fs, path: str, url: str, spec: FileSpec, part: Pat
         raise write_failed(part.parent, err) from err
     except Exception as err:  # a backend's own exception types (botocore, aiohttp, paramiko, ...)
         reason, transient = describe(err, url)
-        raise SourceFailed(f"transfer interrupted after {received} bytes ({reason})", transient) from None
+        msg = f"transfer interrupted after {received} bytes ({reason})"
+        raise SourceFailed(msg, transient) from None
     finally:
         if bar is not None:
             bar.close()
     if total is not None and received != total:
-        raise SourceFailed(f"transfer ended after {received} of {total} bytes", transient=True)
+        msg = f"transfer ended after {received} of {total} bytes"
+        raise SourceFailed(msg, transient=True)
 
 
 def _is_local_write_error(err: OSError, part: Path) -> bool:
@@ -607,7 +612,7 @@ class RemotePlace(Place):
         return StorageError(f"{url}: {reason}")
 
 
-def open_place(base: str) -> Place:
+def open_place(base: str | os.PathLike) -> Place:
     """A :class:`Place` for a folder, a ``file://`` URL or any fsspec URL.
 
     Raises
@@ -630,7 +635,8 @@ def open_place(base: str) -> Place:
             raise
         except Exception as err:
             reason, _ = describe(err, base)
-            raise StorageError(f"{redact(base)}: {reason}") from None
+            msg = f"{redact(base)}: {reason}"
+            raise StorageError(msg) from None
     if scheme_of(base) in ("http", "https"):
         return HttpPlace(base)
     return FolderPlace(base)
@@ -654,13 +660,15 @@ class HttpPlace(Place):
             resp = self.session.get(join(self.base, rel), stream=stream, timeout=(10, 30),
                                     headers={"Accept-Encoding": "identity"})
         except requests.RequestException as err:
-            raise StorageError(f"{self.url(rel)}: {_short(err)}") from None
+            msg = f"{self.url(rel)}: {_short(err)}"
+            raise StorageError(msg) from None
         if resp.status_code == 404:
             resp.close()
             return None
         if resp.status_code != 200:
             resp.close()
-            raise StorageError(f"{self.url(rel)}: HTTP {resp.status_code} {resp.reason}")
+            msg = f"{self.url(rel)}: HTTP {resp.status_code} {resp.reason}"
+            raise StorageError(msg)
         return resp
 
     def entry(self, rel: str) -> Entry | None:
@@ -669,18 +677,21 @@ class HttpPlace(Place):
         try:
             resp = self.session.head(join(self.base, rel), timeout=(10, 30), allow_redirects=True)
         except requests.RequestException as err:
-            raise StorageError(f"{self.url(rel)}: {_short(err)}") from None
+            msg = f"{self.url(rel)}: {_short(err)}"
+            raise StorageError(msg) from None
         if resp.status_code == 404:
             return None
         if resp.status_code != 200:
-            raise StorageError(f"{self.url(rel)}: HTTP {resp.status_code} {resp.reason}")
+            msg = f"{self.url(rel)}: HTTP {resp.status_code} {resp.reason}"
+            raise StorageError(msg)
         length = resp.headers.get("content-length")
         return Entry(int(length) if length and length.isdigit() else None, resp.headers.get("etag") or "")
 
     def open(self, rel: str) -> BinaryIO:
         resp = self._get(rel, stream=True)
         if resp is None:
-            raise StorageError(f"{self.url(rel)}: not found")
+            msg = f"{self.url(rel)}: not found"
+            raise StorageError(msg)
         resp.raw.decode_content = False
         return resp.raw
 

@@ -14,10 +14,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import ArgumentError, MnistkitError, cannot_write
+
+if TYPE_CHECKING:
+    from .registry import Dataset
 
 __all__ = ["as_image", "terminal_lines", "save_png", "Picture", "grid", "img_show", "has_display"]
 
@@ -51,7 +55,7 @@ def as_image(img: np.ndarray) -> np.ndarray:
     if arr.ndim == 3 and 1 in (arr.shape[0], arr.shape[-1]):
         arr = arr.reshape(arr.shape[1:] if arr.shape[0] == 1 else arr.shape[:2])
     if arr.ndim == 1:
-        side = int(round(arr.size**0.5))
+        side = round(arr.size**0.5)
         if side * side != arr.size or side == 0:
             msg = f"a flat image of {arr.size} pixels is not square; pass it as (height, width)"
             raise ArgumentError(msg)
@@ -92,8 +96,8 @@ def terminal_lines(img: np.ndarray, *, color: bool = True) -> list[str]:
     if pixels.shape[0] % 2:
         pixels = np.vstack([pixels, np.zeros((1, pixels.shape[1]), np.uint8)])
     lines = []
-    for top, bottom in zip(pixels[0::2], pixels[1::2]):
-        cells = [f"\x1b[38;2;{a};{a};{a}m\x1b[48;2;{b};{b};{b}m{_HALF}" for a, b in zip(top, bottom)]
+    for top, bottom in zip(pixels[0::2], pixels[1::2], strict=True):
+        cells = [f"\x1b[38;2;{a};{a};{a}m\x1b[48;2;{b};{b};{b}m{_HALF}" for a, b in zip(top, bottom, strict=True)]
         lines.append("".join(cells) + "\x1b[0m")
     return lines
 
@@ -350,7 +354,7 @@ def grid(
     indices: np.ndarray | list[int] | None = None,
     per_class: int | None = None,
     split: str = "train",
-    dataset: str | None = None,
+    dataset: str | Dataset | None = None,
     classes: list[str] | tuple[str, ...] | None = None,
     columns: int | None = None,
     scale: int = 2,
@@ -390,7 +394,7 @@ def grid(
         Samples per class in the per-class layout (default 8).
     split : str, default "train"
         The split to load when ``images`` is a dataset name.
-    dataset : str, optional
+    dataset : str or Dataset, optional
         The dataset the arrays come from: gives class names and label
         numbering (EMNIST letters start at 1).  Default: the name passed as
         ``images``, else class names are the label numbers.
@@ -674,7 +678,8 @@ def _show_png_path() -> Path:
         import stat
 
         if not stat.S_ISDIR(info.st_mode) or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
-            raise PermissionError(f"{folder} is not a folder of this user")
+            msg = f"{folder} is not a folder of this user"
+            raise PermissionError(msg)
         if info.st_mode & 0o077:  # ours but open to others: they could plant links at our temporary names
             os.chmod(folder, 0o700)
     except OSError:

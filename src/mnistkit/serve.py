@@ -237,13 +237,18 @@ class MirrorServer:
     ) -> None:
         for name, value in (("header_timeout", header_timeout), ("stall_timeout", stall_timeout)):
             if not (isinstance(value, (int, float)) and 0 < value <= 3600):
-                raise ArgumentError(f"{name}={value!r} is not valid; give seconds above 0 and at most 3600")
+                msg = f"{name}={value!r} is not valid; give seconds above 0 and at most 3600"
+                raise ArgumentError(msg)
         if not (isinstance(max_connections, int) and max_connections >= 1):
-            raise ArgumentError(f"max_connections={max_connections!r} is not valid; give a whole number of 1 or more")
+            msg = f"max_connections={max_connections!r} is not valid; give a whole number of 1 or more"
+            raise ArgumentError(msg)
         if not (isinstance(host, str) and host.strip()):
             # "" would listen on every interface: an unset variable in `--host "$HOST"` must not expose the folder
-            raise ArgumentError(f"host={host!r} is not valid; give an address such as 127.0.0.1 (this machine) "
-                                "or 0.0.0.0 (every interface)")
+            msg = (
+                f"host={host!r} is not valid; give an address such as 127.0.0.1 (this machine) "
+                "or 0.0.0.0 (every interface)"
+            )
+            raise ArgumentError(msg)
         self.root = Path(root).resolve()
         self.header_timeout = float(header_timeout)
         self.stall_timeout = float(stall_timeout)
@@ -265,7 +270,7 @@ class MirrorServer:
             hint = {errno.EADDRINUSE: "another program uses that port; choose another --port (0 picks a free one)",
                     errno.EACCES: "ports below 1024 need privileges; choose --port 1024 or above",
                     errno.EADDRNOTAVAIL: "that address is not one of this machine's; use 0.0.0.0 or 127.0.0.1"}
-            why = hint.get(err.errno, "check --host and --port")
+            why = hint.get(err.errno or 0, "check --host and --port")
             # os.strerror: the OS's words only, without create_server's "(while attempting to bind ...)"
             said = os.strerror(err.errno) if err.errno else str(err)
             msg = f"cannot listen on {host}:{port} ({said}); {why}"
@@ -378,14 +383,14 @@ class MirrorServer:
     # --- the loop ----------------------------------------------------------------------------------
 
     async def _main(self, ready: Callable[[MirrorServer], None] | None, signals: bool) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+        self._loop = loop = asyncio.get_running_loop()
+        self._stop = stop = asyncio.Event()
         if signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 try:
-                    self._loop.add_signal_handler(sig, self._stop.set)
+                    loop.add_signal_handler(sig, stop.set)
                 except NotImplementedError:  # Windows: a plain handler that wakes the loop
-                    signal.signal(sig, lambda *_: self._loop.call_soon_threadsafe(self._stop.set))
+                    signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
         accept = asyncio.ensure_future(self._accept_loop())
         report = asyncio.ensure_future(self._report_loop())
         try:
@@ -708,7 +713,7 @@ class MirrorServer:
                              "Content-Length: 0", validators[-1]] + ([] if keep else ["Connection: close"])
                     await self._send(sock, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
                     return keep
-                if span != IGNORE_RANGE:
+                if isinstance(span, tuple):  # else IGNORE_RANGE: the whole file
                     (start, end), status, reason = span, 206, "Partial Content"
             length = end - start + 1
             lines = [

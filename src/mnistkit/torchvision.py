@@ -52,7 +52,8 @@ try:  # the classes derive from torch's Dataset, as torchvision's do: PyTorch is
 except ImportError as err:
     from .errors import MissingDependencyError
 
-    raise MissingDependencyError("torch", extra="torch") from err
+    msg = "torch"
+    raise MissingDependencyError(msg, extra="torch") from err
 
 
 class _StandardTransform:
@@ -350,7 +351,7 @@ class EMNIST(MNIST):
         self.training_file = f"training_{split}.pt"
         self.test_file = f"test_{split}.pt"
         super().__init__(root, **kwargs)
-        self.classes = self.classes_split_dict[self.split]
+        self.classes = self.classes_split_dict[self.split]  # type: ignore[misc]  # per split, as torchvision's EMNIST
 
     @property
     def _registry_name(self) -> str:  # type: ignore[override]

@@ -29,7 +29,8 @@ def _jax():
     try:
         import jax
     except ImportError as err:
-        raise MissingDependencyError("jax", extra="jax") from err
+        msg = "jax"
+        raise MissingDependencyError(msg, extra="jax") from err
     return jax
 
 

@@ -24,7 +24,8 @@ def _tf():
     try:
         import tensorflow as tf
     except ImportError as err:
-        raise MissingDependencyError("tensorflow", extra="tensorflow") from err
+        msg = "tensorflow"
+        raise MissingDependencyError(msg, extra="tensorflow") from err
     return tf
 
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import ArgumentError, MissingDependencyError
 
-__all__ = ["torch_dataset", "torch_loaders", "MnistDataset", "BatchOrder"]
+__all__ = ["torch_dataset", "torch_loaders", "MnistDataset", "BatchOrder"]  # noqa: F822 - MnistDataset comes from __getattr__
 
 
 _255 = np.float32(255)
@@ -45,7 +45,8 @@ def _torch():
     try:
         import torch
     except ImportError as err:
-        raise MissingDependencyError("torch", extra="torch") from err
+        msg = "torch"
+        raise MissingDependencyError(msg, extra="torch") from err
     return torch
 
 
@@ -219,8 +220,9 @@ _made: dict[str, type] = {}
 def _dataset_class() -> type:
     torch = _torch()  # checked on every call: the class is made once, the error is raised every time
     if "MnistDataset" not in _made:
+        base: Any = torch.utils.data.Dataset  # a base known only at run time: PyTorch is optional
 
-        class MnistDataset(_CachedImages, torch.utils.data.Dataset):
+        class MnistDataset(_CachedImages, base):
             """A dataset split as a ``torch.utils.data.Dataset``; build it with :func:`torch_dataset`."""
 
         # Pickles refer to the class by module and name; the module's __getattr__ finds it there.
@@ -383,8 +385,9 @@ def _loader_class() -> type:
     """``GatherLoader``: a ``DataLoader`` whose in-process iteration skips the per-batch machinery."""
     torch = _torch()
     if "GatherLoader" not in _made:
+        base: Any = torch.utils.data.DataLoader  # a base known only at run time: PyTorch is optional
 
-        class GatherLoader(torch.utils.data.DataLoader):
+        class GatherLoader(base):
             """A ``DataLoader`` over whole batches (``batch_size=None`` and a :class:`BatchOrder` sampler).
 
             With worker processes or ``pin_memory`` it is the ``DataLoader`` it derives from.  In the
@@ -433,7 +436,7 @@ def _check_seed(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or not (
-        _SEED_RANGE[0] <= value <= _SEED_RANGE[1]
+        _SEED_RANGE[0] <= int(value) <= _SEED_RANGE[1]
     ):
         msg = f"seed={value!r}: expected None or an integer from -2**63 to 2**64-1"
         raise ArgumentError(msg)
@@ -531,7 +534,7 @@ def torch_loaders(
     drop_last = _check_bool(drop_last, "drop_last")
     seed = _check_seed(seed)
     num_workers = _check_workers(num_workers)
-    common = dict(
+    common: dict[str, Any] = dict(
         normalize=normalize, flatten=flatten, orientation=orientation, label_table=label_table,
         data_home=data_home, mirrors=mirrors, offline=offline, progress=progress,
     )
