@@ -15,8 +15,13 @@ class S3Server:
     """moto's S3 on 127.0.0.1:<free port>, recording requests."""
 
     def __init__(self) -> None:
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-        from werkzeug.serving import make_server
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+        from werkzeug.serving import WSGIRequestHandler, make_server
+
+        try:  # moto 5.2.5+: keeps underscores in S3 metadata header names (mnistkit sends none)
+            from moto.moto_server.werkzeug_app import MotoRequestHandler as handler
+        except ImportError:  # older moto 5 (the declared floor): werkzeug's own handler serves as well
+            handler = WSGIRequestHandler
 
         app = DomainDispatcherApplication(create_backend_app)
         self.requests: list[tuple[str, str, str | None]] = []
@@ -38,7 +43,7 @@ class S3Server:
             body = app(environ, start_response)
             return body if cut is None else _cut(body, cut)
 
-        self.httpd = make_server("127.0.0.1", 0, recording, threaded=True, request_handler=_Quiet(MotoRequestHandler))
+        self.httpd = make_server("127.0.0.1", 0, recording, threaded=True, request_handler=_Quiet(handler))
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
