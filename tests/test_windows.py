@@ -100,7 +100,7 @@ def test_a_rebuild_goes_beside_an_entry_that_is_mapped(synth, home, windows_sema
 def test_verify_fix_rebuilds_an_entry_another_process_maps(synth, home, windows_semantics):
     synth.write(home)
     assert run_cli("download", "tiny").returncode == 0
-    (x, t), _ = load_mnist(normalize=False, dataset="tiny")  # this process maps it; the CLI runs in a child
+    (_x, _t), _ = load_mnist(normalize=False, dataset="tiny")  # this process maps it (kept bound); the CLI runs in a child
     npy = home / "tiny" / ".cache" / f"{IMAGES}.npy"
     with open(npy, "r+b") as fh:  # Windows lets a mapped file be written, not replaced or deleted
         fh.seek(-1, os.SEEK_END)
@@ -196,9 +196,8 @@ def test_the_lock_of_a_killed_holder_is_free_at_once(synth, home):
     try:
         assert child.stdout.readline().strip() == b"HELD"
         spec = synth.dataset.files[0]
-        with pytest.raises(LockTimeout, match="delete that file"):
-            with Store(synth.dataset, lock_timeout=0.2).lock(spec):
-                pass
+        with pytest.raises(LockTimeout, match="delete that file"), Store(synth.dataset, lock_timeout=0.2).lock(spec):
+            pass
     finally:
         child.kill()
         child.wait()
