@@ -408,7 +408,8 @@ def test_clean_dry_run_lists_and_deletes_nothing(synth, home):
     assert {Path(p).name for p in listed} == set(files)
     assert {kind for kind in listed.values()} == {"data", "cache"}
     assert lines[-1] == (
-        f"would free {sum(files.values()) / 1000:.1f} kB in total (4 downloaded or hand-placed file(s)); nothing deleted"
+        f"would free {sum(files.values()) / 1000:.1f} kB in total "
+        "(4 downloaded or hand-placed file(s)); nothing deleted"
     )
     assert {p.name for p in (home / "tiny").rglob("*") if p.is_file() and p.suffix != ".lock"} == set(files)
 
