@@ -117,7 +117,8 @@ def main() -> None:
     lines = [
         "# Data distributions: sizes, install and first load",
         "",
-        f"Written by `python benchmarks/data_wheels.py --runs {args.runs}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())};",
+        f"Written by `python benchmarks/data_wheels.py --runs {args.runs}` "
+        f"on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())};",
         f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end;",
         f"medians of {args.runs} runs. Loads ran in fresh processes with {network}, each with an empty data folder.",
         "",

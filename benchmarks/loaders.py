@@ -262,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
 
 Regenerate: `{cmd.strip()}`
 
-One shuffled training epoch of {'the real MNIST' if not tiny else 'tiny test data (not MNIST)'} ({n:,} images), batch {bs},
+One shuffled training epoch of {'the real MNIST' if not tiny else 'tiny test data (not MNIST)'}
+({n:,} images), batch {bs},
 `num_workers=0`, {args.threads} PyTorch thread(s), float32 (N, 1, 28, 28) batches in [0, 1] with int64 labels.
 Methods interleaved, one epoch each per round, {args.repeat} rounds; samples/s of the median epoch and of the best
 block of {BLOCK} batches (each epoch is timed block by block: on a shared machine the best block is the rate

@@ -417,7 +417,8 @@ def render(runs: dict[str, list[dict]], idle: dict[str, dict], args, data_note: 
             continue
         lines.append(
             f"| {name} | {r['held']} | {r['rss_mb']:.0f} | {r['threads']} | {'yes' if r['normal_ok'] else 'NO'} "
-            f"| {r['normal_s']:.2f} | {'yes' if r['released'] else 'no, still held after ' + format(r['waited_s'], 'g') + ' s'} "
+            f"| {r['normal_s']:.2f} "
+            f"| {'yes' if r['released'] else 'no, still held after ' + format(r['waited_s'], 'g') + ' s'} "
             f"| {r['threads_after']} |"
         )
     lines.append("")

@@ -161,5 +161,6 @@ def test_import_is_light():
 def test_import_lightness_check_blames_what_mnistkit_imports():
     """The check can fail: a heavy module mnistkit pulled in (simulated by a hook on its import) is reported."""
     hook = ("import builtins; _real = builtins.__import__; "
-            "builtins.__import__ = lambda n, *a, **k: (_real('tempfile') if n == 'mnistkit' else None) or _real(n, *a, **k); ")
+            "builtins.__import__ = lambda n, *a, **k: "
+            "(_real('tempfile') if n == 'mnistkit' else None) or _real(n, *a, **k); ")
     assert "tempfile" in _imported_by_mnistkit(hook)

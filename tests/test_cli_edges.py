@@ -392,7 +392,8 @@ def test_clean_without_a_terminal_needs_yes_and_deletes_nothing_otherwise(synth,
     proc = run_cli("clean", "tiny")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert proc.stderr.startswith(
-        f"mnistkit: error: clean would delete 4 downloaded or hand-placed file(s), {data / 1000:.1f} kB, in {home / 'tiny'}; "
+        "mnistkit: error: clean would delete 4 downloaded or hand-placed file(s), "
+        f"{data / 1000:.1f} kB, in {home / 'tiny'}; "
         "pass --yes to confirm"
     )
     assert {p.name for p in (home / "tiny").rglob("*") if p.is_file() and p.suffix != ".lock"} == set(files)
@@ -406,7 +407,10 @@ def test_clean_dry_run_lists_and_deletes_nothing(synth, home):
     listed = {line.split()[-1]: line.split()[2] for line in lines[:-1]}
     assert {Path(p).name for p in listed} == set(files)
     assert {kind for kind in listed.values()} == {"data", "cache"}
-    assert lines[-1] == f"would free {sum(files.values()) / 1000:.1f} kB in total (4 downloaded or hand-placed file(s)); nothing deleted"
+    assert lines[-1] == (
+        f"would free {sum(files.values()) / 1000:.1f} kB in total "
+        "(4 downloaded or hand-placed file(s)); nothing deleted"
+    )
     assert {p.name for p in (home / "tiny").rglob("*") if p.is_file() and p.suffix != ".lock"} == set(files)
 
 

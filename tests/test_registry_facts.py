@@ -146,7 +146,11 @@ class Facts:
     def qmnist(self) -> dict:
         section = self.sections["qmnist"]
         flat = " ".join(section.split())
-        sizes = re.search(r"Train (\d+), test (\d+) \(its first (\d+) are MNIST's test set: \"test10k\"; the rest \"test50k\"\), nist (\d+)", flat)
+        sizes = re.search(
+            r"Train (\d+), test (\d+) \(its first (\d+) are MNIST's test set: "
+            r"\"test10k\"; the rest \"test50k\"\), nist (\d+)",
+            flat,
+        )
         train, test, first, nist = map(int, sizes.groups())
         columns = re.search(r"IDX type 0x([0-9A-Fa-f]{2}) \(big-endian int32\), rank (\d), (\d+) columns: (.+?)\.", flat)
         return {

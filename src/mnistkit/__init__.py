@@ -5,8 +5,9 @@
 
 The public surface is small; everything else lives in modules by concern:
 ``idx`` (the file format), ``registry`` (datasets as data), ``sources``
-(mirrors and downloads), ``remote`` and ``mirror`` (object-store mirrors, publishing), ``store`` (data folder, locks, cache), ``api``
-(loading with options), ``batching`` (mini-batches, validation hold-outs),
+(mirrors and downloads), ``remote`` and ``mirror`` (object-store mirrors, publishing),
+``store`` (data folder, locks, cache), ``api`` (loading with options),
+``batching`` (mini-batches, validation hold-outs),
 ``render`` (pictures), ``notebook`` (Jupyter display, progress bars), ``cli`` (the command line); ``adapters`` holds the
 PyTorch, TensorFlow and JAX glue, imported only when used.
 """

@@ -290,7 +290,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
         raise ArgumentError(msg)
     images, labels = _split_arrays(ds, args.split, args.settings)
     if not -len(images) <= args.index < len(images):
-        msg = f"--index {args.index} is out of range: {ds.name} {args.split} has {len(images)} images (0 to {len(images) - 1})"
+        msg = (
+            f"--index {args.index} is out of range: {ds.name} {args.split} has {len(images)} images "
+            f"(0 to {len(images) - 1})"
+        )
         raise ArgumentError(msg)
     label = int(labels[args.index])
     name = ds.class_name(label)
@@ -531,7 +534,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise
     except OSError as err:  # the address: a host name that does not resolve, a port in use or not ours
         why = err.strerror or str(err)
-        msg = f"cannot serve on {args.host} port {args.port}: {why}; choose another --host or --port (0 picks a free port)"
+        msg = (
+            f"cannot serve on {args.host} port {args.port}: {why}; "
+            "choose another --host or --port (0 picks a free port)"
+        )
         raise ArgumentError(msg) from err
     print("mnistkit: server stopped", file=sys.stderr)
     return EXIT_OK

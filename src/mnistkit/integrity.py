@@ -105,7 +105,10 @@ def _contradiction(header: IdxHeader, spec: FileSpec) -> str | None:
         if declared != found:
             name = "examples" if axis == 0 else f"size of dimension {axis}"
             parts.append(f"{name}: the registry says {declared}, the file's IDX header says {found}")
-    return f"the registry's shape {tuple(spec.shape)} for {spec.name} disagrees with this file's header {header.shape} ({'; '.join(parts)})"
+    return (
+        f"the registry's shape {tuple(spec.shape)} for {spec.name} disagrees with this file's header {header.shape} "
+        f"({'; '.join(parts)})"
+    )
 
 
 def verify(src: Source, spec: FileSpec, *, sink: Sink | None = None, source: str | None = None) -> Verified:

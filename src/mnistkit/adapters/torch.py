@@ -138,7 +138,10 @@ class _CachedImages:
         rows = np.asarray(indices)
         if rows.dtype == np.bool_:  # a mask over the items, as in NumPy and PyTorch indexing
             if rows.shape != (n,):
-                msg = f"a boolean mask of shape {rows.shape} cannot select from {self.dataset.name} {self.split} with {n} images"
+                msg = (
+                    f"a boolean mask of shape {rows.shape} cannot select from {self.dataset.name} {self.split} "
+                    f"with {n} images"
+                )
                 raise IndexError(msg)
             rows = np.flatnonzero(rows)
         elif rows.size and rows.dtype.kind not in "iu":  # never truncate 1.5 or "1" to a row number
