@@ -88,8 +88,12 @@ def merge(results: list[dict]) -> dict:
     for r in results:
         if "missing" in r:
             return r
-    return {"call": [c for r in results for c in r["call"]], "total": [t for r in results for t in r["total"]],
-            "peak_mb": max(r["peak_mb"] for r in results), "version": results[0].get("version")}
+    return {
+        "call": [c for r in results for c in r["call"]],
+        "total": [t for r in results for t in r["total"]],
+        "peak_mb": max(r["peak_mb"] for r in results),
+        "version": results[0].get("version"),
+    }
 
 
 def prepare(data: Path, work: Path, log) -> tuple[dict, dict | None, int]:
@@ -111,8 +115,14 @@ def prepare(data: Path, work: Path, log) -> tuple[dict, dict | None, int]:
         array = read_idx(decoded)
         np.save(paths["npy"] / (stem + ".npy"), array)
         largest = max(largest, len(decoded))
-        files.append({"name": src.name, "shape": list(array.shape), "decoded_size": len(decoded),
-                      "decoded_sha256": "sha256:" + hashlib.sha256(decoded).hexdigest()})
+        files.append(
+            {
+                "name": src.name,
+                "shape": list(array.shape),
+                "decoded_size": len(decoded),
+                "decoded_sha256": "sha256:" + hashlib.sha256(decoded).hexdigest(),
+            }
+        )
     (paths["home"] / "mnist").mkdir(exist_ok=True)
     from mnistkit.registry import get_dataset
 
@@ -127,8 +137,13 @@ def prepare(data: Path, work: Path, log) -> tuple[dict, dict | None, int]:
         (paths["home"] / dataset).mkdir(exist_ok=True)
         shutil.copyfile(paths["gz"] / (stem + ".gz"), paths["home"] / dataset / (stem + ".gz"))
     arrays = {s: np.load(paths["npy"] / (s + ".npy")) for s in STEMS}
-    np.savez_compressed(paths["keras"] / "mnist.npz", x_train=arrays[STEMS[0]], y_train=arrays[STEMS[1]],
-                        x_test=arrays[STEMS[2]], y_test=arrays[STEMS[3]])
+    np.savez_compressed(
+        paths["keras"] / "mnist.npz",
+        x_train=arrays[STEMS[0]],
+        y_train=arrays[STEMS[1]],
+        x_test=arrays[STEMS[2]],
+        y_test=arrays[STEMS[3]],
+    )
     return paths, register, largest
 
 
@@ -151,13 +166,16 @@ def measure(args, log) -> tuple[list[Row], dict]:
         def add(group, name, result):
             rows.append(Row(group, name, result))
             r = rows[-1]
-            log(f"  {group:9} {name:38} " + (f"not installed ({r.missing})" if r.missing else
-                                              f"{1e3 * r.median:9.1f} ms"))
+            log(
+                f"  {group:9} {name:38} "
+                + (f"not installed ({r.missing})" if r.missing else f"{1e3 * r.median:9.1f} ms")
+            )
 
         def cold(python, probe, cfg):
             return merge([run_probe(python, probe, cfg) for _ in range(cold_reps)])
 
         log("measuring (medians so far):")
+
         def add_combos(group, result):
             for label, _ in COMBOS:
                 add(group, "warm: " + label, result if "missing" in result else result["combos"][label])
@@ -170,13 +188,23 @@ def measure(args, log) -> tuple[list[Row], dict]:
         add_combos("tutorial", run_probe(me, "tutorial_warm", {"pickle": pkl, "combos": COMBOS, "repeat": reps}))
         npz = paths["keras"] / "mnist.npz"
         sha = hashlib.sha256(npz.read_bytes()).hexdigest()
-        add("keras", "npz: hash check + np.load", run_probe(me, "keras_npz", {"npz": str(npz), "sha256": sha,
-                                                                           "cold": False, "repeat": reps}))
+        add(
+            "keras",
+            "npz: hash check + np.load",
+            run_probe(me, "keras_npz", {"npz": str(npz), "sha256": sha, "cold": False, "repeat": reps}),
+        )
         if not args.no_peers:
             py = {name: str(venvs / name / "bin" / "python") for name in PEER_VENVS}
-            add("idx2numpy", "cold: .gz -> uint8 (no cache)", cold(py["idx2numpy"], "idx2numpy", {"gz": gz, "cold": True}))
-            add("python-mnist", "cold: .gz -> uint8 (no cache)",
-                cold(py["python-mnist"], "python_mnist", {"gz": gz, "cold": True}))
+            add(
+                "idx2numpy",
+                "cold: .gz -> uint8 (no cache)",
+                cold(py["idx2numpy"], "idx2numpy", {"gz": gz, "cold": True}),
+            )
+            add(
+                "python-mnist",
+                "cold: .gz -> uint8 (no cache)",
+                cold(py["python-mnist"], "python_mnist", {"gz": gz, "cold": True}),
+            )
             tv = {"gz": gz, "root": str(paths["torch"]), "repeat": reps}
             add("torchvision", "cold: extract .gz + read", cold(py["torch"], "torchvision", {**tv, "cold": True}))
             add("torchvision", "warm: MNIST(root)", run_probe(py["torch"], "torchvision", {**tv, "cold": False}))
@@ -186,14 +214,20 @@ def measure(args, log) -> tuple[list[Row], dict]:
                 add("datasets", "cold: parquet -> arrow -> numpy", setup)
                 add("datasets", "warm: arrow cache -> numpy", setup)
             else:
-                add("datasets", "cold: parquet -> arrow -> numpy",
-                    merge([run_probe(py["hf"], "hf", {**hf, "cold": True}) for _ in range(max(1, cold_reps // 2))]))
+                add(
+                    "datasets",
+                    "cold: parquet -> arrow -> numpy",
+                    merge([run_probe(py["hf"], "hf", {**hf, "cold": True}) for _ in range(max(1, cold_reps // 2))]),
+                )
                 add("datasets", "warm: arrow cache -> numpy", run_probe(py["hf"], "hf", {**hf, "cold": False}))
 
-        floors = run_probe(me, "floors", {"raw": str(paths["raw"]), "npy": str(paths["npy"]), "gz": gz,
-                                          "repeat": reps})
-        labels = {"fromfile": "np.fromfile of the decoded files", "npy_mmap": "memory-mapped .npy (not touched)",
-                  "alloc_write_f32": "allocate + write the float32 output", "sha256": "SHA-256 of the decoded bytes"}
+        floors = run_probe(me, "floors", {"raw": str(paths["raw"]), "npy": str(paths["npy"]), "gz": gz, "repeat": reps})
+        labels = {
+            "fromfile": "np.fromfile of the decoded files",
+            "npy_mmap": "memory-mapped .npy (not touched)",
+            "alloc_write_f32": "allocate + write the float32 output",
+            "sha256": "SHA-256 of the decoded bytes",
+        }
         for key, result in floors.items():
             add("floor", labels.get(key, key), result)
         add("import", "import numpy", import_time(me, "import numpy", reps))
@@ -243,16 +277,31 @@ def targets(rows: list[Row], facts: dict) -> list[tuple[str, str, bool | None]]:
         best = min(gunzips, key=lambda r: r.median)
         ratio = cold.median / best.median
         out.append((f"cold <= 1.5x fastest gunzip ({best.name[8:]})", f"{ratio:.2f}x", ratio <= 1.5))
-        peers = [r for r in rows if r.group not in ("mnistkit", "floor", "import") and not r.missing
-                 and (r.name.startswith("cold") or r.group == "keras")]
+        peers = [
+            r
+            for r in rows
+            if r.group not in ("mnistkit", "floor", "import")
+            and not r.missing
+            and (r.name.startswith("cold") or r.group == "keras")
+        ]
         if peers:
             fastest = min(peers, key=lambda r: r.median)
-            out.append((f"cold faster than every peer's (fastest: {fastest.group})",
-                        f"{fastest.median / cold.median:.2f}x faster", cold.median < fastest.median))
+            out.append(
+                (
+                    f"cold faster than every peer's (fastest: {fastest.group})",
+                    f"{fastest.median / cold.median:.2f}x faster",
+                    cold.median < fastest.median,
+                )
+            )
     if cold and cold.peak_mb is not None:
         limit = 1.5 * facts["largest"] / 2**20
-        out.append((f"cold peak memory < 1.5x largest decoded file ({limit:.0f} MiB)",
-                    f"{cold.peak_mb:.0f} MiB", cold.peak_mb < limit))
+        out.append(
+            (
+                f"cold peak memory < 1.5x largest decoded file ({limit:.0f} MiB)",
+                f"{cold.peak_mb:.0f} MiB",
+                cold.peak_mb < limit,
+            )
+        )
     numpy_row, both = find(rows, "import", "import numpy"), find(rows, "import", "import numpy, mnistkit")
     if numpy_row and both:
         extra = both.median - numpy_row.median
@@ -268,8 +317,10 @@ def table(rows: list[Row]) -> str:
     floor_ref = {"uint8": find(rows, "floor", "np.fromfile"), "float32": find(rows, "floor", "allocate")}
     gunzips = [r for r in rows if r.group == "floor" and r.name.startswith("gunzip") and not r.missing]
     floor_ref["cold"] = min(gunzips, key=lambda r: r.median) if gunzips else None
-    lines = ["| loader | measurement | median | min-max | peak MiB | x mnistkit | x floor |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| loader | measurement | median | min-max | peak MiB | x mnistkit | x floor |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         name = r.group + (f" {r.version}" if r.version else "")
         if r.missing:
@@ -282,8 +333,10 @@ def table(rows: list[Row]) -> str:
         ratio_mk = f"{r.median / mk.median:.2f}" if mk and r.group != "mnistkit" else ""
         ratio_fl = f"{r.median / fl.median:.2f}" if fl and r.group not in ("floor", "import") else ""
         peak = f"{r.peak_mb:.0f}" if r.peak_mb is not None and r.group != "import" else ""
-        lines.append(f"| {name} | {r.name} | {1e3 * r.median:.1f} ms | {1e3 * min(r.total):.1f}-"
-                     f"{1e3 * max(r.total):.1f} | {peak} | {ratio_mk} | {ratio_fl} |")
+        lines.append(
+            f"| {name} | {r.name} | {1e3 * r.median:.1f} ms | {1e3 * min(r.total):.1f}-"
+            f"{1e3 * max(r.total):.1f} | {peak} | {ratio_mk} | {ratio_fl} |"
+        )
     return "\n".join(lines)
 
 
@@ -297,9 +350,11 @@ def machine() -> str:
         mem = int(Path("/proc/meminfo").read_text().split()[1]) / 2**20
     except OSError:
         mem = float("nan")
-    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, NumPy {np.__version__}; load average at the end "
-            f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())} (other jobs share the machine)")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, NumPy {np.__version__}; load average at the end "
+        f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())} (other jobs share the machine)"
+    )
 
 
 def chart(rows: list[Row], png: Path) -> bool:
@@ -314,8 +369,7 @@ def chart(rows: list[Row], png: Path) -> bool:
     shown = [r for r in rows if not r.missing and r.group != "import"]
     colours = {"mnistkit": "#1f77b4", "floor": "#7f7f7f"}
     fig, ax = plt.subplots(figsize=(9, 0.28 * len(shown) + 1.2))
-    ax.barh(range(len(shown)), [1e3 * r.median for r in shown],
-            color=[colours.get(r.group, "#ff7f0e") for r in shown])
+    ax.barh(range(len(shown)), [1e3 * r.median for r in shown], color=[colours.get(r.group, "#ff7f0e") for r in shown])
     ax.set_yticks(range(len(shown)), [f"{r.group}: {r.name}" for r in shown], fontsize=7)
     ax.invert_yaxis()
     ax.set_xscale("log")
@@ -345,8 +399,8 @@ def document(rows, facts, doc: Path, command: str) -> None:
 Generated by `benchmarks/bench.py`; table, targets and chart below come from the same run.
 
 - Machine: {machine()}
-- Data: the four MNIST `.gz` files in `{facts['data']}`
-- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}
+- Data: the four MNIST `.gz` files in `{facts["data"]}`
+- Date: {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 - Regenerate: `{command}`
 
 Every loader reads the same files; each row runs in a fresh child process. *Cold* rows start from the
@@ -359,7 +413,7 @@ allocate+write for float32 loads, the fastest gunzip for cold loads).
 
 {table(rows)}
 
-{f'![bar chart of the medians]({png.name})' if has_chart else '(chart not drawn: matplotlib is not installed)'}
+{f"![bar chart of the medians]({png.name})" if has_chart else "(chart not drawn: matplotlib is not installed)"}
 
 ## Targets (issue 4)
 
@@ -392,8 +446,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("data", nargs="?", default=default_data, help="folder with the four MNIST .gz files")
     p.add_argument("--repeat", type=int, default=9, help="timed calls per warm measurement (default 9)")
     p.add_argument("--cold-repeat", type=int, default=5, help="fresh processes per cold measurement (default 5)")
-    p.add_argument("--venvs", default=os.environ.get("MNISTKIT_BENCH_VENVS", "/tmp/mnistkit-bench-venvs"),
-                   help="folder of the peers' virtual environments: idx2numpy, python-mnist, torch, hf")
+    p.add_argument(
+        "--venvs",
+        default=os.environ.get("MNISTKIT_BENCH_VENVS", "/tmp/mnistkit-bench-venvs"),
+        help="folder of the peers' virtual environments: idx2numpy, python-mnist, torch, hf",
+    )
     p.add_argument("--no-peers", action="store_true", help="skip the peers that need their own environment")
     p.add_argument("--doc", type=Path, help="write this Markdown page (and its PNG chart beside it)")
     p.add_argument("--json", type=Path, help="write the raw per-run times here")

@@ -39,8 +39,12 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-         "t10k-labels-idx1-ubyte.gz")
+NAMES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 
 def start_s3() -> tuple[object, str]:
@@ -51,8 +55,9 @@ def start_s3() -> tuple[object, str]:
         def log_request(self, *args, **kwargs):
             pass
 
-    httpd = make_server("127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), threaded=True,
-                        request_handler=Quiet)
+    httpd = make_server(
+        "127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), threaded=True, request_handler=Quiet
+    )
     threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     host, port = httpd.server_address[:2]
     return httpd, f"http://{host}:{port}"
@@ -93,9 +98,17 @@ def register(folder: Path):
         files = []
         for spec in ds.files:  # shapes and checksums from the files themselves (tiny test data too)
             raw = gzip.decompress((folder / spec.name).read_bytes())
-            files.append(dataclasses.replace(
-                spec, shape=read_idx(raw).shape, decoded_size=len(raw),
-                decoded_sha256="sha256:" + hashlib.sha256(raw).hexdigest(), size=None, sha256=None, md5=None))
+            files.append(
+                dataclasses.replace(
+                    spec,
+                    shape=read_idx(raw).shape,
+                    decoded_size=len(raw),
+                    decoded_sha256="sha256:" + hashlib.sha256(raw).hexdigest(),
+                    size=None,
+                    sha256=None,
+                    md5=None,
+                )
+            )
         ds = dataclasses.replace(ds, name="mnist-like", files=tuple(files), mirrors=())
         registry.DATASETS[ds.name] = ds
         return ds, False
@@ -127,9 +140,13 @@ def main(argv=None) -> int:
         src.mkdir()
         synthetic_mnist(src)
     ds, real = register(src)
-    what = ("the published MNIST files" if real else
-            "MNIST-shaped synthetic files (the real ones were absent)" if generated else
-            f"the files in {args.data} (not the published MNIST: registered as a dataset of their own)")
+    what = (
+        "the published MNIST files"
+        if real
+        else "MNIST-shaped synthetic files (the real ones were absent)"
+        if generated
+        else f"the files in {args.data} (not the published MNIST: registered as a dataset of their own)"
+    )
     home = work / "home"
     (home / ds.folder).mkdir(parents=True)
     for name in NAMES:
@@ -137,10 +154,15 @@ def main(argv=None) -> int:
     total = sum((src / n).stat().st_size for n in NAMES)
 
     httpd, endpoint = start_s3()
-    os.environ.update({
-        "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
-    })
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
     from mnistkit import load_mnist
     from mnistkit.mirror import publish, verify_mirror
     from mnistkit.remote import filesystem
@@ -168,8 +190,9 @@ def main(argv=None) -> int:
         state["home"] = Path(tempfile.mkdtemp(dir=work))
 
     def load_from(mirror):
-        return lambda: load_mnist(normalize=False, dataset=ds.name, data_home=state["home"], mirrors=[mirror],
-                                  progress=False)
+        return lambda: load_mnist(
+            normalize=False, dataset=ds.name, data_home=state["home"], mirrors=[mirror], progress=False
+        )
 
     fs.mkdir("warm")
     publish("s3://warm/m", [ds.name], data_home=home)
@@ -177,20 +200,40 @@ def main(argv=None) -> int:
     put, get = "s3fs.put_file of the 4 files (floor)", "s3fs.cat_file of the 4 objects, new client (floor)"
     # (label, setup, timed call, floor label)
     cases = [
-        (put, fresh_bucket,
-         lambda: [fs.put_file(str(src / n), f"{state['bucket']}/floor/{ds.folder}/{n}") for n in NAMES], None),
-        ("publish, cold (verify, upload, index)", fresh_bucket,
-         lambda: publish(f"s3://{state['bucket']}/m", [ds.name], data_home=home), put),
-        ("publish again (all 4 already there: index and stamps match)", None,
-         lambda: publish("s3://warm/m", [ds.name], data_home=home), put),
-        ("publish over hand-copied files (no index: read back, compare)", hand_copied,
-         lambda: publish(f"s3://{state['bucket']}/m", [ds.name], data_home=home), put),
+        (
+            put,
+            fresh_bucket,
+            lambda: [fs.put_file(str(src / n), f"{state['bucket']}/floor/{ds.folder}/{n}") for n in NAMES],
+            None,
+        ),
+        (
+            "publish, cold (verify, upload, index)",
+            fresh_bucket,
+            lambda: publish(f"s3://{state['bucket']}/m", [ds.name], data_home=home),
+            put,
+        ),
+        (
+            "publish again (all 4 already there: index and stamps match)",
+            None,
+            lambda: publish("s3://warm/m", [ds.name], data_home=home),
+            put,
+        ),
+        (
+            "publish over hand-copied files (no index: read back, compare)",
+            hand_copied,
+            lambda: publish(f"s3://{state['bucket']}/m", [ds.name], data_home=home),
+            put,
+        ),
         (get, None, cat_all, None),
         ("load_mnist cold, S3 mirror (download, verify, cache)", fresh_home, load_from("s3://warm/m"), get),
         ("load_mnist cold, `mnistkit serve` mirror (HTTP)", fresh_home, load_from(server.url), get),
         ("load_mnist cold, folder mirror", fresh_home, load_from(str(home)), get),
-        ("verify_mirror of the S3 mirror (read and verify every byte)", None,
-         lambda: verify_mirror("s3://warm/m", [ds.name]), get),
+        (
+            "verify_mirror of the S3 mirror (read and verify every byte)",
+            None,
+            lambda: verify_mirror("s3://warm/m", [ds.name]),
+            get,
+        ),
     ]
     # Round robin: every case sees the same background load over the run (this machine is shared).
     times: dict[str, list[float]] = {label: [] for label, *_ in cases}
@@ -237,8 +280,7 @@ def write_doc(path: Path, rows, what: str, total: int, args, s3_load, http_load,
         "Written by `python benchmarks/cloud.py --doc docs/cloud.md` (median of "
         f"{args.repeat} rounds, each case once per round in turn; min-max beside it; all in one process).",
         "",
-        f"* data: {what}, "
-        f"{total / 1e6:.1f} MB in 4 `.gz` files ({decoded / 1e6:.0f} MB decoded)",
+        f"* data: {what}, {total / 1e6:.1f} MB in 4 `.gz` files ({decoded / 1e6:.0f} MB decoded)",
         f"* server: moto {moto.__version__} (S3 in Python, werkzeug) on 127.0.0.1; client s3fs {s3fs.__version__}, "
         f"fsspec {fsspec.__version__}",
         f"* machine: {cpu} cores, Python {platform.python_version()}, load average {load:.1f} when the run ended "

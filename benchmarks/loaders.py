@@ -45,7 +45,10 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 NAMES = (
-    "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
 )
 
 
@@ -61,9 +64,7 @@ def _register_if_not_published(data: Path) -> bool:
     digests = {name: "sha256:" + hashlib.sha256(encode_idx(a)).hexdigest() for name, a in arrays.items()}
     if all(digests[spec.name] == spec.decoded_sha256 for spec in real.files):
         return False
-    files = tuple(
-        registry.idx_file(name, arrays[name].shape, decoded_sha256=digests[name]) for name in NAMES
-    )
+    files = tuple(registry.idx_file(name, arrays[name].shape, decoded_sha256=digests[name]) for name in NAMES)
     registry.DATASETS["mnist"] = replace(real, files=files, mirrors=())
     return True
 
@@ -120,8 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--repeat", type=int, default=5, help="rounds; each method runs one epoch per round")
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
-    p.add_argument("--device", default="auto",
-                   help="device of the device-resident loader: auto (a GPU when present, else none), cpu, cuda, none")
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="device of the device-resident loader: auto (a GPU when present, else none), cpu, cuda, none",
+    )
     p.add_argument("--doc", type=Path, help="write this Markdown page")
     args = p.parse_args(argv)
 
@@ -158,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         to_tensor, to_tensor_name = _to_tensor()
 
         # Built once (cache made untimed); each round times one epoch of each.
-        per_item = DataLoader(tv.MNIST(root, transform=to_tensor), bs, shuffle=True,
-                              generator=torch.Generator().manual_seed(0))
+        per_item = DataLoader(
+            tv.MNIST(root, transform=to_tensor), bs, shuffle=True, generator=torch.Generator().manual_seed(0)
+        )
         auto = DataLoader(torch_dataset("mnist", "train"), bs, shuffle=True, generator=torch.Generator().manual_seed(0))
         loaders, _ = torch_loaders("mnist", batch_size=bs, seed=0)
         x_np = np.ascontiguousarray(mnistkit.load("mnist", "train", normalize=False, flatten=False)[0])
@@ -183,14 +188,16 @@ def main(argv: list[str] | None = None) -> int:
         try:
             from torchvision import datasets as real_tv
 
-            real = DataLoader(real_tv.MNIST(root, transform=to_tensor), bs, shuffle=True,
-                              generator=torch.Generator().manual_seed(0))
+            real = DataLoader(
+                real_tv.MNIST(root, transform=to_tensor), bs, shuffle=True, generator=torch.Generator().manual_seed(0)
+            )
             methods["torchvision.datasets.MNIST + ToTensor, default_collate"] = lambda c: _epoch(real, c)
         except ImportError:
             pass
         methods |= {
-            f"mnistkit.torchvision.MNIST + {to_tensor_name.split(' ')[0]} (per item), default_collate":
-                lambda c: _epoch(per_item, c),
+            f"mnistkit.torchvision.MNIST + {to_tensor_name.split(' ')[0]} (per item), default_collate": lambda c: (
+                _epoch(per_item, c)
+            ),
             "DataLoader(torch_dataset, shuffle=True): __getitems__ + default_collate": lambda c: _epoch(auto, c),
             "torch_loaders (one gather per batch)": lambda c: _epoch(loaders, c),
             "floor: index_select on an in-memory uint8 tensor": floor_torch,
@@ -262,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
 
 Regenerate: `{cmd.strip()}`
 
-One shuffled training epoch of {'the real MNIST' if not tiny else 'tiny test data (not MNIST)'}
+One shuffled training epoch of {"the real MNIST" if not tiny else "tiny test data (not MNIST)"}
 ({n:,} images), batch {bs},
 `num_workers=0`, {args.threads} PyTorch thread(s), float32 (N, 1, 28, 28) batches in [0, 1] with int64 labels.
 Methods interleaved, one epoch each per round, {args.repeat} rounds; samples/s of the median epoch and of the best
@@ -277,7 +284,7 @@ permutation and scaled to float32).
 best {BLOCK}-batch blocks (target: at least 0.8).
 
 Machine: {platform.machine()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}, PyTorch {_t.__version__},
-NumPy {np.__version__}, {gpu}{'' if device is not None else ' (device-resident loader not measured)'};
+NumPy {np.__version__}, {gpu}{"" if device is not None else " (device-resident loader not measured)"};
 load average {load:.2f} at the end of the run (other work was running on this shared machine; figures vary
 between runs, the ratios less than the absolute rates).
 """

@@ -95,13 +95,18 @@ def _mnistkit_dataset(cfg: dict) -> str:
         return "mnist"
     from mnistkit import registry
 
-    files = tuple(registry.FileSpec(f["name"], tuple(f["shape"]), 0x08, f["decoded_size"], f["decoded_sha256"])
-                  for f in spec["files"])
+    files = tuple(
+        registry.FileSpec(f["name"], tuple(f["shape"]), 0x08, f["decoded_size"], f["decoded_sha256"])
+        for f in spec["files"]
+    )
     names = [f.name for f in files]
     ds = registry.Dataset(
-        name=spec["name"], title="benchmark data", files=files,
+        name=spec["name"],
+        title="benchmark data",
+        files=files,
         splits=(registry.Split("train", names[0], names[1]), registry.Split("test", names[2], names[3])),
-        mirrors=(), classes=tuple(str(i) for i in range(10)),
+        mirrors=(),
+        classes=tuple(str(i) for i in range(10)),
     )
     registry.DATASETS[ds.name] = ds
     return ds.name
@@ -117,13 +122,20 @@ def probe_mnistkit_cold(cfg):
 
     name = _mnistkit_dataset(cfg)
     shutil.rmtree(Path(cfg["home"]) / name / ".cache", ignore_errors=True)
-    return timed(lambda: _flat(mnistkit.load_mnist(
-        normalize=False, dataset=name, data_home=cfg["home"], offline=True)), cfg, cold=True)
+    return timed(
+        lambda: _flat(mnistkit.load_mnist(normalize=False, dataset=name, data_home=cfg["home"], offline=True)),
+        cfg,
+        cold=True,
+    )
 
 
 def each_combo(load, cfg) -> dict:
     """Time ``load(**options)`` for every (label, options) of ``cfg["combos"]``, one after another."""
-    return {"combos": {label: timed(lambda opts=opts: _flat(load(**opts)), cfg, cold=False) for label, opts in cfg["combos"]}}
+    return {
+        "combos": {
+            label: timed(lambda opts=opts: _flat(load(**opts)), cfg, cold=False) for label, opts in cfg["combos"]
+        }
+    }
 
 
 def probe_mnistkit_warm(cfg):
@@ -138,8 +150,12 @@ def probe_mnistkit_warm(cfg):
 
 def _tutorial_convert(folder: str) -> dict:
     out = {}
-    for key, stem, offset in (("train_img", IMAGES[0], 16), ("train_label", LABELS[0], 8),
-                              ("test_img", IMAGES[1], 16), ("test_label", LABELS[1], 8)):
+    for key, stem, offset in (
+        ("train_img", IMAGES[0], 16),
+        ("train_label", LABELS[0], 8),
+        ("test_img", IMAGES[1], 16),
+        ("test_label", LABELS[1], 8),
+    ):
         with gzip.open(os.path.join(folder, stem + ".gz"), "rb") as f:
             data = np.frombuffer(f.read(), np.uint8, offset=offset)
         out[key] = data.reshape(-1, 784) if key.endswith("img") else data
@@ -198,8 +214,9 @@ def probe_idx2numpy(cfg):
 
 
 def probe_python_mnist(cfg):
-    from mnist import MNIST
     from importlib.metadata import version
+
+    from mnist import MNIST
 
     def load():  # its fastest documented route: NumPy output straight from the .gz files
         data = MNIST(cfg["gz"], return_type="numpy", gz=True)
@@ -263,8 +280,9 @@ def probe_hf_setup(cfg):
     import datasets
     from PIL import Image
 
-    features = datasets.Features({"image": datasets.Image(),
-                                  "label": datasets.ClassLabel(names=[str(i) for i in range(10)])})
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=[str(i) for i in range(10)])}
+    )
     for split, (img, lbl) in (("train", (IMAGES[0], LABELS[0])), ("test", (IMAGES[1], LABELS[1]))):
         with gzip.open(os.path.join(cfg["gz"], img + ".gz")) as f:
             x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)

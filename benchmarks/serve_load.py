@@ -44,8 +44,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-         "t10k-labels-idx1-ubyte.gz")
+NAMES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 SIZES = (9912422, 28881, 1648877, 4542)  # the published MNIST files, for stand-ins
 WORKERS = 4
 IDLE = 1000
@@ -88,11 +92,29 @@ class Peer:
 
     def argv(self) -> list[str] | None:
         if self.name == "mnistkit serve":
-            return [sys.executable, "-m", "mnistkit", "--data-home", str(self.root), "serve", "--port",
-                    str(self.port), "--header-timeout", str(HEADER_TIMEOUT)]
+            return [
+                sys.executable,
+                "-m",
+                "mnistkit",
+                "--data-home",
+                str(self.root),
+                "serve",
+                "--port",
+                str(self.port),
+                "--header-timeout",
+                str(HEADER_TIMEOUT),
+            ]
         if self.name == "python -m http.server":
-            return [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(self.root),
-                    str(self.port)]
+            return [
+                sys.executable,
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+                str(self.root),
+                str(self.port),
+            ]
         nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
         if nginx is None:
             self.missing = "not installed"
@@ -101,7 +123,8 @@ class Peer:
         temp = self.tmp / "nginx-temp"
         temp.mkdir(exist_ok=True)
         user = "user root;" if os.geteuid() == 0 else ""
-        conf.write_text(textwrap.dedent(f"""\
+        conf.write_text(
+            textwrap.dedent(f"""\
             {user}
             worker_processes 1;
             error_log {self.tmp}/nginx-error.log;
@@ -114,14 +137,15 @@ class Peer:
                 client_header_timeout {HEADER_TIMEOUT:g}s;
                 server {{ listen 127.0.0.1:{self.port}; root {self.root}; location / {{ }} }}
             }}
-        """))
+        """)
+        )
         return [nginx, "-p", str(self.tmp), "-c", str(conf), "-g", "daemon off;"]
 
     def __enter__(self) -> Peer:
         argv = self.argv()
         if argv is None:
             return self
-        self.log = open(self.tmp / f"{self.name.split()[0]}-{self.port}.log", "w")  # noqa: SIM115
+        self.log = open(self.tmp / f"{self.name.split()[0]}-{self.port}.log", "w")
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self.log)
         _wait_listening(self.port, self.proc)
         self.pid = self.proc.pid
@@ -202,8 +226,15 @@ def _client(port: int, files: dict[str, tuple[int, str]], resume: bool) -> dict:
             statuses.append(st)
         nbytes += len(blob)
         exact += len(blob) == size and hashlib.sha256(blob).hexdigest() == digest
-    return {"time": time.monotonic() - begun, "end": time.monotonic(), "exact": exact, "statuses": statuses,
-            "bytes": nbytes, "resume": resume, "ranges_ok": ranges_ok}
+    return {
+        "time": time.monotonic() - begun,
+        "end": time.monotonic(),
+        "exact": exact,
+        "statuses": statuses,
+        "bytes": nbytes,
+        "resume": resume,
+        "ranges_ok": ranges_ok,
+    }
 
 
 def _worker(port: int, files: dict, ids: list[int], ready, go, out) -> None:
@@ -214,7 +245,7 @@ def _worker(port: int, files: dict, ids: list[int], ready, go, out) -> None:
         go.wait()
         try:
             r = _client(port, files, resume=bool(i % 2))
-        except Exception as err:  # noqa: BLE001 - a failed client is a result to report
+        except Exception as err:
             r = {"error": repr(err), "end": time.monotonic(), "resume": bool(i % 2)}
         with lock:
             results.append(r)
@@ -264,17 +295,22 @@ def load_run(port: int, pid: int, files: dict, clients: int) -> dict:
     total = sum(r["bytes"] for r in ok)
     times = sorted(r["time"] for r in ok)
     return {
-        "clients": clients, "failed": len(results) - len(ok),
+        "clients": clients,
+        "failed": len(results) - len(ok),
         "exact": sum(r["exact"] == len(files) for r in ok),
         "range_clients": sum(r["resume"] for r in results),
         "range_honoured": sum(r["resume"] and r.get("ranges_ok", False) for r in results),
         "statuses": sorted({s for r in ok for s in r["statuses"]}),
-        "wall": wall, "bytes": total, "mb_s": total / wall / 1e6,
+        "wall": wall,
+        "bytes": total,
+        "mb_s": total / wall / 1e6,
         "p50": statistics.median(times) if times else float("nan"),
         "p95": times[int(0.95 * (len(times) - 1))] if times else float("nan"),
         "max": times[-1] if times else float("nan"),
-        "rss_before_mb": before["VmRSS"] / 1024, "rss_peak_mb": after["VmHWM"] / 1024,
-        "threads_peak": max(peak_threads), "cpu_s": _cpu_seconds(pid) - cpu0,
+        "rss_before_mb": before["VmRSS"] / 1024,
+        "rss_peak_mb": after["VmHWM"] / 1024,
+        "threads_peak": max(peak_threads),
+        "cpu_s": _cpu_seconds(pid) - cpu0,
         "errors": sorted({r["error"] for r in results if "error" in r})[:3],
     }
 
@@ -295,9 +331,7 @@ def idle_run(port: int, pid: int, files: dict) -> dict:
         held_fds = _fds(pid) - base_fds
         begun = time.monotonic()
         try:
-            normal = all(
-                _client(port, {name: files[name]}, resume=False)["exact"] == 1 for name in files
-            )
+            normal = all(_client(port, {name: files[name]}, resume=False)["exact"] == 1 for name in files)
         except OSError:
             normal = False
         normal_s = time.monotonic() - begun
@@ -309,9 +343,16 @@ def idle_run(port: int, pid: int, files: dict) -> dict:
     finally:
         for s in socks:
             s.close()
-    return {"held": held_fds, "rss_mb": held["VmRSS"] / 1024, "threads": held["Threads"], "normal_ok": normal,
-            "normal_s": normal_s, "released": released, "threads_after": after["Threads"],
-            "waited_s": HEADER_TIMEOUT + 10}
+    return {
+        "held": held_fds,
+        "rss_mb": held["VmRSS"] / 1024,
+        "threads": held["Threads"],
+        "normal_ok": normal,
+        "normal_s": normal_s,
+        "released": released,
+        "threads_after": after["Threads"],
+        "waited_s": HEADER_TIMEOUT + 10,
+    }
 
 
 # --- the page --------------------------------------------------------------------------------------
@@ -326,12 +367,13 @@ def _machine() -> str:
     except (OSError, StopIteration):
         cpu = platform.processor()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Linux {platform.release()}, "
-            f"Python {platform.python_version()}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Linux {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
-def render(runs: dict[str, list[dict]], idle: dict[str, dict], args, data_note: str, load_end: str,
-           date: str) -> str:
+def render(runs: dict[str, list[dict]], idle: dict[str, dict], args, data_note: str, load_end: str, date: str) -> str:
     import mnistkit
 
     lines = [
@@ -368,7 +410,7 @@ def render(runs: dict[str, list[dict]], idle: dict[str, dict], args, data_note: 
         if ref is None:
             ref = med["mb_s"]
         lo, hi = min(r["exact"] for r in rs), max(r["exact"] for r in rs)
-        exact = (f"{lo}/{rs[0]['clients']}" if lo == hi else f"{lo}-{hi}/{rs[0]['clients']}")
+        exact = f"{lo}/{rs[0]['clients']}" if lo == hi else f"{lo}-{hi}/{rs[0]['clients']}"
         honoured = f"{min(r['range_honoured'] for r in rs)}/{rs[0]['range_clients']}"
         mbs = [r["mb_s"] for r in rs]
         lines.append(
@@ -382,8 +424,10 @@ def render(runs: dict[str, list[dict]], idle: dict[str, dict], args, data_note: 
         failed = sum(r["failed"] for r in rs)
         if failed:
             kinds = sorted({e for r in rs for e in r["errors"]})
-            lines.append(f"- {name}: {failed} client(s) failed over the {len(rs)} runs ({'; '.join(kinds)}; the "
-                         "clients' socket timeout is 120 s); its MB/s counts the clients that finished.")
+            lines.append(
+                f"- {name}: {failed} client(s) failed over the {len(rs)} runs ({'; '.join(kinds)}; the "
+                "clients' socket timeout is 120 s); its MB/s counts the clients that finished."
+            )
     cpu = {n: statistics.median(r["cpu_s"] / (r["bytes"] / 1e9) for r in rs) for n, rs in runs.items() if rs}
     lines += [
         "- Server CPU per GB delivered: " + ", ".join(f"{n} {v:.2f} s" for n, v in cpu.items()) + ". The clients "
@@ -430,8 +474,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data", nargs="?", default=str(REPO.parent / "shared" / "data" / "mnist"))
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--servers", default="mnistkit,http.server,nginx",
-                        help="comma-separated: mnistkit, http.server, nginx")
+    parser.add_argument(
+        "--servers", default="mnistkit,http.server,nginx", help="comma-separated: mnistkit, http.server, nginx"
+    )
     parser.add_argument("--doc", help="write the Markdown page here")
     parser.add_argument("--json", help="write the raw results here")
     parser.add_argument("--from-json", metavar="FILE", help="only render the page from results saved by --json")
@@ -439,8 +484,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         saved = json.loads(Path(args.from_json).read_text())
         args.clients, args.repeat = saved["meta"]["clients"], saved["meta"]["repeat"]
-        page = render(saved["load"], saved["idle"], args, saved["meta"]["data_note"], saved["meta"]["load_end"],
-                      saved["meta"]["date"])
+        page = render(
+            saved["load"],
+            saved["idle"],
+            args,
+            saved["meta"]["data_note"],
+            saved["meta"]["load_end"],
+            saved["meta"]["date"],
+        )
         print(page)
         if args.doc:
             Path(args.doc).write_text(page)
@@ -481,9 +532,12 @@ def main(argv: list[str] | None = None) -> int:
                         break
                     r = load_run(peer.port, peer.pid, files, args.clients)
                     runs[name].append(r)
-                    print(f"{name} run {rep + 1}: {r['exact']}/{r['clients']} exact, {r['wall']:.2f} s, "
-                          f"{r['mb_s']:.0f} MB/s, peak RSS {r['rss_peak_mb']:.0f} MiB, "
-                          f"threads {r['threads_peak']} {r['errors']}", flush=True)
+                    print(
+                        f"{name} run {rep + 1}: {r['exact']}/{r['clients']} exact, {r['wall']:.2f} s, "
+                        f"{r['mb_s']:.0f} MB/s, peak RSS {r['rss_peak_mb']:.0f} MiB, "
+                        f"threads {r['threads_peak']} {r['errors']}",
+                        flush=True,
+                    )
             with Peer(name, root, tmp) as peer:
                 if peer.proc is None:
                     idle[name] = None
@@ -497,8 +551,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.doc:
             Path(args.doc).write_text(page)
         if args.json:
-            meta = {"clients": args.clients, "repeat": args.repeat, "data_note": data_note, "load_end": load_end,
-                    "date": date}
+            meta = {
+                "clients": args.clients,
+                "repeat": args.repeat,
+                "data_note": data_note,
+                "load_end": load_end,
+                "date": date,
+            }
             Path(args.json).write_text(json.dumps({"meta": meta, "load": runs, "idle": idle}, indent=1))
     mine = runs.get("mnistkit serve") or []
     return 0 if all(r["exact"] == r["clients"] and r["range_honoured"] == r["range_clients"] for r in mine) else 1

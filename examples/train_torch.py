@@ -66,8 +66,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--num-workers", type=int, default=2, help="DataLoader worker processes (default: 2)")
-    p.add_argument("--loader", choices=("torchvision", "mnistkit"), default="torchvision",
-                   help="torchvision: the drop-in dataset + DataLoader (default); mnistkit: torch_loaders")
+    p.add_argument(
+        "--loader",
+        choices=("torchvision", "mnistkit"),
+        default="torchvision",
+        help="torchvision: the drop-in dataset + DataLoader (default); mnistkit: torch_loaders",
+    )
     p.add_argument("--root", default="data", help="torchvision root folder for --loader torchvision (default: data)")
     args = p.parse_args(argv)
     start = time.perf_counter()

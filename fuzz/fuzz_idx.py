@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
 
         import targets
 
-        import mnistkit.archive  # noqa: F401
+        import mnistkit.archive
         import mnistkit.idx  # noqa: F401
     target = targets.TARGETS[args.target]
     corpus = HERE / "corpus" / target.name

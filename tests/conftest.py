@@ -10,10 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import winsem  # noqa: E402
-from helpers import LONG, RELIABILITY_LOG, Server, make_synthetic  # noqa: E402
+from helpers import LONG, RELIABILITY_LOG, Server, make_synthetic
 
-from mnistkit import datadist, registry  # noqa: E402
+import winsem
+from mnistkit import datadist, registry
 
 
 @pytest.fixture(autouse=True)

@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from helpers import make_synthetic  # noqa: E402
-from PIL import Image  # noqa: E402
+from helpers import make_synthetic
+from PIL import Image
 
-from mnistkit import cli, registry  # noqa: E402
+from mnistkit import cli, registry
 
 registry.DATASETS["tiny"] = make_synthetic().dataset
 stop_at = int(sys.argv[1])

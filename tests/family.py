@@ -20,7 +20,18 @@ from mnistkit import registry
 from mnistkit.idx import encode_idx
 from mnistkit.registry import Dataset, archive_file, idx_file
 
-EMNIST_SMALL = {697932: 30, 116323: 10, 112800: 24, 18800: 8, 124800: 26, 20800: 9, 240000: 20, 40000: 7, 60000: 12, 10000: 5}
+EMNIST_SMALL = {
+    697932: 30,
+    116323: 10,
+    112800: 24,
+    18800: 8,
+    124800: 26,
+    20800: 9,
+    240000: 20,
+    40000: 7,
+    60000: 12,
+    10000: 5,
+}
 QMNIST_SMALL = {60000: 12, 10000: 4, 402953: 15}
 
 
@@ -75,8 +86,12 @@ def emnist(seed: int = 0, compression: int = zipfile.ZIP_DEFLATED, pin_archive: 
             data = rng.integers(0, 256, shape, dtype=np.uint8) if spec.transposed else _labels(shape[0], ds, rng)
             arrays[spec.name] = data
             members[spec.member] = gzip.compress(encode_idx(data), mtime=0)
-            specs[spec.name] = idx_file(spec.name, shape, archive=spec.archive, member=spec.member, transposed=spec.transposed)
-        mapping = "".join(f"{ds.label_offset + i} {' '.join(str(ord(c)) for c in name)}\n" for i, name in enumerate(ds.classes))
+            specs[spec.name] = idx_file(
+                spec.name, shape, archive=spec.archive, member=spec.member, transposed=spec.transposed
+            )
+        mapping = "".join(
+            f"{ds.label_offset + i} {' '.join(str(ord(c)) for c in name)}\n" for i, name in enumerate(ds.classes)
+        )
         members[ds.mapping] = mapping.encode()
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression) as zf:
@@ -86,8 +101,7 @@ def emnist(seed: int = 0, compression: int = zipfile.ZIP_DEFLATED, pin_archive: 
     pins = {"sha256": _digest(body, "sha256"), "md5": _digest(body, "md5")} if pin_archive else {}
     archive = archive_file("gzip.zip", len(body) if pin_archive else None, **pins)
     datasets = {
-        ds.name: _shrink(ds, EMNIST_SMALL, (archive, *(specs[s.name] for s in ds.files[1:])))
-        for ds in registry.EMNIST
+        ds.name: _shrink(ds, EMNIST_SMALL, (archive, *(specs[s.name] for s in ds.files[1:]))) for ds in registry.EMNIST
     }
     return Family(datasets, {"emnist": {"gzip.zip": body}}, arrays)
 

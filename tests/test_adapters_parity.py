@@ -33,8 +33,12 @@ HOLDOUTS = [
 
 @pytest.fixture(scope="module")
 def families():
-    return [family.mnist_layout("mnist"), *(family.mnist_layout(n) for n in ("fashion-mnist", "kmnist")),
-            family.emnist(), family.qmnist()]
+    return [
+        family.mnist_layout("mnist"),
+        *(family.mnist_layout(n) for n in ("fashion-mnist", "kmnist")),
+        family.emnist(),
+        family.qmnist(),
+    ]
 
 
 @pytest.fixture
@@ -156,7 +160,7 @@ def test_tf_dataset_equals_load(every_dataset, name, split):
             got = list(got) if holdout else [got]
             assert len(got) == len(want)
             for ds, (x, t) in zip(got, want, strict=True):
-                (xb, tb), = list(ds)  # one batch holds the whole part
+                ((xb, tb),) = list(ds)  # one batch holds the whole part
                 np.testing.assert_array_equal(xb.numpy()[..., 0], x)
                 _check_labels({k: v.numpy() for k, v in tb.items()} if isinstance(tb, dict) else tb.numpy(), t)
 
@@ -173,6 +177,6 @@ def test_jax_dataset_equals_load(every_dataset, name, split):
             got = list(got) if holdout else [got]
             assert len(got) == len(want)
             for ds, (x, t) in zip(got, want, strict=True):
-                (xb, tb), = list(ds)
+                ((xb, tb),) = list(ds)
                 np.testing.assert_array_equal(np.asarray(xb)[..., 0], x)
                 _check_labels({k: np.asarray(v) for k, v in tb.items()} if isinstance(tb, dict) else np.asarray(tb), t)

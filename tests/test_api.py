@@ -135,8 +135,24 @@ def test_normalising_in_parallel_blocks_is_bit_identical(synth, home, monkeypatc
     np.testing.assert_array_equal(x, want)
 
 
-HEAVY = ["requests", "urllib3", "filelock", "zipfile", "PIL", "torch", "tensorflow", "jax", "tqdm", "logging",
-         "zlib_ng", "lzma", "json", "hashlib", "tempfile", "platformdirs"]
+HEAVY = [
+    "requests",
+    "urllib3",
+    "filelock",
+    "zipfile",
+    "PIL",
+    "torch",
+    "tensorflow",
+    "jax",
+    "tqdm",
+    "logging",
+    "zlib_ng",
+    "lzma",
+    "json",
+    "hashlib",
+    "tempfile",
+    "platformdirs",
+]
 
 
 def _imported_by_mnistkit(prelude: str = "") -> list[str]:
@@ -148,8 +164,10 @@ def _imported_by_mnistkit(prelude: str = "") -> list[str]:
     import subprocess
     import sys
 
-    code = (f"import sys; {prelude}import numpy; before = set(sys.modules); import mnistkit; "
-            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules and m not in before))")
+    code = (
+        f"import sys; {prelude}import numpy; before = set(sys.modules); import mnistkit; "
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules and m not in before))"
+    )
     return eval(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
@@ -160,7 +178,9 @@ def test_import_is_light():
 
 def test_import_lightness_check_blames_what_mnistkit_imports():
     """The check can fail: a heavy module mnistkit pulled in (simulated by a hook on its import) is reported."""
-    hook = ("import builtins; _real = builtins.__import__; "
-            "builtins.__import__ = lambda n, *a, **k: "
-            "(_real('tempfile') if n == 'mnistkit' else None) or _real(n, *a, **k); ")
+    hook = (
+        "import builtins; _real = builtins.__import__; "
+        "builtins.__import__ = lambda n, *a, **k: "
+        "(_real('tempfile') if n == 'mnistkit' else None) or _real(n, *a, **k); "
+    )
     assert "tempfile" in _imported_by_mnistkit(hook)

@@ -21,14 +21,33 @@ def test_loader_benchmark_runs_on_tiny_data_and_writes_its_page(tmp_path):
         (data / name).write_bytes(gz)
     doc = tmp_path / "loaders.md"
     proc = subprocess.run(
-        [sys.executable, str(BENCH), str(data), "--repeat", "1", "--batch-size", "8", "--device", "cpu", "--doc", str(doc)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(BENCH),
+            str(data),
+            "--repeat",
+            "1",
+            "--batch-size",
+            "8",
+            "--device",
+            "cpu",
+            "--doc",
+            str(doc),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "not the published MNIST" in proc.stderr
-    for row in ("mnistkit.torchvision.MNIST + ", "(per item), default_collate", "torch_loaders (one gather per batch)",
-                "floor: np.take", "floor: index_select",
-                "device-resident (whole split on cpu"):
+    for row in (
+        "mnistkit.torchvision.MNIST + ",
+        "(per item), default_collate",
+        "torch_loaders (one gather per batch)",
+        "floor: np.take",
+        "floor: index_select",
+        "device-resident (whole split on cpu",
+    ):
         assert row in proc.stdout, row
     text = doc.read_text()
     assert "tiny test data (not MNIST)" in text and "Regenerate: `python benchmarks/loaders.py" in text

@@ -36,7 +36,9 @@ def test_missing_data_is_one_line_error_and_exit_3(home):
     env["MNISTKIT_OFFLINE"] = "1"
     proc = run("show", "mnist", env=env)
     assert proc.returncode == 3
-    assert proc.stderr.startswith("mnistkit: error: mnist: 2 file(s) missing: train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz")
+    assert proc.stderr.startswith(
+        "mnistkit: error: mnist: 2 file(s) missing: train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz"
+    )
     assert "Traceback" not in proc.stderr
 
 

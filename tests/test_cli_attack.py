@@ -48,15 +48,17 @@ def test_two_png_exports_to_one_folder_both_finish(synth, home, tmp_path):
     args = ["export", "tiny", "--format", "png", "--out", str(out)]
     first = subprocess.Popen(
         [sys.executable, "-c", _PAUSING_CHILD.format(here=str(HERE)), "30", *args],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert first.stdout.readline().strip() == "PAUSE"  # half-way through train.partial
     log = tmp_path / "second.log"
     with open(log, "w") as err_file:  # --debug: the second says when it waits for the first
         second = subprocess.Popen(cli_argv("--debug", *args), stdout=subprocess.PIPE, stderr=err_file, text=True)
     deadline = time.monotonic() + 60
-    while (second.poll() is None and "waiting for another export" not in log.read_text()
-           and time.monotonic() < deadline):
+    while second.poll() is None and "waiting for another export" not in log.read_text() and time.monotonic() < deadline:
         time.sleep(0.01)  # polls a real condition: the second export ran through, or waits for the first
     first.stdin.write("\n")
     first.stdin.flush()
@@ -79,8 +81,11 @@ def test_two_png_exports_to_one_folder_both_finish(synth, home, tmp_path):
             assert int(path.parent.name) == labels[split][int(path.stem)]
             with Image.open(path) as im:
                 np.testing.assert_array_equal(np.asarray(im), images[split][int(path.stem)])
-        assert not [p for p in (out / split).rglob("*") if p.is_file() and p.suffix != ".png"
-                    and p.name != ".mnistkit-export.json"]
+        assert not [
+            p
+            for p in (out / split).rglob("*")
+            if p.is_file() and p.suffix != ".png" and p.name != ".mnistkit-export.json"
+        ]
 
 
 def test_closed_stdout_is_one_line_error_not_a_traceback(synth, home):
@@ -126,12 +131,23 @@ def test_no_color_turns_off_ansi_colour_on_a_terminal(synth, home):
     assert b"\x1b[" in _on_terminal("show", "tiny", "--color", "always", env={**env, "NO_COLOR": "1"})
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["--timeout", "0", "list"], "mnistkit: error: --timeout 0.0: give a number of seconds above 0 and at most 604800 (a week)"),
-    (["--timeout", "nan", "list"], "mnistkit: error: --timeout nan: give a number of seconds above 0 and at most 604800 (a week)"),
-    (["export", "tiny", "--format", "csv", "--out", ""],
-     "mnistkit: error: --out '' is not valid: give the folder to export to"),
-])
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--timeout", "0", "list"],
+            "mnistkit: error: --timeout 0.0: give a number of seconds above 0 and at most 604800 (a week)",
+        ),
+        (
+            ["--timeout", "nan", "list"],
+            "mnistkit: error: --timeout nan: give a number of seconds above 0 and at most 604800 (a week)",
+        ),
+        (
+            ["export", "tiny", "--format", "csv", "--out", ""],
+            "mnistkit: error: --out '' is not valid: give the folder to export to",
+        ),
+    ],
+)
 def test_value_errors_use_the_command_lines_words(synth, home, args, expected):
     proc = run_cli(*args)
     assert proc.returncode == 2
@@ -165,7 +181,9 @@ def test_a_bad_timeout_variable_is_a_warning_line(synth, home):
     synth.write(home)
     proc = run_cli("list", env={**os.environ, "MNISTKIT_TIMEOUT": "abc"})
     assert proc.returncode == 0
-    assert proc.stderr.splitlines() == ["mnistkit: warning: ignoring MNISTKIT_TIMEOUT='abc': not a positive number of seconds"]
+    assert proc.stderr.splitlines() == [
+        "mnistkit: warning: ignoring MNISTKIT_TIMEOUT='abc': not a positive number of seconds"
+    ]
 
 
 @pytest.mark.parametrize("columns", [80, 60, 40])
@@ -198,8 +216,9 @@ def test_serve_on_a_taken_port_is_a_server_that_cannot_start_exit_1(home):
     home.mkdir(parents=True, exist_ok=True)
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        proc = subprocess.run(cli_argv("--data-home", home, "serve", "--port", port), capture_output=True,
-                              text=True, timeout=60)
+        proc = subprocess.run(
+            cli_argv("--data-home", home, "serve", "--port", port), capture_output=True, text=True, timeout=60
+        )
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.splitlines() == [
         f"mnistkit: error: cannot listen on 127.0.0.1:{port} (Address already in use); another program uses that "
@@ -236,8 +255,9 @@ def test_clean_asks_on_stderr_when_stdout_goes_to_a_file(synth, home, tmp_path, 
     try:
         os.write(leader, answer.encode())  # typed ahead: the terminal holds it until the prompt reads
         with open(log, "w") as out:
-            proc = subprocess.run(cli_argv("clean", "tiny"), stdin=follower, stdout=out, stderr=subprocess.PIPE,
-                                  text=True, timeout=60)
+            proc = subprocess.run(
+                cli_argv("clean", "tiny"), stdin=follower, stdout=out, stderr=subprocess.PIPE, text=True, timeout=60
+            )
     finally:
         os.close(leader)
         os.close(follower)
@@ -259,9 +279,13 @@ def test_an_ascii_only_output_gets_escapes_not_a_traceback(synth, tmp_path):
     proc = subprocess.run(cli_argv("download", "tiny"), capture_output=True, env=env)
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout.decode("ascii").strip() == f"tiny: 4 files verified and cached in {home / 'tiny'}".replace(
-        "ä", "\\xe4")
-    proc = subprocess.run(cli_argv("export", "tiny", "--format", "csv", "--out", str(home / "nicht/da/ä.csv/x")),
-                          capture_output=True, env={**env, "MNISTKIT_OFFLINE": "1"})
+        "ä", "\\xe4"
+    )
+    proc = subprocess.run(
+        cli_argv("export", "tiny", "--format", "csv", "--out", str(home / "nicht/da/ä.csv/x")),
+        capture_output=True,
+        env={**env, "MNISTKIT_OFFLINE": "1"},
+    )
     assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr.decode()
 
 
@@ -273,8 +297,9 @@ def test_ctrl_c_at_the_clean_question_says_nothing_was_deleted(synth, home):
 
     files = _downloaded(synth, home)
     leader, follower = pty.openpty()
-    child = subprocess.Popen(cli_argv("clean", "tiny"), stdin=follower, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        cli_argv("clean", "tiny"), stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     os.close(follower)
     try:
         asked = ""
@@ -297,15 +322,20 @@ def test_show_scale_without_png_is_a_usage_error(synth, home, tmp_path):
     synth.write(home)
     proc = run_cli("show", "tiny", "--scale", "4")
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.splitlines() == ["mnistkit: error: --scale 4 enlarges the PNG only; add --png FILE, or leave --scale out"]
+    assert proc.stderr.splitlines() == [
+        "mnistkit: error: --scale 4 enlarges the PNG only; add --png FILE, or leave --scale out"
+    ]
     from PIL import Image
 
     png = tmp_path / "one.png"
     assert run_cli("show", "tiny", "--index", "2", "--png", png).returncode == 0  # default scale 8
     with Image.open(png) as im:
-        np.testing.assert_array_equal(np.asarray(im), np.kron(synth.arrays["train-images-idx3-ubyte.gz"][2],
-                                                              np.ones((8, 8), np.uint8)))
+        np.testing.assert_array_equal(
+            np.asarray(im), np.kron(synth.arrays["train-images-idx3-ubyte.gz"][2], np.ones((8, 8), np.uint8))
+        )
     assert run_cli("show", "tiny", "--index", "2", "--png", png, "--scale", "3").returncode == 0
     with Image.open(png) as im:
-        assert im.size == (3 * synth.arrays["train-images-idx3-ubyte.gz"].shape[2],
-                           3 * synth.arrays["train-images-idx3-ubyte.gz"].shape[1])
+        assert im.size == (
+            3 * synth.arrays["train-images-idx3-ubyte.gz"].shape[2],
+            3 * synth.arrays["train-images-idx3-ubyte.gz"].shape[1],
+        )

@@ -48,7 +48,10 @@ def test_interrupted_png_export_leaves_no_partial_file_and_resumes(synth, home, 
     # Stop inside the 70th PNG: the train split (60) is finished, test is half-way.
     child = subprocess.Popen(
         [sys.executable, str(HERE / "export_child.py"), "70", *args],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     line = child.stdout.readline()
     assert line.startswith("PAUSE "), line + child.stderr.read()
@@ -198,9 +201,7 @@ def test_png_names_are_checked_before_anything_is_done(synth, home, tmp_path, pn
     (tmp_path / "adir").mkdir()
     (tmp_path / "afile").write_text("a file")
     before = sorted(tmp_path.rglob("*"))
-    proc = subprocess.run(
-        [*cli_argv(command, "tiny", "--png", png)], capture_output=True, text=True, cwd=tmp_path
-    )
+    proc = subprocess.run([*cli_argv(command, "tiny", "--png", png)], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stdout == ""  # nothing printed before the error: no picture, then a traceback
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"mnistkit: error: {text}")
@@ -217,8 +218,10 @@ def test_png_names_are_checked_before_anything_is_done(synth, home, tmp_path, pn
         (("grid", "tiny", "--per-class", "7000", "--png", "g.png"), "argument --per-class: 7000 is out of range"),
         (("grid", "tiny", "--per-class", "0", "--png", "g.png"), "argument --per-class: 0 is out of range"),
         (("grid", "tiny", "--scale", "17", "--png", "g.png"), "argument --scale: 17 is out of range"),
-        (("grid", "tiny", "--per-class", "900", "--png", "g.png"),
-         "--per-class 900 at --scale 2 would make a picture over 16384 pixels wide; at this scale at most 272 fit"),
+        (
+            ("grid", "tiny", "--per-class", "900", "--png", "g.png"),
+            "--per-class 900 at --scale 2 would make a picture over 16384 pixels wide; at this scale at most 272 fit",
+        ),
         (("serve", "--port", "70000"), "argument --port: 70000 is out of range: give a whole number from 0 to 65535"),
         (("serve", "--port", "-1"), "argument --port: -1 is out of range"),
         (("show", "tiny", "--split", "valid"), "--split 'valid' is not a split of tiny; choose one of 'train', 'test'"),
@@ -286,7 +289,9 @@ def test_the_show_help_example_draws_a_seven(home, tmp_path):
 def test_a_data_folder_that_is_a_file_is_called_one(synth, tmp_path, monkeypatch):
     (tmp_path / "some.py").write_text("print('hello')")
     proc = subprocess.run(
-        cli_argv("--data-home", "some.py", "show", "tiny"), capture_output=True, text=True,
+        cli_argv("--data-home", "some.py", "show", "tiny"),
+        capture_output=True,
+        text=True,
         cwd=tmp_path,
     )
     assert proc.returncode == 2
@@ -308,7 +313,11 @@ def test_export_places_that_cannot_be_written_are_named_not_their_temporary_file
     synth.write(home)
     (tmp_path / "afile").write_text("x")
     proc = run_cli("export", "tiny", "--format", "npz", "--out", tmp_path / "afile")
-    assert proc.returncode == 2 and proc.stderr == f"mnistkit: error: {tmp_path / 'afile'} is a file, not a folder; choose a folder to export to\n"
+    assert (
+        proc.returncode == 2
+        and proc.stderr
+        == f"mnistkit: error: {tmp_path / 'afile'} is a file, not a folder; choose a folder to export to\n"
+    )
     proc = run_cli("export", "tiny", "--format", "npz", "--out", tmp_path / "afile" / "below")
     assert proc.returncode == 2 and "(in the way of" in proc.stderr
     (tmp_path / "out" / "tiny.npz").mkdir(parents=True)  # a folder where the file must go
@@ -320,7 +329,9 @@ def test_export_places_that_cannot_be_written_are_named_not_their_temporary_file
     )
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["tiny.npz"]  # no temporary file left
     proc = run_cli("export", "tiny", "--format", "csv", "--out", "/proc/mnistkit-cannot-be-here")
-    assert proc.returncode == 1 and proc.stderr.startswith("mnistkit: error: cannot write /proc/mnistkit-cannot-be-here: ")
+    assert proc.returncode == 1 and proc.stderr.startswith(
+        "mnistkit: error: cannot write /proc/mnistkit-cannot-be-here: "
+    )
     assert "Errno" not in proc.stderr and ".tmp" not in proc.stderr
 
 
@@ -369,8 +380,7 @@ def test_a_reader_that_left_ends_the_command_quietly(synth, home):
     read, write = os.pipe()
     os.close(read)  # `| head` that has already gone: every write fails with EPIPE
     try:
-        proc = subprocess.run(cli_argv("info", "tiny"), stdout=write, stderr=subprocess.PIPE,
-                              text=True)
+        proc = subprocess.run(cli_argv("info", "tiny"), stdout=write, stderr=subprocess.PIPE, text=True)
     finally:
         os.close(write)
     assert proc.returncode == -signal.SIGPIPE  # as `cat` or `yes` end: 141 in a shell
@@ -516,7 +526,9 @@ def test_a_rejected_hand_placed_file_is_said_once(synth, home, tmp_path):
     synth.write(mirror)
     proc = run_cli("show", "tiny", "--color", "never", env={**os.environ, "MNISTKIT_MIRROR": str(mirror)})
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("mnistkit: warning: ignored a file that is not the published data")
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(
+        "mnistkit: warning: ignored a file that is not the published data"
+    )
 
 
 # --- read-only places (a real read-only bind mount in a private namespace: works as root too) ----
@@ -526,7 +538,14 @@ def _read_only(folder: Path, *argv: str) -> list[str]:
     """``argv`` run with ``folder`` mounted read-only (skips the test where namespaces are not allowed)."""
     import shutil
 
-    probe = ["unshare", "-rm", "sh", "-c", 'mount --bind -o ro "$0" "$0" && ! touch "$0/.probe" 2>/dev/null', str(folder)]
+    probe = [
+        "unshare",
+        "-rm",
+        "sh",
+        "-c",
+        'mount --bind -o ro "$0" "$0" && ! touch "$0/.probe" 2>/dev/null',
+        str(folder),
+    ]
     if shutil.which("unshare") is None or subprocess.run(probe, capture_output=True).returncode != 0:
         pytest.skip("no user namespaces here: cannot make a read-only mount")
     return ["unshare", "-rm", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"', str(folder), *argv]
@@ -534,7 +553,9 @@ def _read_only(folder: Path, *argv: str) -> list[str]:
 
 def test_read_only_data_folder_in_the_cli(synth, home, tmp_path):
     synth.write(home)
-    proc = subprocess.run(_read_only(home, *cli_argv("show", "tiny", "--color", "never")), capture_output=True, text=True)
+    proc = subprocess.run(
+        _read_only(home, *cli_argv("show", "tiny", "--color", "never")), capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == (
         f"mnistkit: warning: {home / 'tiny'} is not writable: its files are decoded on every load, without a cache; "
@@ -553,11 +574,17 @@ def test_read_only_output_folders(synth, home, tmp_path):
     synth.write(home)
     out = tmp_path / "out"
     out.mkdir()
-    proc = subprocess.run(_read_only(out, *cli_argv("show", "tiny", "--png", out / "x.png")), capture_output=True, text=True)
+    proc = subprocess.run(
+        _read_only(out, *cli_argv("show", "tiny", "--png", out / "x.png")), capture_output=True, text=True
+    )
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr == f"mnistkit: error: --png {out / 'x.png'}: the folder {out} is not writable for you; choose another place\n"
-    proc = subprocess.run(_read_only(out, *cli_argv("export", "tiny", "--format", "npz", "--out", out)),
-                          capture_output=True, text=True)
+    assert (
+        proc.stderr
+        == f"mnistkit: error: --png {out / 'x.png'}: the folder {out} is not writable for you; choose another place\n"
+    )
+    proc = subprocess.run(
+        _read_only(out, *cli_argv("export", "tiny", "--format", "npz", "--out", out)), capture_output=True, text=True
+    )
     assert proc.returncode == 1
     assert proc.stderr.startswith(f"mnistkit: error: cannot write {out}: ") and "choose " in proc.stderr
     assert ".tmp" not in proc.stderr and "Errno" not in proc.stderr and proc.stderr.count("\n") == 1

@@ -20,11 +20,18 @@ def test_cloud_benchmark_runs_on_tiny_data_and_writes_its_page(tmp_path, synth):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FSSPEC_"))}
     result = subprocess.run(
         [sys.executable, str(SCRIPT), str(tmp_path / "data" / "tiny"), "--repeat", "1", "--doc", str(doc)],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     text = doc.read_text()
-    for row in ("| publish, cold (verify, upload, index) |", "| load_mnist cold, S3 mirror (download, verify, cache) |",
-                "| load_mnist cold, `mnistkit serve` mirror (HTTP) |", "| verify_mirror of the S3 mirror"):
+    for row in (
+        "| publish, cold (verify, upload, index) |",
+        "| load_mnist cold, S3 mirror (download, verify, cache) |",
+        "| load_mnist cold, `mnistkit serve` mirror (HTTP) |",
+        "| verify_mirror of the S3 mirror",
+    ):
         assert row in text, row
     assert "not the published MNIST: registered as a dataset of their own" in text

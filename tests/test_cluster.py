@@ -11,7 +11,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -53,8 +52,13 @@ def test_serve_on_the_login_node_crosses_the_internet_once(synth, tmp_path, serv
     login = tmp_path / "login"
     env = {**os.environ, "MNISTKIT_HOME": str(login), "MNISTKIT_MIRROR": server.url}
     finish(start_nodes(["download", "tiny"], [env]))
-    serving = subprocess.Popen(cli_argv("serve", "--port", "0"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env={**env, "MNISTKIT_MIRROR": ""})
+    serving = subprocess.Popen(
+        cli_argv("serve", "--port", "0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env, "MNISTKIT_MIRROR": ""},
+    )
     try:
         line = serving.stdout.readline()
         assert line.startswith("serving on http://127.0.0.1:"), line + serving.stderr.read()
@@ -135,8 +139,9 @@ def test_distributed_sampler_two_nodes_of_two_ranks(synth, tmp_path, s3):
     world, context = 4, multiprocessing.get_context("fork")  # children inherit the registered "tiny"
     barrier, queue = context.Barrier(world), context.Queue()
     homes = [str(tmp_path / "node0"), str(tmp_path / "node0"), str(tmp_path / "node1"), str(tmp_path / "node1")]
-    procs = [context.Process(target=_rank, args=(homes[r], "s3://ddp/m", r, world, barrier, queue))
-             for r in range(world)]
+    procs = [
+        context.Process(target=_rank, args=(homes[r], "s3://ddp/m", r, world, barrier, queue)) for r in range(world)
+    ]
     for p in procs:
         p.start()
     got = dict(queue.get(timeout=180) for _ in range(world))

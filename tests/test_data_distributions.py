@@ -32,8 +32,14 @@ REAL_INSTALLED = datadist.installed  # conftest hides the environment's own data
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def install_fake(monkeypatch, site: Path, dataset: str, files: dict[str, bytes], package: str = "mnistkit_data_tiny",
-                 version: str = "1.0") -> Path:
+def install_fake(
+    monkeypatch,
+    site: Path,
+    dataset: str,
+    files: dict[str, bytes],
+    package: str = "mnistkit_data_tiny",
+    version: str = "1.0",
+) -> Path:
     """A data distribution as pip leaves it: ``<site>/<package>/`` and ``<site>/<package>-<version>.dist-info/``."""
     folder = site / package
     folder.mkdir(parents=True)
@@ -144,7 +150,10 @@ def test_list_and_info_show_where_the_files_come_from(synth, monkeypatch, tmp_pa
     assert main(["info", "tiny", "--json"]) == 0
     sources = json.loads(capsys.readouterr().out)["sources"]
     assert sources[0] == {
-        "kind": "installed", "location": str(folder), "distribution": "mnistkit-data-tiny", "version": "1.0"
+        "kind": "installed",
+        "location": str(folder),
+        "distribution": "mnistkit-data-tiny",
+        "version": "1.0",
     }
     monkeypatch.setenv("MNISTKIT_MIRROR", "http://127.0.0.1:1/")
     monkeypatch.setattr(datadist, "installed", lambda dataset=None: [])
@@ -169,14 +178,28 @@ def test_the_mnist_data_wheel_installs_and_loads_with_no_network(tmp_path):
     venv = tmp_path / "venv"
     wheels = tmp_path / "wheels"
     pip_env = {k: v for k, v in os.environ.items() if not k.startswith("MNISTKIT_")}
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels),
-                    str(ROOT / "data-packages" / "mnist")], check=True, env=pip_env)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "-w",
+            str(wheels),
+            str(ROOT / "data-packages" / "mnist"),
+        ],
+        check=True,
+        env=pip_env,
+    )
     (wheel,) = wheels.glob("mnistkit_data_mnist-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         published = {n.split("/")[-1]: zf.read(n) for n in names if n.endswith(".gz")}
     assert {n for n in names if not n.startswith("mnistkit_data_mnist-")} == {
-        "mnistkit_data_mnist/__init__.py", *(f"mnistkit_data_mnist/{n}" for n in published)
+        "mnistkit_data_mnist/__init__.py",
+        *(f"mnistkit_data_mnist/{n}" for n in published),
     }  # the files, and nothing else but the (empty) package marker
     for name, data in published.items():  # carried as they are: the repository's bytes, not re-encoded
         assert data == (ROOT / "data-packages" / "mnist" / "src" / "mnistkit_data_mnist" / name).read_bytes()
@@ -210,8 +233,9 @@ def test_the_mnist_data_wheel_installs_and_loads_with_no_network(tmp_path):
     assert not [p for p in folder.iterdir() if p.suffix not in (".gz", ".py") and p.name != "__pycache__"]
     assert time.perf_counter() - started < 300
     # `mnistkit list` in that environment names the distribution as MNIST's source
-    listing = subprocess.run([*prefix, str(venv / "bin" / "mnistkit"), "list"], env=child_env, capture_output=True,
-                             text=True, check=True).stdout
+    listing = subprocess.run(
+        [*prefix, str(venv / "bin" / "mnistkit"), "list"], env=child_env, capture_output=True, text=True, check=True
+    ).stdout
     assert "installed mnistkit-data-mnist 1998.0" in next(r for r in listing.splitlines() if r.startswith("mnist "))
 
 

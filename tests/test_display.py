@@ -105,7 +105,9 @@ def test_other_public_objects_have_one_line_reprs(home):
     assert repr(b) == "<Batches of 100 from 250 samples: 2 per epoch, in order, drop_last, next epoch 0>"
     list(b)
     assert repr(b).endswith("next epoch 1>")
-    assert repr(mnistkit.batches(np.zeros(3), np.zeros(3), 2)).startswith("<Batches of 2 from 3 samples: 2 per epoch, shuffled, random seed")
+    assert repr(mnistkit.batches(np.zeros(3), np.zeros(3), 2)).startswith(
+        "<Batches of 2 from 3 samples: 2 per epoch, shuffled, random seed"
+    )
     assert repr(Store(mnistkit.get_dataset("mnist"))) == f"<Store mnist in {home / 'mnist'}, never downloads>"
     picture = mnistkit.grid(np.zeros((3, 28, 28), np.uint8))
     assert repr(picture).startswith(f"<mnistkit Picture {picture.width}x{picture.height} grey")

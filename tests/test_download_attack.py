@@ -95,7 +95,9 @@ def test_a_password_holding_an_at_sign_is_never_shown_nor_stored(synth, home, se
 def test_redact_removes_the_whole_user_information():
     from mnistkit.transfer import redact
 
-    assert redact("see http://a:b@c@host:1/p?q=x@y and https://u@h/") == "see http://***@host:1/p?q=x@y and https://***@h/"
+    assert (
+        redact("see http://a:b@c@host:1/p?q=x@y and https://u@h/") == "see http://***@host:1/p?q=x@y and https://***@h/"
+    )
     assert redact("http://host/p@q") == "http://host/p@q"  # an "@" in the path is not user information
     assert Path(redact("file:///srv/a@b")).name == "a@b"
 
@@ -306,7 +308,20 @@ def test_an_odd_mirror_on_the_command_line_is_one_line_exit_2(capsys):
 
 
 def test_usual_mirrors_are_still_accepted():
-    good = ["s3://bucket/m", "ftp://h/m", "simplecache::s3://b/m", "memory://m", "http://h/m", "HTTPS://h:8443/m/", "file:///srv/data", "file://localhost/srv", "/srv/data", "rel/f", "C:/d", "~/d"]
+    good = [
+        "s3://bucket/m",
+        "ftp://h/m",
+        "simplecache::s3://b/m",
+        "memory://m",
+        "http://h/m",
+        "HTTPS://h:8443/m/",
+        "file:///srv/data",
+        "file://localhost/srv",
+        "/srv/data",
+        "rel/f",
+        "C:/d",
+        "~/d",
+    ]
     assert Settings.resolve(mirrors=good).mirrors == tuple(good)
 
 
@@ -344,7 +359,7 @@ def test_a_resume_record_nested_past_the_json_parsers_depth_is_ignored(synth, ho
     folder.mkdir(parents=True)
     name = "t10k-images-idx3-ubyte.gz"
     (folder / (name + ".part")).write_bytes(synth.gz[name][:1000])
-    (folder / (name + ".part.json")).write_text("{\"a\":" * 100_000)
+    (folder / (name + ".part.json")).write_text('{"a":' * 100_000)
     x, t = load(synth.dataset.name, "test", mirrors=server.url, progress=False, normalize=False)
     _assert_published(synth, x, t)
     assert not (folder / (name + ".part.json")).exists()

@@ -64,8 +64,20 @@ def test_torch_example_runs_one_epoch_through_the_torchvision_dropin(monkeypatch
     root = tmp_path / "root"
     monkeypatch.syspath_prepend(str(EXAMPLES))
     main = runpy.run_path(str(EXAMPLES / "train_torch.py"))["main"]
-    argv = ["--epochs", "1", "--validation", "10", "--batch-size", "16", "--output", str(tmp_path / "c.png"),
-            "--root", str(root), "--num-workers", "2"]
+    argv = [
+        "--epochs",
+        "1",
+        "--validation",
+        "10",
+        "--batch-size",
+        "16",
+        "--output",
+        str(tmp_path / "c.png"),
+        "--root",
+        str(root),
+        "--num-workers",
+        "2",
+    ]
     result = main(argv)
     out = capsys.readouterr().out
     assert "mnist: 50 training, 10 validation, 20 test" in out and 0 <= result["test_accuracy"] <= 1

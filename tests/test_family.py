@@ -37,7 +37,14 @@ def test_mnist_layout_datasets_load_from_a_mirror(name, monkeypatch, server, hom
 
 def test_all_six_emnist_splits_come_from_one_archive_upright(emnist, server, home):
     emnist.serve(server)
-    for name in ("emnist-byclass", "emnist-bymerge", "emnist-balanced", "emnist-letters", "emnist-digits", "emnist-mnist"):
+    for name in (
+        "emnist-byclass",
+        "emnist-bymerge",
+        "emnist-balanced",
+        "emnist-letters",
+        "emnist-digits",
+        "emnist-mnist",
+    ):
         ds = mnistkit.get_dataset(name)
         for split, part in (("train", "train"), ("test", "test")):
             stored = emnist.arrays[f"{name}-{part}-images-idx3-ubyte.gz"]

@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
-from targets import TARGETS, check_one, reference_idx  # noqa: E402
+from targets import TARGETS, check_one, reference_idx
 
-from mnistkit.idx import encode_idx  # noqa: E402
+from mnistkit.idx import encode_idx
 
 IDX = TARGETS["idx"]
 EXAMPLES = 2000 if long_mode() else 150

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from platforms import posix_only
-from test_sources import publish, with_mirrors
-from test_torture import expected_digest, leftovers
 
 from mnistkit import DataFolderError, MissingFilesError, load_mnist
 from mnistkit.store import Store
+from platforms import posix_only
+from test_sources import publish, with_mirrors
+from test_torture import expected_digest, leftovers
 
 TESTS = str(Path(__file__).resolve().parent)
 IMAGES = "train-images-idx3-ubyte.gz"
@@ -49,7 +49,7 @@ def load_in_child(home: Path, base: str = "http://127.0.0.1:9/", fsize: int | No
     code = LOAD.format(tests=TESTS, base=base, home=str(home), fsize=fsize)
     cmd = [sys.executable, "-c", code]
     if read_only:  # a real read-only mount (EROFS), in a private mount namespace: works as root too
-        cmd = ["unshare", "-rm", "sh", "-c", f'mount --bind -o ro "$0" "$0" && exec "$@"', str(home), *cmd]
+        cmd = ["unshare", "-rm", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"', str(home), *cmd]
     out = subprocess.run(cmd, capture_output=True, timeout=120, env=os.environ.copy())
     assert out.returncode == 0, out.stderr.decode()
     return out.stdout.decode().strip()

@@ -35,8 +35,9 @@ def test_round_trip_every_type_and_rank(array, container):
     assert back.flags.writeable
 
 
-@pytest.mark.parametrize("dtype,code", [(np.uint8, 8), (np.int8, 9), (np.int16, 11), (np.int32, 12),
-                                        (np.float32, 13), (np.float64, 14)])
+@pytest.mark.parametrize(
+    "dtype,code", [(np.uint8, 8), (np.int8, 9), (np.int16, 11), (np.int32, 12), (np.float32, 13), (np.float64, 14)]
+)
 def test_header_bytes_are_the_published_layout(dtype, code):
     arr = np.arange(6, dtype=dtype).reshape(2, 3)
     data = encode_idx(arr)
@@ -103,8 +104,26 @@ GOOD = encode_idx(np.arange(12, dtype=np.uint8).reshape(3, 4))
         (gzip.compress(b"<html>error page</html>"), "HTML page"),
         (b"\x1f\x8b\x08\x00" + b"\xff" * 40, "corrupt gzip"),
     ],
-    ids=["empty", "tiny", "header-cut", "payload-cut", "gz-payload-cut", "trailing", "bad-type", "rank0", "html", "html-ws",
-         "zip", "bz2", "bad-magic", "gzip-cut", "gzip-trailing", "xz-cut", "html-in-gzip", "gzip-corrupt"],
+    ids=[
+        "empty",
+        "tiny",
+        "header-cut",
+        "payload-cut",
+        "gz-payload-cut",
+        "trailing",
+        "bad-type",
+        "rank0",
+        "html",
+        "html-ws",
+        "zip",
+        "bz2",
+        "bad-magic",
+        "gzip-cut",
+        "gzip-trailing",
+        "xz-cut",
+        "html-in-gzip",
+        "gzip-corrupt",
+    ],
 )
 def test_malformed_input_raises_typed_error_naming_file(tmp_path, data, needle):
     path = tmp_path / "train-images-idx3-ubyte.gz"
@@ -168,8 +187,12 @@ def test_zero_padding_after_a_stream_is_bounded():
 def test_write_idx_errors_are_mnistkit_errors(tmp_path):
     from mnistkit import ArgumentError, MnistkitError
 
-    for array, kw in [(np.zeros(2, dtype=np.int64), {}), (np.zeros(2, dtype=bool), {}),
-                      (np.float32(1.0), {}), (np.zeros(2, np.uint8), {"compression": "bz2"})]:
+    for array, kw in [
+        (np.zeros(2, dtype=np.int64), {}),
+        (np.zeros(2, dtype=bool), {}),
+        (np.float32(1.0), {}),
+        (np.zeros(2, np.uint8), {"compression": "bz2"}),
+    ]:
         with pytest.raises(ArgumentError) as info:
             write_idx(tmp_path / "x.idx", array, **kw)
         assert isinstance(info.value, MnistkitError) and isinstance(info.value, ValueError)

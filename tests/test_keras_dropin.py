@@ -61,8 +61,10 @@ def test_mnist_npz_that_keras_cached_is_used_without_a_download(synth_mnist, ker
     a = synth_mnist.arrays
     np.savez_compressed(
         keras_home / "mnist.npz",
-        x_train=a["train-images-idx3-ubyte.gz"], y_train=a["train-labels-idx1-ubyte.gz"],
-        x_test=a["t10k-images-idx3-ubyte.gz"], y_test=a["t10k-labels-idx1-ubyte.gz"],
+        x_train=a["train-images-idx3-ubyte.gz"],
+        y_train=a["train-labels-idx1-ubyte.gz"],
+        x_test=a["t10k-images-idx3-ubyte.gz"],
+        y_test=a["t10k-labels-idx1-ubyte.gz"],
     )
     (_x, y), (xt, yt) = mnist.load_data()
     np.testing.assert_array_equal(xt, a["t10k-images-idx3-ubyte.gz"])
@@ -82,8 +84,13 @@ def test_an_npz_that_is_not_the_published_data_is_ignored(synth_mnist, keras_hom
     a = synth_mnist.arrays
     wrong = a["train-images-idx3-ubyte.gz"].copy()
     wrong[0, 0, 0] ^= 1  # one pixel off
-    np.savez(keras_home / "mnist.npz", x_train=wrong, y_train=a["train-labels-idx1-ubyte.gz"],
-             x_test=a["t10k-images-idx3-ubyte.gz"], y_test=a["t10k-labels-idx1-ubyte.gz"])
+    np.savez(
+        keras_home / "mnist.npz",
+        x_train=wrong,
+        y_train=a["train-labels-idx1-ubyte.gz"],
+        x_test=a["t10k-images-idx3-ubyte.gz"],
+        y_test=a["t10k-labels-idx1-ubyte.gz"],
+    )
     (x, _), _ = mnist.load_data()
     np.testing.assert_array_equal(x, a["train-images-idx3-ubyte.gz"])
     assert "not the published MNIST" in caplog.text and server.gets("/mnist/train-images-idx3-ubyte.gz") == 1
@@ -143,9 +150,15 @@ def test_a_real_mnist_npz_is_recognised_by_its_content(keras_home, home, monkeyp
 
     monkeypatch.setenv("MNISTKIT_OFFLINE", "1")
     monkeypatch.setenv("MNISTKIT_MIRROR", "")
-    arrays = {k: read_idx(REAL / "mnist" / f) for k, f in (
-        ("x_train", "train-images-idx3-ubyte.gz"), ("y_train", "train-labels-idx1-ubyte.gz"),
-        ("x_test", "t10k-images-idx3-ubyte.gz"), ("y_test", "t10k-labels-idx1-ubyte.gz"))}
+    arrays = {
+        k: read_idx(REAL / "mnist" / f)
+        for k, f in (
+            ("x_train", "train-images-idx3-ubyte.gz"),
+            ("y_train", "train-labels-idx1-ubyte.gz"),
+            ("x_test", "t10k-images-idx3-ubyte.gz"),
+            ("y_test", "t10k-labels-idx1-ubyte.gz"),
+        )
+    }
     keras_home.mkdir(parents=True)
     np.savez_compressed(keras_home / "mnist.npz", **arrays)  # not Keras' file byte for byte: checked by content
     (x, y), (_xt, yt) = mnist.load_data()

@@ -10,9 +10,9 @@ import gzip
 
 import pytest
 from helpers import Route
-from test_sources import LABELS, assert_only_final_files, fast_downloader, fetch, publish, with_mirrors
 
 from mnistkit import DownloadError
+from test_sources import LABELS, assert_only_final_files, fast_downloader, fetch, publish, with_mirrors
 
 
 @pytest.fixture
@@ -39,9 +39,7 @@ def test_content_length_longer_than_the_body_is_resumed_and_verified(synth, home
     assert server.gets(f"/liar/{LABELS}") == 2  # cut short, then a Range request finds nothing more
 
 
-def test_content_length_shorter_than_the_body_is_refused_and_connection_not_reused(
-    synth, home, server, mirrors, tally
-):
+def test_content_length_shorter_than_the_body_is_refused_and_connection_not_reused(synth, home, server, mirrors, tally):
     body = synth.gz[LABELS]
     server.routes[f"/liar/{LABELS}"] = Route(body=body, content_length=len(body) // 2)
     # the next mirror is on the same host: left-over bytes on a reused connection would garble it

@@ -17,10 +17,10 @@ import pytest
 pytest.importorskip("nbclient", reason="nbclient is in the test extra: pip install '.[test]'")
 pytest.importorskip("ipykernel", reason="ipykernel is in the test extra: pip install '.[test]'")
 
-from helpers import Server  # noqa: E402
-from notebooks import code_notebook, execute, png_pixels, rendered_text, rich, setup_cell, stream  # noqa: E402
+from helpers import Server
 
-from mnistkit.render import MONTAGE_PAD  # noqa: E402
+from mnistkit.render import MONTAGE_PAD
+from notebooks import code_notebook, execute, png_pixels, rendered_text, rich, setup_cell, stream
 
 ROOT = Path(__file__).resolve().parents[1]
 RED = (220, 0, 0)

@@ -39,7 +39,9 @@ def test_constraints_pin_every_declared_dependency_at_its_floor():
         assert pins[name.strip().lower()] == floor.strip(), req
 
 
-@pytest.mark.parametrize("req", ["numpy", "numpy<2", "numpy>=1.23,<2", "numpy~=1.23", "numpy>=1; python_version<'3.12'"])
+@pytest.mark.parametrize(
+    "req", ["numpy", "numpy<2", "numpy>=1.23,<2", "numpy~=1.23", "numpy>=1; python_version<'3.12'"]
+)
 def test_a_dependency_without_a_plain_floor_is_refused(req):
     with pytest.raises(ValueError):
         min_constraints.floor(req)
@@ -51,13 +53,17 @@ def test_floor_reads_names_and_extras():
 
 def test_the_script_writes_a_constraints_file(tmp_path):
     pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
-    out = subprocess.run([sys.executable, str(ROOT / "tools" / "min_constraints.py")], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "min_constraints.py")], capture_output=True, text=True, check=True
+    ).stdout
     assert "numpy==1.23" in out.splitlines() and "pillow==9" in out.splitlines()
     constraints = tmp_path / "c.txt"
     constraints.write_text("numpy==0.0.1\n")  # certainly not what is installed
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "min_constraints.py"), "--verify", str(constraints)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "min_constraints.py"), "--verify", str(constraints)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1 and "numpy: pinned 0.0.1" in proc.stderr
 
 
@@ -69,8 +75,11 @@ def test_version_comes_from_one_place():
     project = _pyproject()
     assert project["project"]["dynamic"] == ["version"]
     assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "mnistkit._version.__version__"}
-    assigned = [p.name for p in (ROOT / "src" / "mnistkit").rglob("*.py")
-                if re.search(r"^__version__\s*=", p.read_text(encoding="utf-8"), re.M)]
+    assigned = [
+        p.name
+        for p in (ROOT / "src" / "mnistkit").rglob("*.py")
+        if re.search(r"^__version__\s*=", p.read_text(encoding="utf-8"), re.M)
+    ]
     assert assigned == ["_version.py"]
     assert f"mnistkit/{_version.__version__} " in sources._user_agent()
 

@@ -50,8 +50,14 @@ def _reference(arrays, name, split, orientation="upright", table=False):
 
 @pytest.mark.parametrize(
     "name,split",
-    [("emnist-letters", "train"), ("emnist-byclass", "test"), ("qmnist", "test10k"), ("qmnist", "test50k"),
-     ("qmnist", "nist"), ("mnist", "test")],
+    [
+        ("emnist-letters", "train"),
+        ("emnist-byclass", "test"),
+        ("qmnist", "test10k"),
+        ("qmnist", "test50k"),
+        ("qmnist", "nist"),
+        ("mnist", "test"),
+    ],
 )
 def test_load_equals_an_independent_decoding(registered, name, split):
     ds = registry.DATASETS[name]
@@ -100,8 +106,12 @@ def test_torch_loaders_take_a_numpy_integer_seed(registered):
 
     # Was: TypeError "an integer is required" from torch.Generator.manual_seed.
     train, _ = torch_loaders("mnist", batch_size=5, seed=np.int64(3), offline=True)
-    ref = DataLoader(torch_dataset("mnist", "train", offline=True), batch_size=5, shuffle=True,
-                     generator=torch.Generator().manual_seed(3))
+    ref = DataLoader(
+        torch_dataset("mnist", "train", offline=True),
+        batch_size=5,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(3),
+    )
     assert torch.equal(torch.cat([t for _, t in train]), torch.cat([t for _, t in ref]))
 
 
@@ -165,7 +175,9 @@ def test_batches_switches_must_be_bools(option, value):
         batches(np.zeros(4), np.zeros(4), 2, **{option: value})
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (optional extra mnistkit[jax])")
+@pytest.mark.skipif(
+    importlib.util.find_spec("jax") is None, reason="JAX is not installed (optional extra mnistkit[jax])"
+)
 def test_jax_dataset_shuffle_must_be_a_bool(registered):
     from mnistkit.adapters.jax import jax_dataset
 

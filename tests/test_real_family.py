@@ -26,8 +26,15 @@ def _need(*relative: str) -> None:
         pytest.skip(f"real files not found: {', '.join(str(SHARED_DATA / m) for m in missing)}")
 
 
-FASHION = [f"fashion-mnist/{n}" for n in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                                          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")]
+FASHION = [
+    f"fashion-mnist/{n}"
+    for n in (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    )
+]
 
 
 def test_fashion_mnist_end_to_end(home):
@@ -45,7 +52,9 @@ def test_fashion_mnist_end_to_end(home):
     ds = get_dataset("fashion-mnist")
     assert ds.class_name(t[0]) == "Ankle boot"
     for spec in ds.files:  # each was copied as published and cached from its verified bytes
-        assert (home / "fashion-mnist" / spec.name).read_bytes() == (SHARED_DATA / "fashion-mnist" / spec.name).read_bytes()
+        assert (home / "fashion-mnist" / spec.name).read_bytes() == (
+            SHARED_DATA / "fashion-mnist" / spec.name
+        ).read_bytes()
 
 
 def test_kmnist_test_split(home):
@@ -133,7 +142,9 @@ def test_a_contradicted_split_size_on_a_real_file_names_number_and_file(monkeypa
     ds = get_dataset("fashion-mnist")
     spec = ds.file("t10k-labels-idx1-ubyte.gz")
     wrong = replace(spec, shape=(9999,), decoded_size=spec.decoded_size - 1, decoded_sha256=None)
-    monkeypatch.setitem(registry.DATASETS, ds.name, replace(ds, files=tuple(wrong if f is spec else f for f in ds.files)))
+    monkeypatch.setitem(
+        registry.DATASETS, ds.name, replace(ds, files=tuple(wrong if f is spec else f for f in ds.files))
+    )
     with pytest.raises(RegistryMismatchError) as info:
         load("fashion-mnist", "test", mirrors=str(SHARED_DATA), offline=True)
     assert "t10k-labels-idx1-ubyte.gz" in str(info.value)

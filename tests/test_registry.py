@@ -9,12 +9,22 @@ import pytest
 
 import mnistkit
 from mnistkit import registry
-from mnistkit.registry import get_dataset
 from mnistkit.archive import parse_mapping
 from mnistkit.idx import IDX_TYPES, read_idx, write_idx
+from mnistkit.registry import get_dataset
 
-FAMILY = ["mnist", "fashion-mnist", "kmnist", "emnist-byclass", "emnist-bymerge", "emnist-balanced",
-          "emnist-letters", "emnist-digits", "emnist-mnist", "qmnist"]
+FAMILY = [
+    "mnist",
+    "fashion-mnist",
+    "kmnist",
+    "emnist-byclass",
+    "emnist-bymerge",
+    "emnist-balanced",
+    "emnist-letters",
+    "emnist-digits",
+    "emnist-mnist",
+    "qmnist",
+]
 
 
 def test_datasets_lists_the_whole_family():
@@ -39,7 +49,9 @@ def test_entry_is_complete(name):
             assert spec.size and spec.sha256
         elif spec.archive is None:
             assert spec.decoded_sha256 or spec.sha256 or spec.md5, f"{spec.name} is not pinned"
-            assert spec.decoded_size == len(_header(spec)) + int(np.prod(spec.shape)) * IDX_TYPES[spec.type_code].itemsize
+            assert (
+                spec.decoded_size == len(_header(spec)) + int(np.prod(spec.shape)) * IDX_TYPES[spec.type_code].itemsize
+            )
         else:
             assert ds.file(spec.archive).kind == "archive" and spec.member.endswith(spec.name)
     for split in ds.splits:

@@ -66,7 +66,10 @@ def test_a_file_that_is_not_vouched_for_names_both_numbers_and_stays_refused(mon
     from mnistkit.integrity import verify
 
     with pytest.raises(IdxFormatError, match="registry's shape \\(61, 28, 28\\)"):
-        verify(home / "tiny" / "train-images-idx3-ubyte.gz", registry.get_dataset("tiny").file("train-images-idx3-ubyte.gz"))
+        verify(
+            home / "tiny" / "train-images-idx3-ubyte.gz",
+            registry.get_dataset("tiny").file("train-images-idx3-ubyte.gz"),
+        )
 
 
 def test_an_emnist_member_of_the_verified_archive_that_contradicts_the_registry(monkeypatch, home):

@@ -127,7 +127,9 @@ class Facts:
         members = re.search(r"Inside: `([^`]+)`", section).group(1)
         mapping_member = re.search(r"`(gzip/emnist-\{split\}-mapping\.txt)`", section).group(1)
         member_sizes = {}
-        found = re.search(r"(letters) train images (\d+), train labels (\d+), test images (\d+), test labels (\d+) bytes", section)
+        found = re.search(
+            r"(letters) train images (\d+), train labels (\d+), test images (\d+), test labels (\d+) bytes", section
+        )
         if found:
             split, *numbers = found.groups()
             parts = ("train-images-idx3", "train-labels-idx1", "test-images-idx3", "test-labels-idx1")
@@ -152,7 +154,9 @@ class Facts:
             flat,
         )
         train, test, first, nist = map(int, sizes.groups())
-        columns = re.search(r"IDX type 0x([0-9A-Fa-f]{2}) \(big-endian int32\), rank (\d), (\d+) columns: (.+?)\.", flat)
+        columns = re.search(
+            r"IDX type 0x([0-9A-Fa-f]{2}) \(big-endian int32\), rank (\d), (\d+) columns: (.+?)\.", flat
+        )
         return {
             "md5": {f: r[0] for f, r in _table(section).items()},
             "splits": {"train": train, "test": test, "test10k": first, "test50k": test - first, "nist": nist},
@@ -211,19 +215,27 @@ def test_every_declared_number_matches_the_reference():
         for mirror in ds.mirrors:
             if mirror not in ref["urls"]:
                 problems.append(f"{name}: mirror {mirror} is not in the reference ({ref['urls']})")
-    same("mnist license", registry.get_dataset("mnist").license,
-         re.search(r"under the terms of\s+(CC BY-SA \d(?:\.\d)+)", facts.data_readme).group(1))
+    same(
+        "mnist license",
+        registry.get_dataset("mnist").license,
+        re.search(r"under the terms of\s+(CC BY-SA \d(?:\.\d)+)", facts.data_readme).group(1),
+    )
 
     emnist = facts.emnist()
-    same("emnist split names", sorted(ds.name for ds in registry.EMNIST), sorted(f"emnist-{s}" for s in emnist["splits"]))
+    same(
+        "emnist split names", sorted(ds.name for ds in registry.EMNIST), sorted(f"emnist-{s}" for s in emnist["splits"])
+    )
     members = set()
     for ds in registry.EMNIST:
         seen.add(ds.name)
         split = ds.name.split("-", 1)[1]
         want = emnist["splits"][split]
         archive = ds.files[0]
-        same(f"{ds.name} archive", (archive.name, archive.kind, archive.size, _plain(archive.md5), _plain(archive.sha256)),
-             ("gzip.zip", "archive", emnist["archive"]["size"], emnist["archive"]["md5"], emnist["archive"]["sha256"]))
+        same(
+            f"{ds.name} archive",
+            (archive.name, archive.kind, archive.size, _plain(archive.md5), _plain(archive.sha256)),
+            ("gzip.zip", "archive", emnist["archive"]["size"], emnist["archive"]["md5"], emnist["archive"]["sha256"]),
+        )
         same(f"{ds.name} split sizes", ds.info()["splits"], {"train": want["train"], "test": want["test"]})
         for spec in ds.files[1:]:
             members.add(spec.member)
@@ -243,8 +255,11 @@ def test_every_declared_number_matches_the_reference():
         if want["labels"] is not None:
             same(f"{ds.name} label range", (ds.label_offset, ds.label_offset + ds.num_classes - 1), want["labels"])
         if want["per_class"] is not None:
-            same(f"{ds.name} per-class counts x classes", (want["per_class"][0] * ds.num_classes,
-                 want["per_class"][1] * ds.num_classes), (want["train"], want["test"]))
+            same(
+                f"{ds.name} per-class counts x classes",
+                (want["per_class"][0] * ds.num_classes, want["per_class"][1] * ds.num_classes),
+                (want["train"], want["test"]),
+            )
         for mirror in ds.mirrors:
             if mirror + "gzip.zip" not in emnist["urls"]:
                 problems.append(f"{ds.name}: mirror {mirror} is not in the reference")
@@ -256,8 +271,11 @@ def test_every_declared_number_matches_the_reference():
     for spec in ds.files:
         same(f"qmnist/{spec.name} md5", _plain(spec.md5), qmnist["md5"][spec.name])
         if "labels" in spec.name:
-            same(f"qmnist/{spec.name} label type and rank", (spec.type_code, len(spec.shape)),
-                 (qmnist["label_type"], qmnist["label_rank"]))
+            same(
+                f"qmnist/{spec.name} label type and rank",
+                (spec.type_code, len(spec.shape)),
+                (qmnist["label_type"], qmnist["label_rank"]),
+            )
             same(f"qmnist/{spec.name} columns", spec.shape[1], qmnist["n_columns"])
     same("qmnist splits", ds.info()["splits"], qmnist["splits"])
     same("qmnist test10k rows", ds.split("test10k").rows, (0, qmnist["splits"]["test10k"]))
@@ -283,20 +301,26 @@ def test_every_declared_number_matches_the_reference():
 
 def test_the_walk_sees_a_wrong_number(monkeypatch):
     """The walk is not vacuous: the number this issue was about, put back, is reported."""
-    wrong = registry.emnist_split("letters", registry.get_dataset("emnist-letters").classes, 88800, 14800,
-                                  "letters", label_offset=1)
+    wrong = registry.emnist_split(
+        "letters", registry.get_dataset("emnist-letters").classes, 88800, 14800, "letters", label_offset=1
+    )
     monkeypatch.setattr(registry, "EMNIST", (*registry.EMNIST[:3], wrong, *registry.EMNIST[4:]))
     monkeypatch.setitem(registry.DATASETS, "emnist-letters", wrong)
     with pytest.raises(AssertionError, match=r"emnist-letters split sizes: registry \{'train': 88800"):
         test_every_declared_number_matches_the_reference()
 
 
-@pytest.mark.parametrize("copy, original", [
-    ("datasets.md", "reference/datasets.md"),
-    ("data-README.md", "data/README.md"),
-    *[(f"emnist-mapping/emnist-{s}-mapping.txt", f"reference/emnist-mapping/emnist-{s}-mapping.txt")
-      for s in ("byclass", "bymerge", "balanced", "letters", "digits", "mnist")],
-])
+@pytest.mark.parametrize(
+    "copy, original",
+    [
+        ("datasets.md", "reference/datasets.md"),
+        ("data-README.md", "data/README.md"),
+        *[
+            (f"emnist-mapping/emnist-{s}-mapping.txt", f"reference/emnist-mapping/emnist-{s}-mapping.txt")
+            for s in ("byclass", "bymerge", "balanced", "letters", "digits", "mnist")
+        ],
+    ],
+)
 def test_committed_reference_is_a_copy_of_the_original(copy, original):
     source = SHARED / original
     if not source.is_file():
@@ -345,7 +369,9 @@ def test_every_declared_number_matches_the_real_files():
         decoded = _decode(data, spec.name)
         header = parse_header(decoded[:32], str(path))
         if (header.type_code, header.shape) != (spec.type_code, spec.shape):
-            problems.append(f"{where}: header 0x{header.type_code:02x} {header.shape}, registry 0x{spec.type_code:02x} {spec.shape}")
+            problems.append(
+                f"{where}: header 0x{header.type_code:02x} {header.shape}, registry 0x{spec.type_code:02x} {spec.shape}"
+            )
         if len(decoded) != spec.decoded_size:
             problems.append(f"{where}: decoded size {len(decoded)}, registry {spec.decoded_size}")
         if spec.decoded_sha256 and hashlib.sha256(decoded).hexdigest() != _plain(spec.decoded_sha256):

@@ -14,13 +14,12 @@ from helpers import make_synthetic, run_cli
 pytest.importorskip("s3fs", reason="remote mirror tests need the test extra (fsspec, s3fs, moto[server])")
 pytest.importorskip("moto", reason="remote mirror tests need moto[server] (pip install '.[test]')")
 
-from s3server import S3Server, s3_env  # noqa: E402
-
-from mnistkit import DownloadError, MissingDependencyError, load_mnist  # noqa: E402
-from mnistkit.errors import ArgumentError  # noqa: E402
-from mnistkit.mirror import INDEX_NAME, publish, verify_mirror  # noqa: E402
-from mnistkit.remote import StorageError, _stamp, filesystem  # noqa: E402
-from mnistkit.sources import Downloader, ResumeRecord, RetryPolicy  # noqa: E402
+from mnistkit import DownloadError, MissingDependencyError, load_mnist
+from mnistkit.errors import ArgumentError
+from mnistkit.mirror import INDEX_NAME, publish, verify_mirror
+from mnistkit.remote import StorageError, _stamp, filesystem
+from mnistkit.sources import Downloader, ResumeRecord, RetryPolicy
+from s3server import S3Server, s3_env
 
 IMAGES = "train-images-idx3-ubyte.gz"
 
@@ -271,7 +270,8 @@ def test_an_interrupted_transfer_resumes_with_an_offset_read(s3, synth, home):
     half = len(synth.gz[IMAGES]) // 2
     (folder / (IMAGES + ".part")).write_bytes(synth.gz[IMAGES][:half])
     ResumeRecord(url, _stamp(fs.info(f"res/m/tiny/{IMAGES}")), len(synth.gz[IMAGES])).write(
-        folder / (IMAGES + ".part.json"))
+        folder / (IMAGES + ".part.json")
+    )
     dl = fast_downloader(["s3://res/m"])
     path = dl(synth.dataset, synth.dataset.file(IMAGES), folder)
     assert path.read_bytes() == synth.gz[IMAGES]
@@ -281,9 +281,8 @@ def test_an_interrupted_transfer_resumes_with_an_offset_read(s3, synth, home):
 
 
 def test_a_connection_dropped_mid_body_is_retried_and_resumed(s3, synth, home, monkeypatch):
-    from s3server import Drop
-
     from mnistkit import remote
+    from s3server import Drop
 
     monkeypatch.setattr(remote, "_READ", 16384)  # three reads for this 47 kB file (8 MiB in real use)
     put_objects("s3://drop/m", {f"tiny/{IMAGES}": synth.gz[IMAGES]})

@@ -10,9 +10,9 @@ import sys
 
 import pytest
 from helpers import cli_argv, run_cli
-from platforms import posix_only
 
 from mnistkit.serve import IGNORE_RANGE, _parse_range
+from platforms import posix_only
 
 
 @pytest.fixture
@@ -23,7 +23,9 @@ def served(synth, home, tmp_path):
     os.symlink(tmp_path / "secret.txt", home / "tiny" / "link.gz")  # a symlink pointing out
     proc = subprocess.Popen(
         [sys.executable, "-m", "mnistkit", "serve", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     line = proc.stdout.readline()  # readiness: the server says where it listens
     assert line.startswith("serving on http://127.0.0.1:"), line + proc.stderr.read()

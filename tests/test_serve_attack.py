@@ -13,7 +13,6 @@ import subprocess
 import time
 
 import pytest
-
 from helpers import cli_argv
 
 from mnistkit.serve import IGNORE_RANGE, MirrorServer, _parse_range
@@ -83,7 +82,7 @@ def test_a_range_the_server_does_not_serve_gets_the_whole_file_not_416(mirror, v
 def test_single_ranges_are_served_exactly(mirror, value, span):
     status, fields, body = _get(mirror, "/tiny/f.bin", f"Range: {value}")
     start, end = span
-    assert (status, body) == (206, BLOB[start:end + 1]), value
+    assert (status, body) == (206, BLOB[start : end + 1]), value
     assert fields["content-range"] == f"bytes {start}-{end}/{len(BLOB)}"
     assert int(fields["content-length"]) == end - start + 1
 
@@ -107,7 +106,11 @@ def test_parse_range_on_non_ascii_digits():
 
 def test_every_answer_carries_a_date(mirror):
     """RFC 9110 6.6.1: an origin server with a clock MUST send Date in 2xx, 3xx and 4xx answers."""
-    for target, headers in (("/tiny/nope.bin", ()), ("/.cache/secret.npy", ()), ("/tiny/f.bin", ("Range: bytes=99999-",))):
+    for target, headers in (
+        ("/tiny/nope.bin", ()),
+        ("/.cache/secret.npy", ()),
+        ("/tiny/f.bin", ("Range: bytes=99999-",)),
+    ):
         status, fields, _ = _get(mirror, target, *headers)
         assert status in (403, 404, 416)
         assert email.utils.parsedate_to_datetime(fields["date"]).year >= 2024, (target, fields)
@@ -117,8 +120,12 @@ def test_an_absolute_form_target_is_served_by_its_path(mirror):
     """RFC 9112 3.2.2: a server MUST accept the absolute-form; its path still obeys the folder rules."""
     status, _, body = _get(mirror, "http://mirror.example/tiny/f.bin")
     assert (status, body) == (200, BLOB)
-    for target in ("http://mirror.example/.cache/secret.npy", "http://mirror.example/tiny/../.cache/secret.npy",
-                   "http://mirror.example//.cache/secret.npy", "http://mirror.example/tiny/g.bin.part"):
+    for target in (
+        "http://mirror.example/.cache/secret.npy",
+        "http://mirror.example/tiny/../.cache/secret.npy",
+        "http://mirror.example//.cache/secret.npy",
+        "http://mirror.example/tiny/g.bin.part",
+    ):
         status, _, body = _get(mirror, target)
         assert status == 403 and b"SECRET" not in body, target
 
@@ -134,8 +141,10 @@ def test_hidden_or_partial_files_are_refused_through_a_link_too(mirror, home):
 def test_a_client_waiting_for_100_continue_is_answered_at_once(mirror):
     """RFC 9110 10.1.1: the server sends 100 (or a final answer) rather than waiting out the stall timeout."""
     with socket.create_connection(("127.0.0.1", mirror.server_address[1]), timeout=3) as sock:
-        sock.sendall(b"GET /tiny/f.bin HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n"
-                     b"Connection: close\r\n\r\n")
+        sock.sendall(
+            b"GET /tiny/f.bin HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n"
+            b"Connection: close\r\n\r\n"
+        )
         assert sock.recv(64).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")  # within 3 s, not the 5 s stall
         sock.sendall(b"abc")
         got = b""
@@ -175,8 +184,12 @@ def test_conditional_requests(mirror, home):
 def test_an_empty_host_is_refused_not_taken_as_every_interface(home):
     """``--host "$HOST"`` with HOST unset must not silently listen on 0.0.0.0."""
     home.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(cli_argv("--data-home", str(home), "serve", "--host", "", "--port", "0"),
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        cli_argv("--data-home", str(home), "serve", "--host", "", "--port", "0"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
     assert "host" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert "serving on" not in proc.stdout
@@ -194,8 +207,11 @@ def test_a_complete_head_over_the_limit_is_431_even_in_one_write(mirror):
 def test_an_answer_after_which_the_server_closes_says_so(mirror):
     """After an Upgrade request the server closes the connection: its answer must carry "Connection: close"
     (RFC 9112 9.6), or a client pipelining its next request waits for an answer that never comes."""
-    got = _exchange(mirror, b"GET /tiny/f.bin HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
-                            b"GET /tiny/f.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = _exchange(
+        mirror,
+        b"GET /tiny/f.bin HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
+        b"GET /tiny/f.bin HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
     head = got.split(b"\r\n\r\n", 1)[0]
     assert head.startswith(b"HTTP/1.1 200 ") and b"\r\nConnection: close" in head
     assert got.count(BLOB) == 1
@@ -204,8 +220,11 @@ def test_an_answer_after_which_the_server_closes_says_so(mirror):
 def test_empty_lines_before_a_request_line_are_ignored(mirror):
     """RFC 9112 2.2: a server SHOULD ignore at least one empty line before the request-line (some clients
     send a CRLF after a request); they were answered 400."""
-    got = _exchange(mirror, b"\r\n\r\nGET /tiny/f.bin HTTP/1.1\r\nHost: x\r\n\r\n"
-                            b"\r\nGET /tiny/f.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    got = _exchange(
+        mirror,
+        b"\r\n\r\nGET /tiny/f.bin HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"\r\nGET /tiny/f.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
     assert got.startswith(b"HTTP/1.1 200 ") and got.count(BLOB) == 2 and b" 400 " not in got
     with socket.create_connection(("127.0.0.1", mirror.server_address[1]), timeout=10) as sock:
         sock.sendall(b"\r\n")  # the empty line alone, in a read of its own

@@ -56,7 +56,9 @@ class Served:
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mnistkit", "--data-home", str(home), "serve", "--port", "0", *options],
-            stdout=subprocess.PIPE, stderr=self._log, text=True,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
         )
         line = self.proc.stdout.readline()  # readiness: the server says where it listens
         assert line.startswith("serving on http://127.0.0.1:"), line + self.log()
@@ -85,7 +87,9 @@ class Served:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise AssertionError("the server did not stop on " + signal.Signals(sig).name + ": " + self.log()[-3000:]) from None
+                raise AssertionError(
+                    "the server did not stop on " + signal.Signals(sig).name + ": " + self.log()[-3000:]
+                ) from None
         self.proc.stdout.close()
         self._log.close()
         return self.proc.returncode
@@ -154,8 +158,12 @@ def test_cli_defaults_are_the_servers_and_bad_values_are_refused(home):
     assert args.header_timeout == serve_module.HEADER_TIMEOUT <= 30
     assert args.stall_timeout == serve_module.STALL_TIMEOUT
     assert args.max_connections == serve_module.MAX_CONNECTIONS
-    for bad in (["--header-timeout", "0"], ["--stall-timeout", "nan"], ["--max-connections", "-3"],
-                ["--header-timeout", "1e9"]):
+    for bad in (
+        ["--header-timeout", "0"],
+        ["--stall-timeout", "nan"],
+        ["--max-connections", "-3"],
+        ["--header-timeout", "1e9"],
+    ):
         proc = subprocess.run([sys.executable, "-m", "mnistkit", "serve", *bad], capture_output=True, text=True)
         assert proc.returncode == 2, bad
         assert "Traceback" not in proc.stderr and bad[0] in proc.stderr
@@ -167,11 +175,20 @@ def test_a_port_in_use_or_a_bad_host_is_one_line(home, data):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         # The README's exit codes: a server that cannot start is 1, a bad argument 2.
-        for argv, words, code in ((["--port", str(port)], f"cannot listen on 127.0.0.1:{port} (Address already in use); "
-                                   "another program uses that port", 1),
-                                  (["--host", "999.1.1.1"], "cannot listen on 999.1.1.1:8000", 2)):
-            proc = subprocess.run([sys.executable, "-m", "mnistkit", "--data-home", str(home), "serve", *argv],
-                                  capture_output=True, text=True, timeout=60)
+        for argv, words, code in (
+            (
+                ["--port", str(port)],
+                f"cannot listen on 127.0.0.1:{port} (Address already in use); another program uses that port",
+                1,
+            ),
+            (["--host", "999.1.1.1"], "cannot listen on 999.1.1.1:8000", 2),
+        ):
+            proc = subprocess.run(
+                [sys.executable, "-m", "mnistkit", "--data-home", str(home), "serve", *argv],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert proc.returncode == code and words in proc.stderr, proc.stderr
             assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
             assert "while attempting" not in proc.stderr  # the OS's words, not create_server's wrapping
@@ -304,7 +321,7 @@ def test_two_hundred_clients_at_once_are_all_served_byte_exact(start, data):
             else:
                 status, body, _ = _get(s.url, path)
                 results.append((i, path, status == 200 and body == blob, str(status)))
-        except Exception as err:  # noqa: BLE001 - reported below with the client's number
+        except Exception as err:
             results.append((i, path, False, repr(err)))
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
@@ -345,7 +362,10 @@ def test_the_cap_fits_the_open_file_limit(home, data, tmp_path):
     with open(log, "w") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mnistkit", "--data-home", str(home), "serve", "--port", "0"],
-            stdout=subprocess.PIPE, stderr=err, text=True, preexec_fn=low_limit,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            preexec_fn=low_limit,
         )
         try:
             url = proc.stdout.readline().split()[2]
@@ -366,8 +386,9 @@ def test_mnistkit_download_waits_out_a_full_server(start, synth, data, tmp_path)
     _wait_for(lambda: s.fds() >= s.base_fds + 1, 10, "the server holds the first connection")
     other = tmp_path / "other-machine"
     env = {**os.environ, "MNISTKIT_HOME": str(other), "MNISTKIT_MIRROR": s.url}
-    client = subprocess.Popen(cli_argv("download", "tiny"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=env)
+    client = subprocess.Popen(
+        cli_argv("download", "tiny"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     try:
         _wait_for(lambda: "refused with 503" in s.log(), 20, "the client is refused while the place is taken")
         hog.close()  # room again: the client's retry (after Retry-After) goes through
@@ -416,25 +437,30 @@ def test_http_details(home, data):
         assert exchange(b"NONSENSE\r\n\r\n").startswith(b"HTTP/1.1 400 ")
         assert exchange(b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 100_000 + b"\r\n\r\n").startswith(b"HTTP/1.1 431 ")
         assert exchange(b"GET /tiny/big.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 999999\r\n\r\n").startswith(
-            b"HTTP/1.1 413 ")
+            b"HTTP/1.1 413 "
+        )
         # a smuggling attempt: both framings at once
-        assert exchange(b"GET /tiny/big.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
-                        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+        assert exchange(
+            b"GET /tiny/big.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        ).startswith(b"HTTP/1.1 400 ")
         post = exchange(b"POST /tiny/big.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
         assert post.startswith(b"HTTP/1.1 405 ") and b"Allow: GET, HEAD" in post
         # two pipelined requests on one connection, the second asking to close: both answered, in order
         name = "/tiny/t10k-labels-idx1-ubyte.gz"
-        two = exchange(f"GET {name} HTTP/1.1\r\nHost: x\r\n\r\nHEAD {name} HTTP/1.1\r\nHost: x\r\n"
-                       "Connection: close\r\n\r\n".encode())
+        two = exchange(
+            f"GET {name} HTTP/1.1\r\nHost: x\r\n\r\nHEAD {name} HTTP/1.1\r\nHost: x\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
         blob = data[name]
         first_end = two.index(b"\r\n\r\n") + 4
-        assert two[first_end:first_end + len(blob)] == blob
-        assert two[first_end + len(blob):].startswith(b"HTTP/1.1 200 ") and two.endswith(b"\r\n\r\n")
+        assert two[first_end : first_end + len(blob)] == blob
+        assert two[first_end + len(blob) :].startswith(b"HTTP/1.1 200 ") and two.endswith(b"\r\n\r\n")
         # HTTP/1.0: one answer, then the connection closes
         assert exchange(f"GET {name} HTTP/1.0\r\n\r\n".encode()).endswith(blob)
         # a request body that is small and complete is read and ignored
-        status_line = exchange(f"GET {name} HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"
-                               .encode()).split(b"\r\n", 1)[0]
+        status_line = exchange(
+            f"GET {name} HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc".encode()
+        ).split(b"\r\n", 1)[0]
         assert status_line == b"HTTP/1.1 200 OK"
         assert server.stats["bad_requests"] == 4
     assert server.open_connections == 0

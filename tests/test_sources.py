@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import Route, make_synthetic
-from platforms import posix_only
 
 from mnistkit import DownloadError, MissingFilesError, load, load_mnist, registry
 from mnistkit.idx import encode_idx
 from mnistkit.settings import parse_mirrors as parse_sources
 from mnistkit.sources import Downloader, RetryPolicy
+from platforms import posix_only
 
 IMAGES = "train-images-idx3-ubyte.gz"
 LABELS = "train-labels-idx1-ubyte.gz"
@@ -253,7 +253,10 @@ CHILD = textwrap.dedent(
 
 def spawn(code):
     return subprocess.Popen(
-        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         env=os.environ.copy(),
     )
 
@@ -348,9 +351,26 @@ def test_https_to_http_redirect_is_refused(synth, home, server, monkeypatch, tmp
 
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
     )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from platforms import WINDOWS, posix_only
 
 from mnistkit import ChecksumError, DataFolderError, MissingFilesError, load_mnist
 from mnistkit.store import Store, resolve_home
+from platforms import WINDOWS, posix_only
 
 ALT = {
     "train-images-idx3-ubyte.gz": "train-images.idx3-ubyte",
@@ -296,8 +296,7 @@ def test_manifest_of_another_json_shape_is_treated_as_unreadable(synth, home, ca
     assert "1 bad, 1 repaired" in capsys.readouterr().out
 
 
-def test_a_file_named_cache_is_named_as_the_cause_and_clean_is_all_or_nothing(synth, home, server, monkeypatch,
-                                                                              capsys):
+def test_a_file_named_cache_is_named_as_the_cause_and_clean_is_all_or_nothing(synth, home, server, monkeypatch, capsys):
     from mnistkit import cli
 
     ds = _mirrored(monkeypatch, synth, server)

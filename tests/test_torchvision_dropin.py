@@ -139,7 +139,9 @@ def test_transforms_apply_per_item_and_show_in_the_repr(fam, tmp_path):
 
 def test_download_false_without_the_data_raises_torchvisions_error(fam, tmp_path):
     for make in (
-        lambda: mk.MNIST(tmp_path), lambda: mk.QMNIST(tmp_path, what="test10k"), lambda: mk.EMNIST(tmp_path, "letters")
+        lambda: mk.MNIST(tmp_path),
+        lambda: mk.QMNIST(tmp_path, what="test10k"),
+        lambda: mk.EMNIST(tmp_path, "letters"),
     ):
         with pytest.raises(RuntimeError, match=r"^Dataset not found\. You can use download=True to download it$"):
             make()
@@ -264,7 +266,9 @@ def _to_tensor(img):
 
 # --- against torchvision itself -------------------------------------------------------------------------
 
-needs_tv = pytest.mark.skipif(not HAS_TORCHVISION, reason="torchvision is not installed (compare in a venv that has it)")
+needs_tv = pytest.mark.skipif(
+    not HAS_TORCHVISION, reason="torchvision is not installed (compare in a venv that has it)"
+)
 
 
 def _compare(ours, theirs, n_items: int = 6) -> None:
@@ -357,8 +361,11 @@ def test_download_true_replaces_nothing_it_cannot_verify_and_still_delivers(fam,
     # Without download, a root holding only the bad file has no dataset: torchvision's error, saying why.
     shutil.rmtree(raw / ".cache")
     shutil.rmtree(raw / ".downloaded")
-    with pytest.raises(RuntimeError, match=r"^Dataset not found\. You can use download=True to download it \("
-                       r".*t10k-images-idx3-ubyte\.gz: .*HTML page.*delete it or use download=True\)$"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"^Dataset not found\. You can use download=True to download it \("
+        r".*t10k-images-idx3-ubyte\.gz: .*HTML page.*delete it or use download=True\)$",
+    ):
         mk.MNIST(tmp_path, train=False)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from helpers import long_mode
+
 from test_sources import publish
 from torture_child import digest
 
@@ -36,7 +37,10 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="the 
 def child(home: Path, base: str, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, CHILD, str(home), base, *args],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
     )
 
 
@@ -72,14 +76,20 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(
         str(p.relative_to(folder))
         for p in folder.rglob("*")
-        if p.name.endswith((".part", ".part.json", ".tmp")) or p.name.startswith(".") and p.is_file()
+        if p.name.endswith((".part", ".part.json", ".tmp")) or (p.name.startswith(".") and p.is_file())
     )
 
 
 def expected_digest(synth) -> str:
     a = synth.arrays
-    return digest([a["train-images-idx3-ubyte.gz"].reshape(-1, 784), a["train-labels-idx1-ubyte.gz"],
-                   a["t10k-images-idx3-ubyte.gz"].reshape(-1, 784), a["t10k-labels-idx1-ubyte.gz"]])
+    return digest(
+        [
+            a["train-images-idx3-ubyte.gz"].reshape(-1, 784),
+            a["train-labels-idx1-ubyte.gz"],
+            a["t10k-images-idx3-ubyte.gz"].reshape(-1, 784),
+            a["t10k-labels-idx1-ubyte.gz"],
+        ]
+    )
 
 
 def spread(events: list[str], n: int, seed: int) -> list[int]:
@@ -116,8 +126,11 @@ def test_sigkill_at_spread_points_then_the_next_load_is_exact(synth, tmp_path, m
         again = finish(child(home, mirror))  # a fresh process, as the user's next call
         assert again["DIGEST"] == expected_digest(synth), f"wrong arrays after a kill at event {k} ({phase})"
         assert leftovers(home / synth.dataset.name) == [], f"after a kill at event {k} ({phase})"
-        tally.add(f"killed in {phase}: next load exact, nothing left over" if paused else
-                  "finished before the kill point: exact, nothing left over")
+        tally.add(
+            f"killed in {phase}: next load exact, nothing left over"
+            if paused
+            else "finished before the kill point: exact, nothing left over"
+        )
 
 
 def test_sigkill_between_verified_part_and_final_name(synth, tmp_path, mirror, tally):

@@ -100,7 +100,9 @@ def test_a_rebuild_goes_beside_an_entry_that_is_mapped(synth, home, windows_sema
 def test_verify_fix_rebuilds_an_entry_another_process_maps(synth, home, windows_semantics):
     synth.write(home)
     assert run_cli("download", "tiny").returncode == 0
-    (_x, _t), _ = load_mnist(normalize=False, dataset="tiny")  # this process maps it (kept bound); the CLI runs in a child
+    (_x, _t), _ = load_mnist(
+        normalize=False, dataset="tiny"
+    )  # this process maps it (kept bound); the CLI runs in a child
     npy = home / "tiny" / ".cache" / f"{IMAGES}.npy"
     with open(npy, "r+b") as fh:  # Windows lets a mapped file be written, not replaced or deleted
         fh.seek(-1, os.SEEK_END)
@@ -191,7 +193,9 @@ def test_the_lock_of_a_killed_holder_is_free_at_once(synth, home):
     """Popen.kill is SIGKILL on POSIX and TerminateProcess on Windows: either way the OS frees the lock."""
     child = subprocess.Popen(
         [sys.executable, "-c", LOCK_HOLDER.format(tests=str(Path(__file__).parent))],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=os.environ.copy(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=os.environ.copy(),
     )
     try:
         assert child.stdout.readline().strip() == b"HELD"

@@ -32,10 +32,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from helpers import make_synthetic  # noqa: E402
+from helpers import make_synthetic
 
-import mnistkit.idx  # noqa: E402
-from mnistkit import load_mnist, registry  # noqa: E402
+import mnistkit.idx
+from mnistkit import load_mnist, registry
 
 
 def digest(arrays) -> str:
@@ -90,7 +90,9 @@ class Tracer:
         try:
             if name == "open" and isinstance(args[0], str) and args[0].startswith(self.home):
                 mode, flags = args[1], args[2]
-                writing = (mode is not None and any(c in mode for c in "wax+")) or bool(flags & (os.O_WRONLY | os.O_RDWR))
+                writing = (mode is not None and any(c in mode for c in "wax+")) or bool(
+                    flags & (os.O_WRONLY | os.O_RDWR)
+                )
                 self.event(phase_of(args[0], writing), f"open {args[0]}")
             elif name in ("os.rename", "os.remove", "os.mkdir", "os.chmod") and str(args[0]).startswith(self.home):
                 self.event(phase_of(str(args[0]), False), f"{name} {args[0]}")

@@ -13,17 +13,23 @@ from pathlib import Path
 import nbformat
 
 CELLS = [
-    ("markdown", """# mnistkit quickstart
+    (
+        "markdown",
+        """# mnistkit quickstart
 
 Load MNIST, look at it, train a first classifier in a few lines of NumPy and look at its mistakes.
-The first load downloads MNIST (11 MB, verified) into your cache folder; later loads take milliseconds."""),
-    ("code", """import numpy as np
+The first load downloads MNIST (11 MB, verified) into your cache folder; later loads take milliseconds.""",
+    ),
+    (
+        "code",
+        """import numpy as np
 
 import mnistkit
 from mnistkit import img_show, load_mnist
 
 (x_train, t_train), (x_test, t_test) = load_mnist(normalize=True, flatten=True)
-x_train.shape, t_train[:10]"""),
+x_train.shape, t_train[:10]""",
+    ),
     ("markdown", "A dataset shows as a card: splits, classes, licence, where it is, a sample of each class."),
     ("code", 'mnistkit.get_dataset("mnist")'),
     ("markdown", "`img_show` shows one image inline, enlarged 8x without blur:"),
@@ -31,17 +37,26 @@ x_train.shape, t_train[:10]"""),
     ("markdown", "`mnistkit.grid` draws many samples at once: here the first ten of every class."),
     ("code", 'mnistkit.grid("mnist", per_class=10)'),
     ("markdown", "A first model: assign each test image to the class whose mean training image is nearest."),
-    ("code", """means = np.stack([x_train[t_train == c].mean(axis=0) for c in range(10)])
+    (
+        "code",
+        """means = np.stack([x_train[t_train == c].mean(axis=0) for c in range(10)])
 # squared distances to the 10 means, without a (10000, 10, 784) array
 dist = (x_test**2).sum(axis=1)[:, None] - 2 * x_test @ means.T + (means**2).sum(axis=1)
 pred = dist.argmin(axis=1)
-print(f"test accuracy: {(pred == t_test).mean():.4f}")"""),
+print(f"test accuracy: {(pred == t_test).mean():.4f}")""",
+    ),
     ("markdown", "Its mistakes, each captioned `label->prediction` and framed in red:"),
-    ("code", """mistakes = np.flatnonzero(pred != t_test)
-mnistkit.grid(x_test, t_test, predictions=pred, indices=mistakes[:20], dataset="mnist")"""),
+    (
+        "code",
+        """mistakes = np.flatnonzero(pred != t_test)
+mnistkit.grid(x_test, t_test, predictions=pred, indices=mistakes[:20], dataset="mnist")""",
+    ),
     ("markdown", "Mini-batches for your own training loop: each `for` loop over `train` is one shuffled epoch."),
-    ("code", """train = mnistkit.batches(x_train, t_train, batch_size=100, seed=0)
-train"""),
+    (
+        "code",
+        """train = mnistkit.batches(x_train, t_train, batch_size=100, seed=0)
+train""",
+    ),
 ]
 
 

@@ -104,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--extra", action="append", default=None, help="optional extras to pin too (default: test)")
     parser.add_argument("--pyproject", type=Path, default=ROOT / "pyproject.toml")
-    parser.add_argument("--verify", type=Path, metavar="FILE",
-                        help="check that this interpreter has exactly the pins of FILE installed")
+    parser.add_argument(
+        "--verify", type=Path, metavar="FILE", help="check that this interpreter has exactly the pins of FILE installed"
+    )
     args = parser.parse_args(argv)
     if args.verify:
         wrong = verify_installed(args.verify)

@@ -54,14 +54,17 @@ def execute(notebook: Path, home: Path, mirror: Path):
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "mnistkit", "language": "python"}))
     os.environ.update(
-        JUPYTER_PATH=str(home / "jupyter"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-        MNISTKIT_HOME=str(home / "data"), MNISTKIT_MIRROR=str(mirror),
+        JUPYTER_PATH=str(home / "jupyter"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        MNISTKIT_HOME=str(home / "data"),
+        MNISTKIT_MIRROR=str(mirror),
         MNISTKIT_OFFLINE="1",
     )
     nb = nbformat.read(notebook, as_version=4)
     started = time.perf_counter()
-    NotebookClient(nb, kernel_name="mnistkit-picture", timeout=600,
-                   resources={"metadata": {"path": str(home)}}).execute()
+    NotebookClient(
+        nb, kernel_name="mnistkit-picture", timeout=600, resources={"metadata": {"path": str(home)}}
+    ).execute()
     return nb, time.perf_counter() - started
 
 
@@ -171,8 +174,12 @@ def draw(nb, out: Path) -> tuple[int, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--notebook", type=Path, default=ROOT / "examples" / "quickstart.ipynb")
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data",
-                        help="a folder holding mnist/ with the four .gz files")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=ROOT.parent / "shared" / "data",
+        help="a folder holding mnist/ with the four .gz files",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "quickstart.png")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "notebooks.md")
     parser.add_argument("--repeat", type=int, default=3, help="cold + warm runs to take medians over (default 3)")
@@ -221,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
 
     nb_bytes = len(json.dumps(warm))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    doc = f"""# Notebooks: the quickstart in a real kernel
+    doc = (
+        f"""# Notebooks: the quickstart in a real kernel
 
 Written by `python tools/notebook_picture.py --repeat {args.repeat}` on {dt.date.today()}
 ({platform.python_implementation()} {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs shared
@@ -241,11 +249,14 @@ Per cell (last line of its code; run time in seconds; what the outputs hold):
 
 | cell | cold (s) | warm (s) | outputs |
 |---|---|---|---|
-""" + "\n".join(rows) + f"""
+"""
+        + "\n".join(rows)
+        + f"""
 
 The executed notebook is {nb_bytes:,} bytes of JSON; the picture above is {size[0]}x{size[1]} pixels,
 drawn from the last warm run's outputs (code and text in DejaVu fonts, the PNGs pasted as they are).
 """
+    )
     args.doc.write_text(doc, encoding="utf-8")
     print(f"wrote {args.out} ({size[0]}x{size[1]}) and {args.doc}; cold {whole(colds)} s, warm {whole(warms)} s")
     return 0

@@ -32,73 +32,173 @@ DOC = ROOT / "docs" / "reliability.md"
 
 #: (fault class, how it is injected, node id prefixes of the tests behind it)
 CATALOG: list[tuple[str, str, list[str]]] = [
-    ("IDX bytes: mangled valid files", "hypothesis: header lies (dims, rank, type, 2**64-byte sizes), bit flips, cuts, "
-     "insertions, appended zeros/garbage/streams, over raw/gzip/xz; judged against an independent reference decoder, "
-     "peak memory traced", ["tests/test_fuzz.py::test_mangled_files"]),
-    ("IDX bytes: arbitrary input", "hypothesis: random bytes after every known magic (IDX, gzip, xz, HTML, zip)",
-     ["tests/test_fuzz.py::test_arbitrary"]),
-    ("IDX bytes: known malformed files", "hand-written cases: empty, truncated anywhere, trailing bytes, bad type, "
-     "rank 0, HTML, zip, bz2, corrupt gzip/xz, 10**12-item header, sizes wrapping int64",
-     ["tests/test_idx.py::test_malformed", "tests/test_idx.py::test_header_claiming", "tests/test_fuzz.py::test_header",
-      "tests/test_fuzz.py::test_empty_array"]),
-    ("Archive bytes: mangled zip members", "hypothesis: bit flips, cuts, insertions and 4-byte overwrites (lying "
-     "sizes, offsets, method and flag fields) of a zip holding a gzip'd IDX member, read in place as EMNIST's "
-     "gzip.zip is; judged against the stdlib's zipfile reading the member whole, peak memory traced; a damaged "
-     "member of a served archive reported by name",
-     ["tests/test_fuzz.py::test_mangled_archives", "tests/test_fuzz.py::test_archive",
-      "tests/test_family.py::test_corrupted"]),
-    ("SIGKILL during a cold load", "subprocess stopped at seeded file-system events (open/write/rename/remove/mmap) "
-     "spread over lock, transfer, verification and cache writing; then a fresh process loads",
-     ["tests/test_torture.py::test_sigkill_at_spread", "tests/test_torture.py::test_sigkill_between",
-      "tests/test_store.py::test_cache_survives", "tests/test_sources.py::test_process_killed",
-      "tests/test_sources.py::test_complete_part"]),
-    ("Concurrent cold loads", "16 processes x 8 threads released together against one loopback server; then a lock "
-     "holder SIGKILLed mid cache write and another crowd", ["tests/test_torture.py::test_many",
-                                                            "tests/test_sources.py::test_eight_processes"]),
-    ("Read-only data folder", "a real read-only bind mount (unshare) holding a cache, only files, or nothing",
-     ["tests/test_hostile.py::test_read_only", "tests/test_store.py::test_read_only",
-      "tests/test_store.py::test_unwritable"]),
-    ("Full disk", "RLIMIT_FSIZE in a subprocess (SIGXFSZ ignored, so writes fail with EFBIG) during the download "
-     "and during the cache write", ["tests/test_hostile.py::test_full_disk"]),
-    ("Damaged cache entry", "bytes flipped in the .npy payload; truncation; garbled header or manifest",
-     ["tests/test_hostile.py::test_flipped", "tests/test_store.py::test_damaged"]),
-    ("Symlinks and odd paths", "data home, dataset folder or files as symlinks; a dangling link; spaces and "
-     "non-ASCII in the data home and a file:// mirror", ["tests/test_hostile.py::test_symlinked",
-                                                        "tests/test_hostile.py::test_dangling",
-                                                        "tests/test_hostile.py::test_path_with"]),
-    ("Lying server: lengths and encodings", "Content-Length longer/shorter than the body, announced 10**12 bytes, "
-     "an endless body, Content-Encoding: gzip on a .gz (mislabelled, or applied twice)",
-     ["tests/test_lying_server.py::test_content", "tests/test_lying_server.py::test_gzip",
-      "tests/test_lying_server.py::test_endless", "tests/test_lying_server.py::test_announced"]),
-    ("Lying server: redirects", "301/302/303/307/308 chains of 5 (followed) and 6 hops (refused), no Location, "
-     "a loop, https to http", ["tests/test_lying_server.py::test_redirect", "tests/test_sources.py::test_redirects",
-                               "tests/test_sources.py::test_https"]),
-    ("Failing mirrors", "403/404/410, 429 and 5xx, stalls (timeouts), a server trickling bytes (minimum rate), "
-     "dropped connections (resume), ignored Range, HTML pages, wrong bytes, an unresolvable host",
-     ["tests/test_sources.py::test_client_error", "tests/test_sources.py::test_503", "tests/test_sources.py::test_429",
-      "tests/test_sources.py::test_html", "tests/test_sources.py::test_dropped",
-      "tests/test_sources.py::test_server_ignoring", "tests/test_sources.py::test_slow",
-      "tests/test_sources.py::test_wrong_bytes", "tests/test_sources.py::test_every_source",
-      "tests/test_sources.py::test_trickling", "tests/test_sources.py::test_unresolvable"]),
-    ("Lying server: headers and validators", "status line and headers trickled a byte at a time, a malformed "
-     "redirect Location (`http://[::1/x`), a weak ETag with a server honouring If-Range as RFC 9110 says, "
-     "206 answers to requests sent without Range",
-     ["tests/test_sources.py::test_headers_trickled", "tests/test_sources.py::test_malformed_redirect",
-      "tests/test_sources.py::test_weak_etag", "tests/test_sources.py::test_strong_validators",
-      "tests/test_sources.py::test_206_to"]),
-    ("Broken transfers and stale .part files", "cuts after 1-3 bytes, every response cut after 8 kB, a mirror "
-     "abandoned mid-file with another behind it, a stale .part holding another file's prefix under this URL's "
-     "record", ["tests/test_sources.py::test_resume_after_a_cut", "tests/test_sources.py::test_retries_start",
-                "tests/test_sources.py::test_another_mirror", "tests/test_sources.py::test_stale_part"]),
-    ("Oversized local copies", "a folder mirror holding a labels file padded to 300 MB with zeros (sparse); "
-     "zero padding after gzip/xz streams past the bound",
-     ["tests/test_sources.py::test_folder_mirror_holding", "tests/test_idx.py::test_zero_padding"]),
-    ("Hostile settings", "MNISTKIT_TIMEOUT of 0, -1, nan, inf, -inf and text; a mirror URL with user:password",
-     ["tests/test_sources.py::test_bad_timeout", "tests/test_sources.py::test_credentials"]),
-    ("Hand-damaged data folders", "a wrong file of the user's under the published name, manifests that are "
-     "valid JSON of another shape, a regular file named .cache",
-     ["tests/test_store.py::test_wrong_hand_placed", "tests/test_store.py::test_manifest_of_another",
-      "tests/test_store.py::test_a_file_named_cache"]),
+    (
+        "IDX bytes: mangled valid files",
+        "hypothesis: header lies (dims, rank, type, 2**64-byte sizes), bit flips, cuts, "
+        "insertions, appended zeros/garbage/streams, over raw/gzip/xz; judged against an independent reference decoder, "
+        "peak memory traced",
+        ["tests/test_fuzz.py::test_mangled_files"],
+    ),
+    (
+        "IDX bytes: arbitrary input",
+        "hypothesis: random bytes after every known magic (IDX, gzip, xz, HTML, zip)",
+        ["tests/test_fuzz.py::test_arbitrary"],
+    ),
+    (
+        "IDX bytes: known malformed files",
+        "hand-written cases: empty, truncated anywhere, trailing bytes, bad type, "
+        "rank 0, HTML, zip, bz2, corrupt gzip/xz, 10**12-item header, sizes wrapping int64",
+        [
+            "tests/test_idx.py::test_malformed",
+            "tests/test_idx.py::test_header_claiming",
+            "tests/test_fuzz.py::test_header",
+            "tests/test_fuzz.py::test_empty_array",
+        ],
+    ),
+    (
+        "Archive bytes: mangled zip members",
+        "hypothesis: bit flips, cuts, insertions and 4-byte overwrites (lying "
+        "sizes, offsets, method and flag fields) of a zip holding a gzip'd IDX member, read in place as EMNIST's "
+        "gzip.zip is; judged against the stdlib's zipfile reading the member whole, peak memory traced; a damaged "
+        "member of a served archive reported by name",
+        [
+            "tests/test_fuzz.py::test_mangled_archives",
+            "tests/test_fuzz.py::test_archive",
+            "tests/test_family.py::test_corrupted",
+        ],
+    ),
+    (
+        "SIGKILL during a cold load",
+        "subprocess stopped at seeded file-system events (open/write/rename/remove/mmap) "
+        "spread over lock, transfer, verification and cache writing; then a fresh process loads",
+        [
+            "tests/test_torture.py::test_sigkill_at_spread",
+            "tests/test_torture.py::test_sigkill_between",
+            "tests/test_store.py::test_cache_survives",
+            "tests/test_sources.py::test_process_killed",
+            "tests/test_sources.py::test_complete_part",
+        ],
+    ),
+    (
+        "Concurrent cold loads",
+        "16 processes x 8 threads released together against one loopback server; then a lock "
+        "holder SIGKILLed mid cache write and another crowd",
+        ["tests/test_torture.py::test_many", "tests/test_sources.py::test_eight_processes"],
+    ),
+    (
+        "Read-only data folder",
+        "a real read-only bind mount (unshare) holding a cache, only files, or nothing",
+        [
+            "tests/test_hostile.py::test_read_only",
+            "tests/test_store.py::test_read_only",
+            "tests/test_store.py::test_unwritable",
+        ],
+    ),
+    (
+        "Full disk",
+        "RLIMIT_FSIZE in a subprocess (SIGXFSZ ignored, so writes fail with EFBIG) during the download "
+        "and during the cache write",
+        ["tests/test_hostile.py::test_full_disk"],
+    ),
+    (
+        "Damaged cache entry",
+        "bytes flipped in the .npy payload; truncation; garbled header or manifest",
+        ["tests/test_hostile.py::test_flipped", "tests/test_store.py::test_damaged"],
+    ),
+    (
+        "Symlinks and odd paths",
+        "data home, dataset folder or files as symlinks; a dangling link; spaces and "
+        "non-ASCII in the data home and a file:// mirror",
+        [
+            "tests/test_hostile.py::test_symlinked",
+            "tests/test_hostile.py::test_dangling",
+            "tests/test_hostile.py::test_path_with",
+        ],
+    ),
+    (
+        "Lying server: lengths and encodings",
+        "Content-Length longer/shorter than the body, announced 10**12 bytes, "
+        "an endless body, Content-Encoding: gzip on a .gz (mislabelled, or applied twice)",
+        [
+            "tests/test_lying_server.py::test_content",
+            "tests/test_lying_server.py::test_gzip",
+            "tests/test_lying_server.py::test_endless",
+            "tests/test_lying_server.py::test_announced",
+        ],
+    ),
+    (
+        "Lying server: redirects",
+        "301/302/303/307/308 chains of 5 (followed) and 6 hops (refused), no Location, a loop, https to http",
+        [
+            "tests/test_lying_server.py::test_redirect",
+            "tests/test_sources.py::test_redirects",
+            "tests/test_sources.py::test_https",
+        ],
+    ),
+    (
+        "Failing mirrors",
+        "403/404/410, 429 and 5xx, stalls (timeouts), a server trickling bytes (minimum rate), "
+        "dropped connections (resume), ignored Range, HTML pages, wrong bytes, an unresolvable host",
+        [
+            "tests/test_sources.py::test_client_error",
+            "tests/test_sources.py::test_503",
+            "tests/test_sources.py::test_429",
+            "tests/test_sources.py::test_html",
+            "tests/test_sources.py::test_dropped",
+            "tests/test_sources.py::test_server_ignoring",
+            "tests/test_sources.py::test_slow",
+            "tests/test_sources.py::test_wrong_bytes",
+            "tests/test_sources.py::test_every_source",
+            "tests/test_sources.py::test_trickling",
+            "tests/test_sources.py::test_unresolvable",
+        ],
+    ),
+    (
+        "Lying server: headers and validators",
+        "status line and headers trickled a byte at a time, a malformed "
+        "redirect Location (`http://[::1/x`), a weak ETag with a server honouring If-Range as RFC 9110 says, "
+        "206 answers to requests sent without Range",
+        [
+            "tests/test_sources.py::test_headers_trickled",
+            "tests/test_sources.py::test_malformed_redirect",
+            "tests/test_sources.py::test_weak_etag",
+            "tests/test_sources.py::test_strong_validators",
+            "tests/test_sources.py::test_206_to",
+        ],
+    ),
+    (
+        "Broken transfers and stale .part files",
+        "cuts after 1-3 bytes, every response cut after 8 kB, a mirror "
+        "abandoned mid-file with another behind it, a stale .part holding another file's prefix under this URL's "
+        "record",
+        [
+            "tests/test_sources.py::test_resume_after_a_cut",
+            "tests/test_sources.py::test_retries_start",
+            "tests/test_sources.py::test_another_mirror",
+            "tests/test_sources.py::test_stale_part",
+        ],
+    ),
+    (
+        "Oversized local copies",
+        "a folder mirror holding a labels file padded to 300 MB with zeros (sparse); "
+        "zero padding after gzip/xz streams past the bound",
+        ["tests/test_sources.py::test_folder_mirror_holding", "tests/test_idx.py::test_zero_padding"],
+    ),
+    (
+        "Hostile settings",
+        "MNISTKIT_TIMEOUT of 0, -1, nan, inf, -inf and text; a mirror URL with user:password",
+        ["tests/test_sources.py::test_bad_timeout", "tests/test_sources.py::test_credentials"],
+    ),
+    (
+        "Hand-damaged data folders",
+        "a wrong file of the user's under the published name, manifests that are "
+        "valid JSON of another shape, a regular file named .cache",
+        [
+            "tests/test_store.py::test_wrong_hand_placed",
+            "tests/test_store.py::test_manifest_of_another",
+            "tests/test_store.py::test_a_file_named_cache",
+        ],
+    ),
 ]
 
 FILES = sorted({prefix.split("::")[0] for _, _, prefixes in CATALOG for prefix in prefixes})
@@ -108,8 +208,12 @@ def run_pytest(long: bool, workdir: Path) -> tuple[dict[str, bool], dict[str, Co
     """Run the suites; returns (node id -> passed) and (node id -> outcome counts)."""
     junit, log = workdir / "junit.xml", workdir / "tally.jsonl"
     env = dict(os.environ, MNISTKIT_RELIABILITY_LOG=str(log), MNISTKIT_TORTURE_LONG="1" if long else "0")
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *FILES],
-                   cwd=ROOT, env=env, check=False)
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *FILES],
+        cwd=ROOT,
+        env=env,
+        check=False,
+    )
     passed = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
         node = case.get("classname", "").replace(".", "/") + ".py::" + case.get("name", "")
@@ -125,12 +229,20 @@ def run_pytest(long: bool, workdir: Path) -> tuple[dict[str, bool], dict[str, Co
 
 def run_atheris(seconds: int, target: str = "idx") -> dict:
     """Fuzz one target with atheris for ``seconds``; runs, and whether it ended clean."""
-    out = subprocess.run([sys.executable, str(ROOT / "fuzz" / "fuzz_idx.py"), "--target", target,
-                          f"-max_total_time={seconds}"],
-                         cwd=tempfile.gettempdir(), capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "fuzz" / "fuzz_idx.py"), "--target", target, f"-max_total_time={seconds}"],
+        cwd=tempfile.gettempdir(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     runs = re.search(r"Done (\d+) runs in (\d+) second", out.stderr)
-    return {"runs": int(runs.group(1)) if runs else 0, "seconds": int(runs.group(2)) if runs else seconds,
-            "clean": out.returncode == 0, "tail": out.stderr.strip().splitlines()[-12:]}
+    return {
+        "runs": int(runs.group(1)) if runs else 0,
+        "seconds": int(runs.group(2)) if runs else seconds,
+        "clean": out.returncode == 0,
+        "tail": out.stderr.strip().splitlines()[-12:],
+    }
 
 
 def rows(passed: dict[str, bool | None], tallies: dict[str, Counter]) -> list[tuple[str, str, int, str]]:
@@ -156,8 +268,10 @@ def rows(passed: dict[str, bool | None], tallies: dict[str, Counter]) -> list[tu
 
 _ATHERIS_ROWS = {
     "idx": ("IDX bytes: coverage-guided", "seeded with every type and container, same reference as above"),
-    "zip-member": ("Archive bytes: coverage-guided", "zipfile instrumented too, seeded with stored and deflated "
-                   "archives, same reference as above"),
+    "zip-member": (
+        "Archive bytes: coverage-guided",
+        "zipfile instrumented too, seeded with stored and deflated archives, same reference as above",
+    ),
 }
 
 
@@ -180,11 +294,14 @@ def render(table, long: bool, fuzz: dict[str, dict] | None, elapsed: float) -> s
         if fuzz is not None:
             result = fuzz[target]
             verdict = "no failure" if result["clean"] else "**FAILED** (see the crash-* file)"
-            lines.append(f"| {fault} | atheris (libFuzzer) for {result['seconds']} s, {how} | {result['runs']} | "
-                         f"{verdict} |")
+            lines.append(
+                f"| {fault} | atheris (libFuzzer) for {result['seconds']} s, {how} | {result['runs']} | {verdict} |"
+            )
         else:
-            lines.append(f"| {fault} | atheris (libFuzzer): `python fuzz/fuzz_idx.py --target {target} "
-                         "-max_total_time=60`, run by `--long` | not run | on demand |")
+            lines.append(
+                f"| {fault} | atheris (libFuzzer): `python fuzz/fuzz_idx.py --target {target} "
+                "-max_total_time=60`, run by `--long` | not run | on demand |"
+            )
     lines += ["", FINDINGS]
     return "\n".join(lines) + "\n"
 
@@ -233,10 +350,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         passed, tallies = run_pytest(args.long, Path(tmp))
     # The archive target gets a third of the time: its code under test is small and zipfile's is instrumented.
-    fuzz = {
-        "idx": run_atheris(args.fuzz_seconds, "idx"),
-        "zip-member": run_atheris(max(1, args.fuzz_seconds // 3), "zip-member"),
-    } if args.long else None
+    fuzz = (
+        {
+            "idx": run_atheris(args.fuzz_seconds, "idx"),
+            "zip-member": run_atheris(max(1, args.fuzz_seconds // 3), "zip-member"),
+        }
+        if args.long
+        else None
+    )
     table = rows(passed, tallies)
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text(render(table, args.long, fuzz, time.monotonic() - start), encoding="utf-8")

@@ -12,9 +12,7 @@ The public surface is small; everything else lives in modules by concern:
 PyTorch, TensorFlow and JAX glue, imported only when used.
 """
 
-
 from ._version import __version__
-
 from .api import label_mapping, load, load_mnist
 from .batching import batches, validation_split
 from .errors import (
@@ -28,43 +26,43 @@ from .errors import (
     MissingDependencyError,
     MissingFilesError,
     MnistkitError,
-    RegistryMismatchError,
     MnistkitWarning,
+    RegistryMismatchError,
 )
 from .idx import read_idx, write_idx
 from .registry import Dataset, datasets, get_dataset, register_dataset
 from .render import Picture, grid, img_show
 
 __all__ = [
-    "__version__",
-    "load_mnist",
-    "load",
-    "img_show",
-    "grid",
-    "Picture",
-    "batches",
-    "validation_split",
-    "get_dataset",
-    "register_dataset",
-    "Dataset",
-    "datasets",
-    "label_mapping",
-    "read_idx",
-    "write_idx",
-    "publish",
-    "verify_mirror",
-    "MnistkitError",
-    "MnistkitWarning",
     "ArgumentError",
     "ChecksumError",
     "DataFolderError",
+    "Dataset",
     "DownloadError",
     "FilesUnavailableError",
     "IdxFormatError",
     "LockTimeout",
     "MissingDependencyError",
     "MissingFilesError",
+    "MnistkitError",
+    "MnistkitWarning",
+    "Picture",
     "RegistryMismatchError",
+    "__version__",
+    "batches",
+    "datasets",
+    "get_dataset",
+    "grid",
+    "img_show",
+    "label_mapping",
+    "load",
+    "load_mnist",
+    "publish",
+    "read_idx",
+    "register_dataset",
+    "validation_split",
+    "verify_mirror",
+    "write_idx",
 ]
 
 

@@ -23,4 +23,3 @@ class _Lazy:
 
 
 log = _Lazy()
-

@@ -28,7 +28,7 @@ from .registry import Dataset, get_dataset
 from .settings import MirrorsLike, Settings
 from .store import Store
 
-__all__ = ["load", "load_mnist", "dataset_store", "label_mapping", "select_parts", "Part"]
+__all__ = ["Part", "dataset_store", "label_mapping", "load", "load_mnist", "select_parts"]
 
 ORIENTATIONS = ("upright", "stored")
 
@@ -193,8 +193,9 @@ def _one_error(errors: Sequence[BaseException], store: Store) -> BaseException:
     only_missing = [err for err in known if isinstance(err, MissingFilesError) and not isinstance(err, DownloadError)]
     if len(only_missing) == len(known):
         reasons = ", ".join(dict.fromkeys(err.reason for err in only_missing if err.reason))
-        return MissingFilesError(ds.name, list(dict.fromkeys(names)), only_missing[0].folder,
-                                 list(dict.fromkeys(urls)), reasons)
+        return MissingFilesError(
+            ds.name, list(dict.fromkeys(names)), only_missing[0].folder, list(dict.fromkeys(urls)), reasons
+        )
     attempts = []
     for err in known:
         if isinstance(err, DownloadError):
@@ -367,12 +368,14 @@ def load(
     ((10000, 784), dtype('uint8'), array([7, 2, 1], dtype=uint8))
     """
     ds = get_dataset(name)
-    store = dataset_store(
-        ds, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress, timeout=timeout
-    )
+    store = dataset_store(ds, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress, timeout=timeout)
     options = dict(
-        normalize=normalize, flatten=flatten, one_hot_label=one_hot_label, dtype=dtype,
-        orientation=orientation, label_table=label_table,
+        normalize=normalize,
+        flatten=flatten,
+        one_hot_label=one_hot_label,
+        dtype=dtype,
+        orientation=orientation,
+        label_table=label_table,
     )
     holdout = dict(validation=validation, validation_seed=validation_seed, stratify=stratify)
     out = _load_splits(store, [split], **options, **holdout)
@@ -421,8 +424,13 @@ def _load_splits(
         given = f"validation_seed={validation_seed!r}" if validation_seed is not None else "stratify=True"
         _warn(f"{given} is ignored: nothing is held out without validation=... (a count, a fraction or True)")
     parts = select_parts(
-        store, splits, orientation=orientation, label_table=label_table,
-        validation=validation, validation_seed=validation_seed, stratify=stratify,
+        store,
+        splits,
+        orientation=orientation,
+        label_table=label_table,
+        validation=validation,
+        validation_seed=validation_seed,
+        stratify=stratify,
     )
     if store.uncached:
         # A warning, not a log line: library users see it without configuring logging.
@@ -592,7 +600,6 @@ def label_mapping(
     found = Store(ds, data_home).candidates(archive)
     if found:
         from .archive import member_source, parse_mapping, read_member
-
         from .errors import IdxFormatError
 
         source = member_source(found[0], ds.mapping)
@@ -608,14 +615,19 @@ def label_mapping(
             warnings.warn(
                 f"{err}; the table returned is mnistkit's registry copy of the published mapping, and "
                 f"{found[0]} is not the published archive: delete it or run `mnistkit verify {ds.name}`",
-                MnistkitWarning, stacklevel=2,
+                MnistkitWarning,
+                stacklevel=2,
             )
             return table
         if published != table:
             from .errors import REPORT_HINT, RegistryMismatchError
 
-            differ = sorted(set(published) ^ set(table) | {k for k in published if table.get(k, published[k]) != published[k]})
-            shown = ", ".join(f"{k}: {published.get(k)!r} in the file, {table.get(k)!r} in the registry" for k in differ[:3])
+            differ = sorted(
+                set(published) ^ set(table) | {k for k in published if table.get(k, published[k]) != published[k]}
+            )
+            shown = ", ".join(
+                f"{k}: {published.get(k)!r} in the file, {table.get(k)!r} in the registry" for k in differ[:3]
+            )
             msg = (
                 f"{source} disagrees with mnistkit's registry table get_dataset({ds.name!r}).label_map() "
                 f"at {len(differ)} label(s) ({shown}); if the archive passes `mnistkit verify {ds.name}`, {REPORT_HINT}"
@@ -729,8 +741,12 @@ def load_mnist(
         dataset, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress, timeout=timeout
     )
     options = dict(
-        normalize=normalize, flatten=flatten, one_hot_label=one_hot_label, dtype=dtype,
-        orientation=orientation, label_table=label_table,
+        normalize=normalize,
+        flatten=flatten,
+        one_hot_label=one_hot_label,
+        dtype=dtype,
+        orientation=orientation,
+        label_table=label_table,
     )
     holdout = dict(validation=validation, validation_seed=validation_seed, stratify=stratify)
     parts = _load_splits(store, ["train", "test"], **options, **holdout)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import ArgumentError
 
-__all__ = ["Batches", "batches", "validation_split", "CLASSIC_VALIDATION_SIZE"]
+__all__ = ["CLASSIC_VALIDATION_SIZE", "Batches", "batches", "validation_split"]
 
 #: ``validation=True`` holds out this many images: the classic MNIST 50,000 / 10,000 split.
 CLASSIC_VALIDATION_SIZE = 10_000
@@ -79,8 +79,10 @@ class Batches:
         self.epoch = 0
 
     def __repr__(self) -> str:
-        order = "in order" if not self.shuffle else (
-            f"shuffled, seed {self._given_seed}" if self._given_seed is not None else "shuffled, random seed"
+        order = (
+            "in order"
+            if not self.shuffle
+            else (f"shuffled, seed {self._given_seed}" if self._given_seed is not None else "shuffled, random seed")
         )
         last = ", drop_last" if self.drop_last else ""
         return (

@@ -48,8 +48,6 @@ def _size(n: float | None) -> str:
     return ""  # pragma: no cover - the loop always returns
 
 
-
-
 def _exit_code(err: MnistkitError) -> int:
     if isinstance(err, ArgumentError):
         return EXIT_USAGE
@@ -59,8 +57,17 @@ def _exit_code(err: MnistkitError) -> int:
 
 
 #: Library keywords and the command-line flags that set them: errors read in the user's words.
-_FLAGS = {"dataset": "dataset", "data_home": "--data-home", "per_class": "--per-class", "scale": "--scale", "split": "--split",
-          "format": "--format", "index": "--index", "timeout": "--timeout", "out": "--out"}
+_FLAGS = {
+    "dataset": "dataset",
+    "data_home": "--data-home",
+    "per_class": "--per-class",
+    "scale": "--scale",
+    "split": "--split",
+    "format": "--format",
+    "index": "--index",
+    "timeout": "--timeout",
+    "out": "--out",
+}
 _KEYWORD = re.compile(r"\b(" + "|".join(_FLAGS) + r")=(\.\.\.)?")
 
 
@@ -143,10 +150,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
             widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     numeric = {i for i, head in enumerate(rows[0]) if head in ("download", "on disk")}
     for row in rows:
-        cells = [cell.rjust(w) if i in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
+        cells = [
+            cell.rjust(w) if i in numeric else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
         print("  ".join(cells).rstrip())
-    print("\ndownload: bytes fetched; on disk: what the dataset takes here now (files and cache); "
-          "source: where missing files come from first")
+    print(
+        "\ndownload: bytes fetched; on disk: what the dataset takes here now (files and cache); "
+        "source: where missing files come from first"
+    )
     if shared:
         print("* one archive, downloaded once and read by every dataset that shares it (EMNIST: 6)")
     if unknown:
@@ -171,7 +183,10 @@ def _cmd_download(args: argparse.Namespace) -> int:
             # Datasets that share an archive (EMNIST) fail the same way: say it once.
             text = str(err).split(": ", 1)[1] if str(err).startswith(ds.name + ": ") else str(err)
             if text in said:
-                print(f"mnistkit: error: {ds.name}: missing the same file(s) as {said[text]}, listed above", file=sys.stderr)
+                print(
+                    f"mnistkit: error: {ds.name}: missing the same file(s) as {said[text]}, listed above",
+                    file=sys.stderr,
+                )
             else:
                 said[text] = ds.name
                 _error(err)
@@ -406,8 +421,10 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     moved = sum(p.size for p in done if p.action == "uploaded")
     uploaded = sum(p.action == "uploaded" for p in done)
     skipped = sum(p.action == "skipped" for p in done)
-    print(f"{uploaded} uploaded ({_size(moved)}), {skipped} already there, "
-          f"{sum(p.action == 'index' for p in done)} index(es) written in {time.monotonic() - began:.1f} s")
+    print(
+        f"{uploaded} uploaded ({_size(moved)}), {skipped} already there, "
+        f"{sum(p.action == 'index' for p in done)} index(es) written in {time.monotonic() - began:.1f} s"
+    )
     return EXIT_OK
 
 
@@ -436,8 +453,10 @@ def _cmd_clean(args: argparse.Namespace) -> int:
             others = [n for n in _sharers(ds, spec) if n not in names]
             if others:  # one archive read by datasets not being cleaned: it stays
                 shown = _size(sum(f[2] for f in files))
-                print(f"{ds.name}: kept {spec.name} ({shown}), which {', '.join(others)} also read; "
-                      f"name them too (or `all`) to delete it")
+                print(
+                    f"{ds.name}: kept {spec.name} ({shown}), which {', '.join(others)} also read; "
+                    f"name them too (or `all`) to delete it"
+                )
                 continue
             planned.update(f[0] for f in files)
             plan.append((ds, store, spec, files))
@@ -446,8 +465,10 @@ def _cmd_clean(args: argparse.Namespace) -> int:
     for store in {id(store): store for _, store, _, _ in plan}.values():
         store.check_folder(store.cache_folder)  # a file (say a user's ".cache") where a folder of ours belongs
         if not os.access(store.folder, os.W_OK | os.X_OK):
-            msg = (f"cannot delete files in {store.folder}: it is read-only for you; "
-                   "nothing was deleted there or elsewhere")
+            msg = (
+                f"cannot delete files in {store.folder}: it is read-only for you; "
+                "nothing was deleted there or elsewhere"
+            )
             raise DataFolderError(msg)
     if args.dry_run:
         for _, _, _, files in plan:
@@ -468,8 +489,12 @@ def _cmd_clean(args: argparse.Namespace) -> int:
         # The question goes to stderr, as `rm -i` asks: with stdout sent to a file or a pipe
         # (`mnistkit clean > log`) it would land there and the command would seem to hang.
         try:
-            print(f"Delete {what}? Getting them back means downloading them again. [y/N] ", end="",
-                  file=sys.stderr, flush=True)
+            print(
+                f"Delete {what}? Getting them back means downloading them again. [y/N] ",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
             answer = sys.stdin.readline()  # "" at end of input (Ctrl-D): no
         except KeyboardInterrupt:  # Ctrl-C at the question: a no, said as such (exit 130)
             print("\nmnistkit: interrupted; nothing deleted", file=sys.stderr)
@@ -509,8 +534,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         partial = sorted(Path(args.out).glob(f"*{PARTIAL_SUFFIX}"))
         where = f" ({', '.join(p.name for p in partial)} holds what was written)" if partial else ""
-        print(f"mnistkit: interrupted: the export to {args.out} is unfinished{where}; "
-              "run the same command again to finish it", file=sys.stderr)
+        print(
+            f"mnistkit: interrupted: the export to {args.out} is unfinished{where}; "
+            "run the same command again to finish it",
+            file=sys.stderr,
+        )
         return _interrupted()
     print(f"wrote {len(written)} file(s) to {args.out}")
     return EXIT_OK
@@ -519,6 +547,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .errors import DataFolderError
     from .serve import serve
+
     root = args.settings.data_home
     if not root.is_dir():
         msg = f"the data folder {root} does not exist; run `mnistkit download` first or pass --data-home"
@@ -528,8 +557,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"serving on {server.url} (folder {root}); on other machines: MNISTKIT_MIRROR={server.url}", flush=True)
 
     try:
-        serve(root, args.host, args.port, ready=ready, header_timeout=args.header_timeout,
-              stall_timeout=args.stall_timeout, max_connections=args.max_connections)
+        serve(
+            root,
+            args.host,
+            args.port,
+            ready=ready,
+            header_timeout=args.header_timeout,
+            stall_timeout=args.stall_timeout,
+            max_connections=args.max_connections,
+        )
     except MnistkitError:  # already one sentence, with its own exit code (a taken port: 1)
         raise
     except OSError as err:  # the address: a host name that does not resolve, a port in use or not ours
@@ -617,7 +653,7 @@ def _reader_left() -> int:
 class _LowerLevelFormatter(logging.Formatter):
     """Log lines as ``mnistkit: warning: ...``: the level in lower case, as in every other CLI line."""
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+    def formatMessage(self, record: logging.LogRecord) -> str:
         return self._style.format(logging.makeLogRecord({**record.__dict__, "levelname": record.levelname.lower()}))
 
 
@@ -689,107 +725,200 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mnistkit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     parser.add_argument("--data-home", metavar="DIR", help="data folder (default: $MNISTKIT_HOME or the user cache)")
-    parser.add_argument("--mirror", action="append", metavar="URL",
-                        help="extra source tried before the built-in mirrors: an http(s):// or file:// URL, an fsspec "
-                        "URL such as s3://bucket/prefix (pip install 'mnistkit[cloud]'), or a folder holding "
-                        "<dataset>/<file>; repeatable (default: $MNISTKIT_MIRROR)")
-    parser.add_argument("--offline", action="store_true", default=None,
-                        help="never use the network (http(s), s3://, gs://, ...); folders and file:// sources still are "
-                        "(default: $MNISTKIT_OFFLINE)")
-    parser.add_argument("--timeout", type=float, metavar="SECONDS",
-                        help="seconds to connect and between bytes of a download (default: $MNISTKIT_TIMEOUT, "
-                        "else 10 and 30)")
+    parser.add_argument(
+        "--mirror",
+        action="append",
+        metavar="URL",
+        help="extra source tried before the built-in mirrors: an http(s):// or file:// URL, an fsspec "
+        "URL such as s3://bucket/prefix (pip install 'mnistkit[cloud]'), or a folder holding "
+        "<dataset>/<file>; repeatable (default: $MNISTKIT_MIRROR)",
+    )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        default=None,
+        help="never use the network (http(s), s3://, gs://, ...); folders and file:// sources still are "
+        "(default: $MNISTKIT_OFFLINE)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds to connect and between bytes of a download (default: $MNISTKIT_TIMEOUT, else 10 and 30)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     def command(name: str, func, help: str, example: str) -> argparse.ArgumentParser:  # noqa: A002
-        p = sub.add_parser(
-            name, help=help, description=help[0].upper() + help[1:] + ".", epilog=f"example: {example}"
-        )
+        p = sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", epilog=f"example: {example}")
         p.set_defaults(func=func)
         return p
 
     command("list", _cmd_list, "list every dataset with its size, classes and whether it is here", "mnistkit list")
 
-    p = command("download", _cmd_download, "download, verify and cache datasets ahead of time",
-                "mnistkit download mnist")
+    p = command(
+        "download", _cmd_download, "download, verify and cache datasets ahead of time", "mnistkit download mnist"
+    )
     p.add_argument("names", nargs="+", metavar="NAME", help="dataset names, or 'all'")
 
-    p = command("info", _cmd_info, "splits, shapes, classes, checksums, paths, license and citation",
-                "mnistkit info mnist --json")
+    p = command(
+        "info",
+        _cmd_info,
+        "splits, shapes, classes, checksums, paths, license and citation",
+        "mnistkit info mnist --json",
+    )
     p.add_argument("name", metavar="NAME")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
-    p = command("show", _cmd_show, "print an image in the terminal with its label",
-                "mnistkit show mnist --split test --index 0 --png seven.png")
+    p = command(
+        "show",
+        _cmd_show,
+        "print an image in the terminal with its label",
+        "mnistkit show mnist --split test --index 0 --png seven.png",
+    )
     p.add_argument("name", nargs="?", default="mnist", help="dataset name (default: mnist)")
     p.add_argument("--split", default="train", help="split (default: train)")
     p.add_argument("--index", type=_whole, default=0, help="image number; negative counts from the end (default: 0)")
     p.add_argument("--png", metavar="FILE", help="also save the image as a PNG (a name ending in .png)")
-    p.add_argument("--scale", type=_in_range(1, MAX_SCALE), default=None, metavar=f"1..{MAX_SCALE}",
-                   help="PNG enlargement factor, with --png (default: 8)")
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
-                   help="grey half blocks (always), a character ramp (never), or by terminal (auto)")
+    p.add_argument(
+        "--scale",
+        type=_in_range(1, MAX_SCALE),
+        default=None,
+        metavar=f"1..{MAX_SCALE}",
+        help="PNG enlargement factor, with --png (default: 8)",
+    )
+    p.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="grey half blocks (always), a character ramp (never), or by terminal (auto)",
+    )
 
-    p = command("grid", _cmd_grid, "save a montage: a labelled row of samples per class",
-                "mnistkit grid mnist --per-class 10 --png digits.png")
+    p = command(
+        "grid",
+        _cmd_grid,
+        "save a montage: a labelled row of samples per class",
+        "mnistkit grid mnist --per-class 10 --png digits.png",
+    )
     p.add_argument("name", metavar="NAME")
     p.add_argument("--split", default="train", help="split (default: train)")
-    p.add_argument("--per-class", type=_in_range(1, 1000), default=8, metavar="K",
-                   help="samples per class, 1 or more (default: 8; the picture may be at most 16384 pixels wide)")
+    p.add_argument(
+        "--per-class",
+        type=_in_range(1, 1000),
+        default=8,
+        metavar="K",
+        help="samples per class, 1 or more (default: 8; the picture may be at most 16384 pixels wide)",
+    )
     p.add_argument("--scale", type=_in_range(1, 16), default=2, metavar="1..16", help="enlargement factor (default: 2)")
     p.add_argument("--png", metavar="FILE", required=True, help="the PNG to write (a name ending in .png)")
 
-    p = command("verify", _cmd_verify, "re-hash every downloaded file and cache entry against the registry",
-                "mnistkit verify mnist --fix")
+    p = command(
+        "verify",
+        _cmd_verify,
+        "re-hash every downloaded file and cache entry against the registry",
+        "mnistkit verify mnist --fix",
+    )
     p.add_argument("name", nargs="?", metavar="NAME", help="one dataset (default: all that are here)")
     p.add_argument("--fix", action="store_true", help="delete bad copies and fetch or rebuild them")
     # Its own dest: the global --mirror (sources to download from) must not be overwritten by this one.
-    p.add_argument("--mirror", dest="mirror_src", metavar="SRC",
-                   help="check a mirror where it is instead (folder, http(s):// or fsspec URL such as "
-                        "s3://bucket/prefix): every file read and verified, sizes and checksums compared "
-                        "with its index.json")
+    p.add_argument(
+        "--mirror",
+        dest="mirror_src",
+        metavar="SRC",
+        help="check a mirror where it is instead (folder, http(s):// or fsspec URL such as "
+        "s3://bucket/prefix): every file read and verified, sizes and checksums compared "
+        "with its index.json",
+    )
 
-    p = command("publish", _cmd_publish,
-                "copy verified files to a folder or object store as a mirror, with an index of sizes and checksums",
-                "mnistkit publish s3://bucket/mnistkit mnist fashion-mnist")
+    p = command(
+        "publish",
+        _cmd_publish,
+        "copy verified files to a folder or object store as a mirror, with an index of sizes and checksums",
+        "mnistkit publish s3://bucket/mnistkit mnist fashion-mnist",
+    )
     p.add_argument("dest", metavar="DEST", help="folder, file:// or fsspec URL (s3://, gs://, az://, sftp://, ...)")
-    p.add_argument("names", nargs="*", metavar="NAME",
-                   help="datasets to publish, downloaded first if need be (default: those in the data folder)")
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="datasets to publish, downloaded first if need be (default: those in the data folder)",
+    )
 
-    p = command("clean", _cmd_clean, "delete downloaded files and cache entries, saying how much was freed",
-                "mnistkit clean mnist --dry-run")
+    p = command(
+        "clean",
+        _cmd_clean,
+        "delete downloaded files and cache entries, saying how much was freed",
+        "mnistkit clean mnist --dry-run",
+    )
     p.add_argument("names", nargs="*", metavar="NAME", help="datasets, or 'all' (default: all)")
-    p.add_argument("--cache-only", action="store_true",
-                   help="delete only caches and unfinished downloads (rebuilt as needed; never asks)")
-    p.add_argument("--yes", "-y", action="store_true",
-                   help="delete downloaded and hand-placed files without asking (asked on a terminal, "
-                   "else required)")
+    p.add_argument(
+        "--cache-only",
+        action="store_true",
+        help="delete only caches and unfinished downloads (rebuilt as needed; never asks)",
+    )
+    p.add_argument(
+        "--yes",
+        "-y",
+        action="store_true",
+        help="delete downloaded and hand-placed files without asking (asked on a terminal, else required)",
+    )
     p.add_argument("--dry-run", "-n", action="store_true", help="list what would be deleted; delete nothing")
 
     from .export import FORMATS
 
-    p = command("export", _cmd_export, "write a dataset as PNG folders per class, CSV or .npz",
-                "mnistkit export mnist --format png --out mnist-png")
+    p = command(
+        "export",
+        _cmd_export,
+        "write a dataset as PNG folders per class, CSV or .npz",
+        "mnistkit export mnist --format png --out mnist-png",
+    )
     p.add_argument("name", metavar="NAME")
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
     p.add_argument("--split", action="append", metavar="S", help="only this split (repeatable; default: all)")
 
-    p = command("serve", _cmd_serve, "serve the data folder read-only over HTTP as a mirror",
-                "mnistkit serve --host 0.0.0.0 --port 8000, then MNISTKIT_MIRROR=http://HOST:8000 elsewhere")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 exposes it to the network)")
-    p.add_argument("--port", type=_in_range(0, 65535), default=8000, metavar="PORT", help="port (default: 8000; 0 picks a free one)")
+    p = command(
+        "serve",
+        _cmd_serve,
+        "serve the data folder read-only over HTTP as a mirror",
+        "mnistkit serve --host 0.0.0.0 --port 8000, then MNISTKIT_MIRROR=http://HOST:8000 elsewhere",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 exposes it to the network)",
+    )
+    p.add_argument(
+        "--port",
+        type=_in_range(0, 65535),
+        default=8000,
+        metavar="PORT",
+        help="port (default: 8000; 0 picks a free one)",
+    )
     # Defaults as literals (equal to mnistkit.serve's, a test checks): importing the server here would
     # slow every command.
-    p.add_argument("--header-timeout", type=_serve_seconds, default=10.0, metavar="S",
-                   help="drop a client whose request head is not complete within S seconds (default: %(default)g)")
-    p.add_argument("--stall-timeout", type=_serve_seconds, default=30.0, metavar="S",
-                   help="drop a client whose request body, or any 256 KiB of whose download, takes longer than "
-                   "S seconds (default: %(default)g)")
-    p.add_argument("--max-connections", type=_serve_count, default=2000, metavar="N",
-                   help="connections at once; more are answered 503, retry later (default: %(default)s)")
+    p.add_argument(
+        "--header-timeout",
+        type=_serve_seconds,
+        default=10.0,
+        metavar="S",
+        help="drop a client whose request head is not complete within S seconds (default: %(default)g)",
+    )
+    p.add_argument(
+        "--stall-timeout",
+        type=_serve_seconds,
+        default=30.0,
+        metavar="S",
+        help="drop a client whose request body, or any 256 KiB of whose download, takes longer than "
+        "S seconds (default: %(default)g)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=_serve_count,
+        default=2000,
+        metavar="N",
+        help="connections at once; more are answered 503, retry later (default: %(default)s)",
+    )
     return parser
 
 
@@ -814,8 +943,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ArgumentError("--mirror " + str(err).removeprefix("mirrors: ")) from None  # the flag's words
         _check_home_folder(args)
         if sys.stdout is None:  # `mnistkit list >&-`: Python gives no stdout object at all
-            msg = ("standard output is closed; give the command somewhere to write "
-                   "(a terminal, a file, a pipe, or >/dev/null to discard it)")
+            msg = (
+                "standard output is closed; give the command somewhere to write "
+                "(a terminal, a file, a pipe, or >/dev/null to discard it)"
+            )
             raise OutputError(msg)
         _tolerant_output()
         code = args.func(args)
@@ -835,6 +966,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mnistkit: error: {where}{err.strerror or err}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("mnistkit: interrupted; nothing half-written is kept under a final name: "
-              "run the same command again to go on", file=sys.stderr)
+        print(
+            "mnistkit: interrupted; nothing half-written is kept under a final name: "
+            "run the same command again to go on",
+            file=sys.stderr,
+        )
         return _interrupted()

@@ -307,8 +307,7 @@ class MissingDependencyError(MnistkitError, ImportError):
         self.package = package
         self.extra = extra
         super().__init__(
-            f"this feature needs {package}, which is not installed; "
-            f"install it with: pip install 'mnistkit[{extra}]'"
+            f"this feature needs {package}, which is not installed; install it with: pip install 'mnistkit[{extra}]'"
         )
 
     def __reduce__(self):

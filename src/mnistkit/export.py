@@ -170,7 +170,11 @@ def _read_record(folder: Path) -> dict | None:
 
 
 def export_png_split(
-    images: np.ndarray, labels: np.ndarray, classes: Sequence[str], out: Path, record: dict,
+    images: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[str],
+    out: Path,
+    record: dict,
     progress: bool | None = None,
 ) -> list[Path]:
     """Write one split as ``out/<class folder>/<index>.png``, visible under ``out`` only when whole.
@@ -217,7 +221,11 @@ def _export_lock(folder: Path, progress: bool | None) -> Iterator[None]:
 
 
 def _export_png_split(
-    images: np.ndarray, labels: np.ndarray, classes: Sequence[str], out: Path, record: dict,
+    images: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[str],
+    out: Path,
+    record: dict,
     progress: bool | None = None,
 ) -> list[Path]:
     partial = out.with_name(out.name + PARTIAL_SUFFIX)
@@ -226,8 +234,10 @@ def _export_png_split(
     numbers = class_numbers(labels)
 
     def final_paths(root: Path) -> list[Path]:
-        return [root / (folders[int(n)] if 0 <= int(n) < len(folders) else str(int(n))) / name
-                for n, name in zip(numbers, names, strict=True)]
+        return [
+            root / (folders[int(n)] if 0 <= int(n) < len(folders) else str(int(n))) / name
+            for n, name in zip(numbers, names, strict=True)
+        ]
 
     if out.exists():
         if _read_record(out) == record:
@@ -280,7 +290,8 @@ def write_csv(images: np.ndarray, labels: np.ndarray, path: Path, progress: bool
                 block = flat[start : start + _CSV_ROWS]
                 cells = text[block] if text is not None else block.astype(str)
                 lines = (
-                    f"{int(label)},{','.join(row)}\n" for label, row in zip(numbers[start : start + len(block)], cells, strict=True)
+                    f"{int(label)},{','.join(row)}\n"
+                    for label, row in zip(numbers[start : start + len(block)], cells, strict=True)
                 )
                 fh.writelines(lines)
                 if bar is not None:

@@ -27,7 +27,6 @@ import numpy as np
 from .errors import ArgumentError, IdxFormatError
 
 
-
 def _zlib_module():
     """zlib-ng (about 1.8x faster than the stdlib's zlib at gzip), imported when first needed."""
     try:
@@ -38,14 +37,15 @@ def _zlib_module():
         return zlib
     return zlib_ng
 
+
 __all__ = [
     "IDX_TYPES",
     "IdxHeader",
-    "sniff",
-    "parse_header",
-    "open_payload",
-    "read_idx",
     "encode_idx",
+    "open_payload",
+    "parse_header",
+    "read_idx",
+    "sniff",
     "write_idx",
 ]
 
@@ -127,9 +127,7 @@ class IdxHeader:
 
     def to_bytes(self) -> bytes:
         """The header exactly as it is stored."""
-        return bytes((0, 0, self.type_code, len(self.shape))) + struct.pack(
-            f">{len(self.shape)}I", *self.shape
-        )
+        return bytes((0, 0, self.type_code, len(self.shape))) + struct.pack(f">{len(self.shape)}I", *self.shape)
 
 
 def sniff(head: bytes) -> str:

@@ -173,7 +173,11 @@ def verify(src: Source, spec: FileSpec, *, sink: Sink | None = None, source: str
         _, want = split_digest(spec.decoded_sha256)
         if actual != "sha256:" + want:
             raise ChecksumError(name, "sha256", want, actual.split(":", 1)[1], _hint(spec))
-    elif (compressed := spec.sha256 or spec.md5) and not isinstance(src, (bytes, bytearray, memoryview)) and not hasattr(src, "read"):
+    elif (
+        (compressed := spec.sha256 or spec.md5)
+        and not isinstance(src, (bytes, bytearray, memoryview))
+        and not hasattr(src, "read")
+    ):
         # No decoded checksum is published for this file: fall back to the compressed one's.
         # (A stream is an archive member: the archive's own checksum vouched for it.)
         algo, want = split_digest(compressed)

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-__all__ = ["mnist", "fashion_mnist", "datasets", "keras_datasets_folder"]
+__all__ = ["datasets", "fashion_mnist", "keras_datasets_folder", "mnist"]
 
 #: SHA-256 of the ``mnist.npz`` Keras downloads (the ``file_hash`` Keras itself pins).
 KERAS_MNIST_NPZ_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"

@@ -166,11 +166,14 @@ def local_files(store: Store, spec: FileSpec) -> list[tuple[Path, str, int]]:
         ("data", store.candidates(spec)),
         ("partial", [part, record_path(part)]),
         # the manifest first: deleted before the .npy, an entry still in use (Windows) is dead at once
-        ("cache", [
-            store.cache_paths(spec)[1],
-            *store.entry_files(spec),
-            *store.cache_folder.glob(f"{temp_prefix(spec.stem)}*.tmp"),
-        ]),
+        (
+            "cache",
+            [
+                store.cache_paths(spec)[1],
+                *store.entry_files(spec),
+                *store.cache_folder.glob(f"{temp_prefix(spec.stem)}*.tmp"),
+            ],
+        ),
     )
     found = []
     for kind, paths in groups:
@@ -182,9 +185,7 @@ def local_files(store: Store, spec: FileSpec) -> list[tuple[Path, str, int]]:
     return found
 
 
-def clean(
-    store: Store, spec: FileSpec, kinds: tuple[str, ...] = KINDS, in_use: list[Path] | None = None
-) -> int:
+def clean(store: Store, spec: FileSpec, kinds: tuple[str, ...] = KINDS, in_use: list[Path] | None = None) -> int:
     """Delete the local copies of ``spec`` of the given kinds (see :func:`local_files`): by default all.
 
     All or nothing: a file standing where one of the store's folders belongs is reported

@@ -31,7 +31,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ._log import log
@@ -44,7 +44,7 @@ from .settings import Settings
 INDEX_NAME = "index.json"
 INDEX_FORMAT = 1
 
-__all__ = ["publish", "verify_mirror", "Published", "MirrorFinding", "INDEX_NAME", "StorageError"]
+__all__ = ["INDEX_NAME", "MirrorFinding", "Published", "StorageError", "publish", "verify_mirror"]
 
 
 @dataclass(frozen=True)
@@ -250,8 +250,16 @@ def publish(
         }
         data = json.dumps(index, indent=1, sort_keys=True).encode()
         place.put_bytes(data, f"{folder}/{INDEX_NAME}")
-        note(Published(folder, INDEX_NAME, place.url(f"{folder}/{INDEX_NAME}"), len(data),
-                       "sha256:" + hashlib.sha256(data).hexdigest(), "index"))
+        note(
+            Published(
+                folder,
+                INDEX_NAME,
+                place.url(f"{folder}/{INDEX_NAME}"),
+                len(data),
+                "sha256:" + hashlib.sha256(data).hexdigest(),
+                "index",
+            )
+        )
     return done
 
 

@@ -18,7 +18,7 @@ from .errors import MnistkitError
 if TYPE_CHECKING:  # pragma: no cover
     from .registry import Dataset
 
-__all__ = ["in_kernel", "widgets_available", "display", "progress_bar", "dataset_card_html"]
+__all__ = ["dataset_card_html", "display", "in_kernel", "progress_bar", "widgets_available"]
 
 
 def _shell() -> Any:

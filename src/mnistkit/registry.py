@@ -354,9 +354,7 @@ _MNIST_LAYOUT = {  # published name -> shape, shared by the datasets that copy M
 }
 
 
-def _mnist_layout(
-    pins: dict[str, tuple[int, str, str]], decoded: dict[str, str] | None = None
-) -> tuple[FileSpec, ...]:
+def _mnist_layout(pins: dict[str, tuple[int, str, str]], decoded: dict[str, str] | None = None) -> tuple[FileSpec, ...]:
     """MNIST's four files with other content.
 
     ``pins`` maps name -> (size, md5, sha256) of the published .gz; ``decoded`` maps name -> the
@@ -388,10 +386,26 @@ FASHION_MNIST = Dataset(
     title="Fashion-MNIST: Zalando article images",
     files=_mnist_layout(
         {
-            "train-images-idx3-ubyte.gz": (26421880, "8d4fb7e6c68d591d4c3dfef9ec88bf0d", "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
-            "train-labels-idx1-ubyte.gz": (29515, "25c81989df183df01b3e8a0aad5dffbe", "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"),
-            "t10k-images-idx3-ubyte.gz": (4422102, "bef4ecab320f06d8554ea6380940ec79", "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
-            "t10k-labels-idx1-ubyte.gz": (5148, "bb300cfdad3c16e7a12a480ee83cd310", "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
+            "train-images-idx3-ubyte.gz": (
+                26421880,
+                "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+            ),
+            "train-labels-idx1-ubyte.gz": (
+                29515,
+                "25c81989df183df01b3e8a0aad5dffbe",
+                "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+            ),
+            "t10k-images-idx3-ubyte.gz": (
+                4422102,
+                "bef4ecab320f06d8554ea6380940ec79",
+                "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+            ),
+            "t10k-labels-idx1-ubyte.gz": (
+                5148,
+                "bb300cfdad3c16e7a12a480ee83cd310",
+                "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+            ),
         },
         decoded={
             "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
@@ -422,10 +436,26 @@ KMNIST = Dataset(
     title="Kuzushiji-MNIST: cursive Japanese (Hiragana) characters",
     files=_mnist_layout(
         {
-            "train-images-idx3-ubyte.gz": (18165135, "bdb82020997e1d708af4cf47b453dcf7", "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4"),
-            "train-labels-idx1-ubyte.gz": (29497, "e144d726b3acfaa3e44228e80efcd344", "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17"),
-            "t10k-images-idx3-ubyte.gz": (3041136, "5c965bf0a639b31b8f53240b1b52f4d7", "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5"),
-            "t10k-labels-idx1-ubyte.gz": (5120, "7320c461ea6c1c855c0b718fb2a4b134", "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c"),
+            "train-images-idx3-ubyte.gz": (
+                18165135,
+                "bdb82020997e1d708af4cf47b453dcf7",
+                "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4",
+            ),
+            "train-labels-idx1-ubyte.gz": (
+                29497,
+                "e144d726b3acfaa3e44228e80efcd344",
+                "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17",
+            ),
+            "t10k-images-idx3-ubyte.gz": (
+                3041136,
+                "5c965bf0a639b31b8f53240b1b52f4d7",
+                "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5",
+            ),
+            "t10k-labels-idx1-ubyte.gz": (
+                5120,
+                "7320c461ea6c1c855c0b718fb2a4b134",
+                "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c",
+            ),
         },
         decoded={  # train images: not measured (not available here)
             "train-labels-idx1-ubyte.gz": "2a16eeae62da984b8bd24fa32e31d47291f01dac3fe84d5594f304f71e7d374b",
@@ -495,7 +525,12 @@ def emnist_split(
             size = member_sizes.get(f"{part}-{what.split('-')[0]}")
             files.append(
                 idx_file(
-                    name, shape, archive=EMNIST_ARCHIVE.name, member=f"gzip/{name}", transposed=what[0] == "i", size=size
+                    name,
+                    shape,
+                    archive=EMNIST_ARCHIVE.name,
+                    member=f"gzip/{name}",
+                    transposed=what[0] == "i",
+                    size=size,
                 )
             )
     return Dataset(
@@ -608,7 +643,14 @@ QMNIST = Dataset(
     ),
     # Columns of the int32 label table (QMNIST README): the class first, then where the digit comes from.
     label_columns=(
-        "class", "hsf_series", "writer_id", "digit_index", "nist_class_code", "nist_index", "duplicate", "unused",
+        "class",
+        "hsf_series",
+        "writer_id",
+        "digit_index",
+        "nist_class_code",
+        "nist_index",
+        "duplicate",
+        "unused",
     ),
 )
 

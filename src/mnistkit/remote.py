@@ -82,13 +82,28 @@ _CREDENTIAL_HINTS = {
     "az": "set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME with a key or `az login`",
 }
 _CREDENTIAL_ERRORS = {
-    "NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError", "DefaultCredentialsError",
-    "ClientAuthenticationError", "RefreshError", "AuthenticationException", "PasswordRequiredException",
+    "NoCredentialsError",
+    "PartialCredentialsError",
+    "CredentialRetrievalError",
+    "DefaultCredentialsError",
+    "ClientAuthenticationError",
+    "RefreshError",
+    "AuthenticationException",
+    "PasswordRequiredException",
 }
 _TRANSIENT_ERRORS = {
-    "EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
-    "ClientConnectorError", "ServerDisconnectedError", "ClientOSError", "ClientPayloadError",
-    "ServerTimeoutError", "ResponseStreamingError", "IncompleteReadError", "SSHException",
+    "EndpointConnectionError",
+    "ConnectTimeoutError",
+    "ReadTimeoutError",
+    "ConnectionClosedError",
+    "ClientConnectorError",
+    "ServerDisconnectedError",
+    "ClientOSError",
+    "ClientPayloadError",
+    "ServerTimeoutError",
+    "ResponseStreamingError",
+    "IncompleteReadError",
+    "SSHException",
 }
 _BLOCK = 1 << 20
 #: Bytes per read from a remote object: each read is one ranged GET on object stores, whose fixed cost
@@ -134,8 +149,24 @@ def scheme_of(location: str) -> str | None:
 #: fsspec protocols mnistkit documents, known even where fsspec is not installed (so that a
 #: mirror list can be checked, and a missing package named, without importing it).
 _DOCUMENTED_PROTOCOLS = {
-    "s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "hdfs", "webhdfs", "sftp", "ssh", "ftp",
-    "memory", "local", "simplecache", "filecache", "blockcache",
+    "s3",
+    "s3a",
+    "gs",
+    "gcs",
+    "az",
+    "abfs",
+    "abfss",
+    "adl",
+    "hdfs",
+    "webhdfs",
+    "sftp",
+    "ssh",
+    "ftp",
+    "memory",
+    "local",
+    "simplecache",
+    "filecache",
+    "blockcache",
 }
 
 
@@ -396,8 +427,15 @@ def _transfer(dl: Downloader, fs, path: str, url: str, spec: FileSpec, part: Pat
                     yield chunk
 
             received = stream_body(
-                blocks(), fout, spec, start=have, kept_head=kept, clock=dl.clock, min_rate=dl.retry.min_rate,
-                grace=2 * dl.retry.read_timeout, progress=bar.update if bar is not None else None,
+                blocks(),
+                fout,
+                spec,
+                start=have,
+                kept_head=kept,
+                clock=dl.clock,
+                min_rate=dl.retry.min_rate,
+                grace=2 * dl.retry.read_timeout,
+                progress=bar.update if bar is not None else None,
             )
     except SourceFailed as err:
         if err.discard or not err.transient:
@@ -574,8 +612,13 @@ class RemotePlace(Place):
 
             from fsspec.callbacks import TqdmCallback
 
-            bar = {"desc": rel.rsplit("/", 1)[-1], "unit": "B", "unit_scale": True, "unit_divisor": 1024,
-                   "file": sys.stderr}
+            bar = {
+                "desc": rel.rsplit("/", 1)[-1],
+                "unit": "B",
+                "unit_scale": True,
+                "unit_divisor": 1024,
+                "file": sys.stderr,
+            }
             self.fs.put_file(str(local), target, callback=TqdmCallback(tqdm_kwargs=bar))
 
         self._put(rel, upload)
@@ -657,8 +700,9 @@ class HttpPlace(Place):
         import requests
 
         try:
-            resp = self.session.get(join(self.base, rel), stream=stream, timeout=(10, 30),
-                                    headers={"Accept-Encoding": "identity"})
+            resp = self.session.get(
+                join(self.base, rel), stream=stream, timeout=(10, 30), headers={"Accept-Encoding": "identity"}
+            )
         except requests.RequestException as err:
             msg = f"{self.url(rel)}: {_short(err)}"
             raise StorageError(msg) from None
@@ -697,8 +741,7 @@ class HttpPlace(Place):
 
     def put_file(self, local: Path, rel: str, progress: bool = False) -> None:
         msg = (
-            f"{self.base}: an HTTP mirror is read-only; publish to a folder (then `mnistkit serve` it) "
-            f"or an fsspec URL"
+            f"{self.base}: an HTTP mirror is read-only; publish to a folder (then `mnistkit serve` it) or an fsspec URL"
         )
         raise ArgumentError(msg)
 

@@ -23,7 +23,7 @@ from .errors import ArgumentError, MnistkitError, cannot_write
 if TYPE_CHECKING:
     from .registry import Dataset
 
-__all__ = ["as_image", "terminal_lines", "save_png", "Picture", "grid", "img_show", "has_display"]
+__all__ = ["Picture", "as_image", "grid", "has_display", "img_show", "save_png", "terminal_lines"]
 
 #: Pixels between montage cells and around the montage, before scaling.
 MONTAGE_PAD = 2
@@ -429,7 +429,9 @@ def grid(
     from .registry import Dataset, get_dataset
 
     for name, value, minimum in (("scale", scale, 1), ("per_class", per_class, 1), ("columns", columns, 1)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum
+        ):
             msg = f"{name}={value!r}: expected an integer >= {minimum}"
             raise ArgumentError(msg)
     ds = None
@@ -582,8 +584,9 @@ def _per_class(images, labels, predictions, classes, per_class, scale) -> Pictur
             x = x0 + col * (cell_w + pad)
             sheet.paste(Image.fromarray(_cell_pixels(images[index], scale), mode="L"), (x, y))
             if predictions is not None and predictions[index] != row:
-                draw.rectangle((x - frame, y - frame, x + cell_w + frame - 1, y + cell_h + frame - 1),
-                               outline=_RED, width=frame)
+                draw.rectangle(
+                    (x - frame, y - frame, x + cell_w + frame - 1, y + cell_h + frame - 1), outline=_RED, width=frame
+                )
                 text = "->" + names_of(int(predictions[index]))
                 _text(draw, (x + cell_w // 2, y + cell_h + frame), text, small, _RED, "ma")
     return Picture(np.asarray(sheet))
@@ -636,8 +639,9 @@ def _given(images, picks, labels, predictions, classes, columns, scale, captions
         sheet.paste(Image.fromarray(upscale(pixels, scale), mode="L"), (x, y))
         wrong = colour and predictions[index] != labels[index]
         if wrong:
-            draw.rectangle((x - frame, y - frame, x + cell_w + frame - 1, y + cell_h + frame - 1),
-                           outline=_RED, width=frame)
+            draw.rectangle(
+                (x - frame, y - frame, x + cell_w + frame - 1, y + cell_h + frame - 1), outline=_RED, width=frame
+            )
         if not captioned:
             continue
         if labels is None:

@@ -135,8 +135,12 @@ def _parse_range(value: str, size: int) -> tuple[int, int] | str | None:
 def _plain(status: int, reason: str, text: str, *extra: tuple[str, str], close: bool = True) -> bytes:
     """A complete small text response."""
     body = f"{status}: {text}\n".encode()
-    lines = [f"HTTP/1.1 {status} {reason}", "Content-Type: text/plain; charset=utf-8", f"Content-Length: {len(body)}",
-             f"Date: {email.utils.formatdate(usegmt=True)}"]  # RFC 9110 6.6.1: in every 4xx too
+    lines = [
+        f"HTTP/1.1 {status} {reason}",
+        "Content-Type: text/plain; charset=utf-8",
+        f"Content-Length: {len(body)}",
+        f"Date: {email.utils.formatdate(usegmt=True)}",
+    ]  # RFC 9110 6.6.1: in every 4xx too
     lines += [f"{k}: {v}" for k, v in extra]
     if close:
         lines.append("Connection: close")
@@ -267,9 +271,11 @@ class MirrorServer:
         try:
             self._listener = socket.create_server((host, port), family=family, backlog=min(4096, socket.SOMAXCONN))
         except OSError as err:
-            hint = {errno.EADDRINUSE: "another program uses that port; choose another --port (0 picks a free one)",
-                    errno.EACCES: "ports below 1024 need privileges; choose --port 1024 or above",
-                    errno.EADDRNOTAVAIL: "that address is not one of this machine's; use 0.0.0.0 or 127.0.0.1"}
+            hint = {
+                errno.EADDRINUSE: "another program uses that port; choose another --port (0 picks a free one)",
+                errno.EACCES: "ports below 1024 need privileges; choose --port 1024 or above",
+                errno.EADDRNOTAVAIL: "that address is not one of this machine's; use 0.0.0.0 or 127.0.0.1",
+            }
             why = hint.get(err.errno or 0, "check --host and --port")
             # os.strerror: the OS's words only, without create_server's "(while attempting to bind ...)"
             said = os.strerror(err.errno) if err.errno else str(err)
@@ -286,8 +292,16 @@ class MirrorServer:
         self._lingering: set[asyncio.Task] = set()
         self._socks: set[socket.socket] = set()  # every accepted socket not yet closed
         #: counters since start, for logs, tests and measurements
-        self.stats = {"connections": 0, "requests": 0, "bytes_sent": 0, "refused_over_cap": 0,
-                      "dropped_head_timeout": 0, "dropped_stalled": 0, "bad_requests": 0, "peak_open": 0}
+        self.stats = {
+            "connections": 0,
+            "requests": 0,
+            "bytes_sent": 0,
+            "refused_over_cap": 0,
+            "dropped_head_timeout": 0,
+            "dropped_stalled": 0,
+            "bad_requests": 0,
+            "peak_open": 0,
+        }
         self._tally: dict[str, int] = {}
 
     # --- public surface --------------------------------------------------------------------------
@@ -450,8 +464,11 @@ class MirrorServer:
     def _refuse(self, sock: socket.socket) -> None:
         """503 to a client over the cap, then a short bounded lingering close so it reads the answer."""
         with contextlib.suppress(OSError):
-            sock.send(_plain(503, "Service Unavailable", "too many connections; retry later",
-                             ("Retry-After", str(RETRY_AFTER))))
+            sock.send(
+                _plain(
+                    503, "Service Unavailable", "too many connections; retry later", ("Retry-After", str(RETRY_AFTER))
+                )
+            )
         if len(self._lingering) >= _MAX_LINGERING:
             _abort(sock)
             self._socks.discard(sock)
@@ -559,8 +576,15 @@ class MirrorServer:
                 sock.close()
             self._socks.discard(sock)
 
-    async def _next(self, conn: h11.Connection, sock: socket.socket, deadline: float, why: str,
-                    quiet: bool = False, fed: list[int] | None = None):
+    async def _next(
+        self,
+        conn: h11.Connection,
+        sock: socket.socket,
+        deadline: float,
+        why: str,
+        quiet: bool = False,
+        fed: list[int] | None = None,
+    ):
         """The next h11 event, reading as needed; ``_Drop`` once ``deadline`` passes.
 
         ``quiet``: a kept-alive connection that stays silent until the deadline is closed without a
@@ -595,8 +619,9 @@ class MirrorServer:
                 fed[0] += len(data)
             conn.receive_data(data)
 
-    async def _read_body(self, conn: h11.Connection, sock: socket.socket, request: h11.Request,
-                         peer: str) -> bool | None:
+    async def _read_body(
+        self, conn: h11.Connection, sock: socket.socket, request: h11.Request, peer: str
+    ) -> bool | None:
         """Read and drop a request body; True to keep the connection, None if it was refused."""
         names = {k for k, _ in request.headers}
         if b"content-length" in names and b"transfer-encoding" in names:
@@ -628,13 +653,18 @@ class MirrorServer:
             elif isinstance(event, h11.ConnectionClosed):
                 return False
 
-    async def _bad_request(self, sock: socket.socket, status: int, reason: str, peer: str,
-                           request: h11.Request | None = None) -> None:
+    async def _bad_request(
+        self, sock: socket.socket, status: int, reason: str, peer: str, request: h11.Request | None = None
+    ) -> None:
         self.stats["bad_requests"] += 1
         self._count("bad")
         status = status if status in (400, 413, 414, 431) else 400
-        names = {400: "Bad Request", 413: "Content Too Large", 414: "URI Too Long",
-                 431: "Request Header Fields Too Large"}
+        names = {
+            400: "Bad Request",
+            413: "Content Too Large",
+            414: "URI Too Long",
+            431: "Request Header Fields Too Large",
+        }
         if request is not None:
             self._log_request(peer, request, status, 0)
         with contextlib.suppress(OSError):
@@ -655,8 +685,9 @@ class MirrorServer:
         method = request.method.decode("ascii", "replace")
         if method not in ("GET", "HEAD"):
             self._log_request(peer, request, 405, 0)
-            await self._send(sock, _plain(405, "Method Not Allowed", "only GET and HEAD", ("Allow", "GET, HEAD"),
-                                          close=not keep))
+            await self._send(
+                sock, _plain(405, "Method Not Allowed", "only GET and HEAD", ("Allow", "GET, HEAD"), close=not keep)
+            )
             return keep
         target = request.target.decode("latin-1")
         path, problem = self.resolve(target)
@@ -678,8 +709,9 @@ class MirrorServer:
         except OSError as err:
             if err.errno in (errno.EMFILE, errno.ENFILE):  # out of descriptors: busy, not missing
                 self._log_request(peer, request, 503, 0)
-                await self._send(sock, _plain(503, "Service Unavailable", "too busy; retry later",
-                                              ("Retry-After", str(RETRY_AFTER))))
+                await self._send(
+                    sock, _plain(503, "Service Unavailable", "too busy; retry later", ("Retry-After", str(RETRY_AFTER)))
+                )
                 return False
             self._log_request(peer, request, 404, 0)
             await self._send(sock, _plain(404, "Not Found", "not found", close=not keep))
@@ -709,8 +741,12 @@ class MirrorServer:
                 span = _parse_range(wanted, size)
                 if span is None:
                     self._log_request(peer, request, 416, 0)
-                    lines = ["HTTP/1.1 416 Range Not Satisfiable", f"Content-Range: bytes */{size}",
-                             "Content-Length: 0", validators[-1]] + ([] if keep else ["Connection: close"])
+                    lines = [
+                        "HTTP/1.1 416 Range Not Satisfiable",
+                        f"Content-Range: bytes */{size}",
+                        "Content-Length: 0",
+                        validators[-1],
+                    ] + ([] if keep else ["Connection: close"])
                     await self._send(sock, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
                     return keep
                 if isinstance(span, tuple):  # else IGNORE_RANGE: the whole file
@@ -824,8 +860,9 @@ def serve(
     header_timeout, stall_timeout, max_connections
         Limits on clients (see :class:`MirrorServer`).
     """
-    server = MirrorServer(root, host, port, header_timeout=header_timeout, stall_timeout=stall_timeout,
-                          max_connections=max_connections)
+    server = MirrorServer(
+        root, host, port, header_timeout=header_timeout, stall_timeout=stall_timeout, max_connections=max_connections
+    )
     try:
         asyncio.get_running_loop()
     except RuntimeError:  # the usual case: no event loop here, serve in this thread

@@ -245,10 +245,7 @@ def _mirror_problem(item: str) -> str | None:
 def _bad_mirrors(mirrors: object) -> None:
     from .errors import ArgumentError
 
-    msg = (
-        f"mirrors={mirrors!r} is not valid: give a comma-separated string or a list of URLs and folders "
-        "(str or path)"
-    )
+    msg = f"mirrors={mirrors!r} is not valid: give a comma-separated string or a list of URLs and folders (str or path)"
     raise ArgumentError(msg)
 
 

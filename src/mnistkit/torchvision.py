@@ -33,7 +33,7 @@ import numpy as np
 
 from .errors import ArgumentError, MissingFilesError, MnistkitError
 
-__all__ = ["MNIST", "FashionMNIST", "KMNIST", "EMNIST", "QMNIST", "DatasetNotFoundError"]
+__all__ = ["EMNIST", "KMNIST", "MNIST", "QMNIST", "DatasetNotFoundError", "FashionMNIST"]
 
 #: torchvision's message when ``download=False`` and the files are not in ``root``.
 NOT_FOUND = "Dataset not found. You can use download=True to download it"
@@ -306,7 +306,16 @@ class FashionMNIST(MNIST):
 
     _registry_name = "fashion-mnist"
     classes: ClassVar[list[str]] = [
-        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
     ]
 
 
@@ -395,7 +404,11 @@ class QMNIST(MNIST):
 
     _registry_name = "qmnist"
     subsets: ClassVar[dict[str, str]] = {
-        "train": "train", "test": "test", "test10k": "test", "test50k": "test", "nist": "nist"
+        "train": "train",
+        "test": "test",
+        "test10k": "test",
+        "test50k": "test",
+        "nist": "nist",
     }
 
     def __init__(

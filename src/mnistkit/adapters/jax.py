@@ -22,7 +22,7 @@ import numpy as np
 from ..batching import Batches, batches
 from ..errors import MissingDependencyError
 
-__all__ = ["jax_batches", "jax_dataset", "DeviceBatches"]
+__all__ = ["DeviceBatches", "jax_batches", "jax_dataset"]
 
 
 def _jax():
@@ -182,8 +182,13 @@ def jax_dataset(
     flatten = _check_bool(flatten, "flatten")
     store = dataset_store(name, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress)
     parts = select_parts(
-        store, [split], orientation=orientation, label_table=label_table,
-        validation=validation, validation_seed=validation_seed, stratify=stratify,
+        store,
+        [split],
+        orientation=orientation,
+        label_table=label_table,
+        validation=validation,
+        validation_seed=validation_seed,
+        stratify=stratify,
     )
 
     def convert(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, Any]:

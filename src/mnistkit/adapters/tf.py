@@ -107,8 +107,13 @@ def tf_dataset(
     drop_last = _check_bool(drop_last, "drop_last")
     store = dataset_store(name, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress)
     parts = select_parts(
-        store, [split], orientation=orientation, label_table=label_table,
-        validation=validation, validation_seed=validation_seed, stratify=stratify,
+        store,
+        [split],
+        orientation=orientation,
+        label_table=label_table,
+        validation=validation,
+        validation_seed=validation_seed,
+        stratify=stratify,
     )
 
     def build(part, shuffled: bool):

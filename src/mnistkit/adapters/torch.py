@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import ArgumentError, MissingDependencyError
 
-__all__ = ["torch_dataset", "torch_loaders", "MnistDataset", "BatchOrder"]  # noqa: F822 - MnistDataset comes from __getattr__
+__all__ = ["BatchOrder", "MnistDataset", "torch_dataset", "torch_loaders"]  # noqa: F822 - MnistDataset comes from __getattr__
 
 
 _255 = np.float32(255)
@@ -324,13 +324,17 @@ def torch_dataset(
     )
     store = dataset_store(name, data_home=data_home, mirrors=mirrors, offline=offline, progress=progress)
     parts = select_parts(
-        store, [split], orientation=orientation, label_table=label_table,
-        validation=validation, validation_seed=validation_seed, stratify=stratify,
+        store,
+        [split],
+        orientation=orientation,
+        label_table=label_table,
+        validation=validation,
+        validation_seed=validation_seed,
+        stratify=stratify,
     )
     # Each part keeps its own labels (small: pickled to spawned workers) and shares the images' map.
     made = [
-        cls(part.dataset, store.home, split, part.taken_labels(), part.index, part.images, **options)
-        for part in parts
+        cls(part.dataset, store.home, split, part.taken_labels(), part.index, part.images, **options) for part in parts
     ]
     return made[0] if len(made) == 1 else tuple(made)
 
@@ -438,8 +442,10 @@ def _check_seed(value: Any) -> int | None:
     """A seed for ``torch.Generator.manual_seed``: None or an integer (NumPy integers too)."""
     if value is None:
         return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or not (
-        _SEED_RANGE[0] <= int(value) <= _SEED_RANGE[1]
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, numbers.Integral)
+        or not (_SEED_RANGE[0] <= int(value) <= _SEED_RANGE[1])
     ):
         msg = f"seed={value!r}: expected None or an integer from -2**63 to 2**64-1"
         raise ArgumentError(msg)
@@ -538,8 +544,14 @@ def torch_loaders(
     seed = _check_seed(seed)
     num_workers = _check_workers(num_workers)
     common: dict[str, Any] = dict(
-        normalize=normalize, flatten=flatten, orientation=orientation, label_table=label_table,
-        data_home=data_home, mirrors=mirrors, offline=offline, progress=progress,
+        normalize=normalize,
+        flatten=flatten,
+        orientation=orientation,
+        label_table=label_table,
+        data_home=data_home,
+        mirrors=mirrors,
+        offline=offline,
+        progress=progress,
     )
     train = torch_dataset(
         name, "train", validation=validation, validation_seed=validation_seed, stratify=stratify, **common
@@ -557,9 +569,7 @@ def torch_loaders(
             return DataLoader(ds, batch_sampler=batches, generator=gen, **loader_options)
         # Automatic batching off: each "index" is a whole batch, and ds[batch] gathers it in one call.
         order = BatchOrder(len(ds), size, drop_last, shuffle, generator)
-        return _loader_class()(
-            ds, batch_size=None, sampler=order, generator=gen, collate_fn=_as_is, **loader_options
-        )
+        return _loader_class()(ds, batch_size=None, sampler=order, generator=gen, collate_fn=_as_is, **loader_options)
 
     loaders = [loader(parts[0], batch_size, True)]
     for ds in (*parts[1:], test):  # validation and test: the stored order
