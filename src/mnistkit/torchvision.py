@@ -162,11 +162,17 @@ class _Base:
     def _part(self, *, download: bool | None = None, **options):
         """The split's rows and labels (:func:`mnistkit.api.select_parts`), or torchvision's error."""
         from .api import select_parts
+        from .store import _NotAFolder
 
         download = self._download if download is None else download
-        store = self._store(download)
         try:
+            store = self._store(download)
             return select_parts(store, [self._split()], **options)[0]
+        except _NotAFolder as err:
+            if download:
+                raise
+            # A file where the root (or its <Class>/raw) must be: torchvision finds no data there either.
+            raise DatasetNotFoundError(f"{NOT_FOUND} ({err})") from err
         except MissingFilesError as err:
             if download:
                 raise

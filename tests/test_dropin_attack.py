@@ -1,0 +1,50 @@
+"""Careless-user attacks on the torchvision and Keras drop-ins: each test is a defect found and fixed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import make_synthetic
+
+from mnistkit import registry
+from mnistkit.keras import mnist
+
+
+@pytest.fixture
+def synth_mnist(monkeypatch):
+    synth = make_synthetic("mnist")
+    monkeypatch.setitem(registry.DATASETS, "mnist", synth.dataset)
+    return synth
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04"], ids=["empty", "zip-header-only"])
+def test_keras_npz_left_empty_by_an_interrupted_download_is_ignored(
+    content, synth_mnist, tmp_path, home, server, monkeypatch, caplog
+):
+    # An interrupted Keras download leaves a 0-byte (or cut) mnist.npz: np.load raises EOFError, which escaped.
+    server.serve_dataset(synth_mnist)
+    monkeypatch.setenv("MNISTKIT_MIRROR", server.url)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    folder = tmp_path / "keras" / "datasets"
+    folder.mkdir(parents=True)
+    (folder / "mnist.npz").write_bytes(content)
+    (x, _), _ = mnist.load_data()
+    np.testing.assert_array_equal(x, synth_mnist.arrays["train-images-idx3-ubyte.gz"])
+    assert "mnist.npz" in caplog.text
+
+
+def test_torchvision_root_that_is_a_file_raises_torchvisions_runtime_error(tmp_path, home):
+    # torchvision: RuntimeError("Dataset not found...") when root is a file and download=False.
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install 'mnistkit[torch]'")
+    del torch
+    from mnistkit import torchvision as mk
+
+    root = tmp_path / "data"
+    root.write_text("not a folder")
+    for cls in (mk.MNIST, mk.FashionMNIST, mk.KMNIST):
+        with pytest.raises(RuntimeError, match="^Dataset not found. You can use download=True to download it"):
+            cls(str(root), train=False)
+    with pytest.raises(RuntimeError, match="^Dataset not found"):
+        mk.QMNIST(root, what="test10k")
+    with pytest.raises(RuntimeError, match="^Dataset not found"):
+        mk.EMNIST(root, split="mnist")
