@@ -48,3 +48,44 @@ def test_torchvision_root_that_is_a_file_raises_torchvisions_runtime_error(tmp_p
         mk.QMNIST(root, what="test10k")
     with pytest.raises(RuntimeError, match="^Dataset not found"):
         mk.EMNIST(root, split="mnist")
+    # A file where torchvision's <root>/<Class> folder goes: the same error, naming that file.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "MNIST").write_text("not a folder")
+    with pytest.raises(RuntimeError, match=r"^Dataset not found.*MNIST is a file"):
+        mk.MNIST(other)
+
+
+def _emnist_root(monkeypatch, root, keep_archive):
+    pytest.importorskip("torch", reason="PyTorch is not installed: pip install 'mnistkit[torch]'")
+    import family
+    from test_torchvision_dropin import torchvision_layout
+
+    fam = family.emnist()
+    fam.register(monkeypatch)
+    torchvision_layout([fam], root, keep_archives=keep_archive)
+    return fam
+
+
+def test_emnist_truncated_archive_or_members_raise_torchvisions_error(monkeypatch, tmp_path, home):
+    from mnistkit import torchvision as mk
+
+    # A cut gzip.zip (an interrupted download) and no extracted members: not found, never a traceback.
+    cut = tmp_path / "cut"
+    _emnist_root(monkeypatch, cut, keep_archive=True)
+    raw = cut / "EMNIST" / "raw"
+    for p in raw.iterdir():
+        if p.name != "gzip.zip":
+            p.unlink()
+    body = (raw / "gzip.zip").read_bytes()
+    (raw / "gzip.zip").write_bytes(body[: len(body) // 2])
+    with pytest.raises(RuntimeError, match="^Dataset not found"):
+        mk.EMNIST(cut, split="letters", train=False)
+
+    # Extracted members only, one of them cut short: not used.
+    ext = tmp_path / "ext"
+    _emnist_root(monkeypatch, ext, keep_archive=False)
+    member = ext / "EMNIST" / "raw" / "emnist-letters-test-images-idx3-ubyte"
+    member.write_bytes(member.read_bytes()[:100])
+    with pytest.raises(RuntimeError, match="^Dataset not found"):
+        mk.EMNIST(ext, split="letters", train=False)
