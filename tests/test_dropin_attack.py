@@ -1,4 +1,4 @@
-"""Careless-user attacks on the torchvision and Keras drop-ins: each test is a defect found and fixed."""
+"""Careless-user attacks on the torchvision and Keras drop-ins: defects found and fixed, and guards for attacks that held."""
 
 from __future__ import annotations
 
@@ -89,3 +89,24 @@ def test_emnist_truncated_archive_or_members_raise_torchvisions_error(monkeypatc
     member.write_bytes(member.read_bytes()[:100])
     with pytest.raises(RuntimeError, match="^Dataset not found"):
         mk.EMNIST(ext, split="letters", train=False)
+
+
+
+def test_torchvision_mirrors_and_resources_can_be_read_and_rewritten():
+    # The 2020 workaround for yann.lecun.com being down reads MNIST.resources: it raised AttributeError.
+    pytest.importorskip("torch", reason="PyTorch is not installed: pip install 'mnistkit[torch]'")
+    import hashlib
+
+    from mnistkit import torchvision as mk
+
+    for cls, folder in ((mk.MNIST, "mnist"), (mk.FashionMNIST, "fashion-mnist"), (mk.KMNIST, "kmnist")):
+        assert [name for name, _ in cls.resources] == [
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        ]
+        assert all(m.endswith("/") for m in cls.mirrors)
+        rewritten = [("/".join(["https://example.invalid", name]), md5) for name, md5 in cls.resources]
+        assert len(rewritten) == 4
+        assert all(len(md5) == 32 and int(md5, 16) >= 0 for _, md5 in cls.resources)  # torchvision 0.29.1's
