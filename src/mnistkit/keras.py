@@ -63,7 +63,7 @@ def _keras_npz(path: Path) -> Pairs | None:
         digest = sha.hexdigest()
         with np.load(path, allow_pickle=False) as f:
             arrays = [np.asarray(f[key]) for key in ("x_train", "y_train", "x_test", "y_test")]
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:  # EOFError: a 0-byte file
         log.warning("ignoring %s: not a readable Keras mnist.npz (%s)", path, err)
         return None
     if digest != KERAS_MNIST_NPZ_SHA256:

@@ -162,11 +162,17 @@ class _Base:
     def _part(self, *, download: bool | None = None, **options):
         """The split's rows and labels (:func:`mnistkit.api.select_parts`), or torchvision's error."""
         from .api import select_parts
+        from .store import _NotAFolder
 
         download = self._download if download is None else download
-        store = self._store(download)
         try:
+            store = self._store(download)
             return select_parts(store, [self._split()], **options)[0]
+        except _NotAFolder as err:
+            if download:
+                raise
+            # A file where the root (or its <Class>/raw) must be: torchvision finds no data there either.
+            raise DatasetNotFoundError(f"{NOT_FOUND} ({err})") from err
         except MissingFilesError as err:
             if download:
                 raise
@@ -300,11 +306,31 @@ class MNIST(_Base, _torch_module.utils.data.Dataset):
     >>> img, label = train[0]                                            # doctest: +SKIP
     """
 
+    # torchvision's class attributes, for code that reads them (e.g. to rewrite ``resources`` onto another
+    # mirror): mnistkit fetches from its own sources, so changing them changes nothing.
+    mirrors: ClassVar[list[str]] = [
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    ]
+    resources: ClassVar[list[tuple[str, str]]] = [
+        ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+        ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
+        ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
+        ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
+    ]
+
 
 class FashionMNIST(MNIST):
     """Fashion-MNIST as ``torchvision.datasets.FashionMNIST`` (parameters as :class:`MNIST`)."""
 
     _registry_name = "fashion-mnist"
+    mirrors: ClassVar[list[str]] = ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"]
+    resources: ClassVar[list[tuple[str, str]]] = [
+        ("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+        ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
+        ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
+        ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
+    ]
     classes: ClassVar[list[str]] = [
         "T-shirt/top",
         "Trouser",
@@ -323,6 +349,13 @@ class KMNIST(MNIST):
     """Kuzushiji-MNIST as ``torchvision.datasets.KMNIST`` (parameters as :class:`MNIST`)."""
 
     _registry_name = "kmnist"
+    mirrors: ClassVar[list[str]] = ["http://codh.rois.ac.jp/kmnist/dataset/kmnist/"]
+    resources: ClassVar[list[tuple[str, str]]] = [
+        ("train-images-idx3-ubyte.gz", "bdb82020997e1d708af4cf47b453dcf7"),
+        ("train-labels-idx1-ubyte.gz", "e144d726b3acfaa3e44228e80efcd344"),
+        ("t10k-images-idx3-ubyte.gz", "5c965bf0a639b31b8f53240b1b52f4d7"),
+        ("t10k-labels-idx1-ubyte.gz", "7320c461ea6c1c855c0b718fb2a4b134"),
+    ]
     classes: ClassVar[list[str]] = ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]
 
 
