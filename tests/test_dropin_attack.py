@@ -91,7 +91,6 @@ def test_emnist_truncated_archive_or_members_raise_torchvisions_error(monkeypatc
         mk.EMNIST(ext, split="letters", train=False)
 
 
-
 def test_torchvision_mirrors_and_resources_can_be_read_and_rewritten():
     # The 2020 workaround for yann.lecun.com being down reads MNIST.resources: it raised AttributeError.
     pytest.importorskip("torch", reason="PyTorch is not installed: pip install 'mnistkit[torch]'")

@@ -172,7 +172,8 @@ class _Base:
             if download:
                 raise
             # A file where the root (or its <Class>/raw) must be: torchvision finds no data there either.
-            raise DatasetNotFoundError(f"{NOT_FOUND} ({err})") from err
+            msg = f"{NOT_FOUND} ({err})"
+            raise DatasetNotFoundError(msg) from err
         except MissingFilesError as err:
             if download:
                 raise
