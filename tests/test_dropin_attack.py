@@ -1,4 +1,4 @@
-"""Careless-user attacks on the torchvision and Keras drop-ins: defects found and fixed, and guards for attacks that held."""
+"""Careless-user attacks on the torchvision and Keras drop-ins: defects found and fixed, and guards that held."""
 
 from __future__ import annotations
 
@@ -42,11 +42,11 @@ def test_torchvision_root_that_is_a_file_raises_torchvisions_runtime_error(tmp_p
     root = tmp_path / "data"
     root.write_text("not a folder")
     for cls in (mk.MNIST, mk.FashionMNIST, mk.KMNIST):
-        with pytest.raises(RuntimeError, match="^Dataset not found. You can use download=True to download it"):
+        with pytest.raises(RuntimeError, match=r"^Dataset not found\. You can use download=True to download it"):
             cls(str(root), train=False)
-    with pytest.raises(RuntimeError, match="^Dataset not found"):
+    with pytest.raises(RuntimeError, match=r"^Dataset not found"):
         mk.QMNIST(root, what="test10k")
-    with pytest.raises(RuntimeError, match="^Dataset not found"):
+    with pytest.raises(RuntimeError, match=r"^Dataset not found"):
         mk.EMNIST(root, split="mnist")
     # A file where torchvision's <root>/<Class> folder goes: the same error, naming that file.
     other = tmp_path / "other"
@@ -59,6 +59,7 @@ def test_torchvision_root_that_is_a_file_raises_torchvisions_runtime_error(tmp_p
 def _emnist_root(monkeypatch, root, keep_archive):
     pytest.importorskip("torch", reason="PyTorch is not installed: pip install 'mnistkit[torch]'")
     import family
+
     from test_torchvision_dropin import torchvision_layout
 
     fam = family.emnist()
@@ -79,7 +80,7 @@ def test_emnist_truncated_archive_or_members_raise_torchvisions_error(monkeypatc
             p.unlink()
     body = (raw / "gzip.zip").read_bytes()
     (raw / "gzip.zip").write_bytes(body[: len(body) // 2])
-    with pytest.raises(RuntimeError, match="^Dataset not found"):
+    with pytest.raises(RuntimeError, match=r"^Dataset not found"):
         mk.EMNIST(cut, split="letters", train=False)
 
     # Extracted members only, one of them cut short: not used.
@@ -87,18 +88,16 @@ def test_emnist_truncated_archive_or_members_raise_torchvisions_error(monkeypatc
     _emnist_root(monkeypatch, ext, keep_archive=False)
     member = ext / "EMNIST" / "raw" / "emnist-letters-test-images-idx3-ubyte"
     member.write_bytes(member.read_bytes()[:100])
-    with pytest.raises(RuntimeError, match="^Dataset not found"):
+    with pytest.raises(RuntimeError, match=r"^Dataset not found"):
         mk.EMNIST(ext, split="letters", train=False)
 
 
 def test_torchvision_mirrors_and_resources_can_be_read_and_rewritten():
     # The 2020 workaround for yann.lecun.com being down reads MNIST.resources: it raised AttributeError.
     pytest.importorskip("torch", reason="PyTorch is not installed: pip install 'mnistkit[torch]'")
-    import hashlib
-
     from mnistkit import torchvision as mk
 
-    for cls, folder in ((mk.MNIST, "mnist"), (mk.FashionMNIST, "fashion-mnist"), (mk.KMNIST, "kmnist")):
+    for cls, _folder in ((mk.MNIST, "mnist"), (mk.FashionMNIST, "fashion-mnist"), (mk.KMNIST, "kmnist")):
         assert [name for name, _ in cls.resources] == [
             "train-images-idx3-ubyte.gz",
             "train-labels-idx1-ubyte.gz",
