@@ -1,0 +1,70 @@
+"""Attacks on object-storage mirrors, publishing and data distributions (a careless or hostile user)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from helpers import run_cli
+
+pytest.importorskip("s3fs", reason="remote mirror tests need the test extra (fsspec, s3fs, moto[server])")
+pytest.importorskip("moto", reason="remote mirror tests need moto[server] (pip install '.[test]')")
+
+from mnistkit.mirror import INDEX_NAME, publish, verify_mirror
+from mnistkit.remote import filesystem
+from s3server import S3Server, s3_env
+
+IMAGES = "train-images-idx3-ubyte.gz"
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    with S3Server() as srv:
+        yield srv
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    s3_server.reset()
+    for key in list(os.environ):
+        if key.startswith(("AWS_", "FSSPEC_")):
+            monkeypatch.delenv(key)
+    for key, value in s3_env(s3_server.url).items():
+        monkeypatch.setenv(key, value)
+    return s3_server
+
+
+def put(base: str, rel: str, data: bytes) -> None:
+    fs, root = filesystem(base)
+    bucket = root.split("/")[0]
+    if not fs.exists(bucket):
+        fs.mkdir(bucket)
+    fs.pipe_file(f"{root}/{rel}", data)
+
+
+LYING_ENTRIES = {
+    "a string": "sha256:abc",
+    "a list": [1, 2],
+    "a number": 7,
+    "null": None,
+}
+
+
+@pytest.mark.parametrize("entry", list(LYING_ENTRIES))
+def test_verify_mirror_with_an_index_entry_of_the_wrong_shape_is_a_finding_not_a_crash(s3, synth, home, entry):
+    synth.write(home)
+    put("s3://shape/m", "tiny/.keep", b"")
+    publish("s3://shape/m", ["tiny"], data_home=home)
+    fs, _ = filesystem("s3://shape")
+    index = json.loads(fs.cat_file(f"shape/m/tiny/{INDEX_NAME}"))
+    index["files"][IMAGES] = LYING_ENTRIES[entry]
+    put("s3://shape/m", f"tiny/{INDEX_NAME}", json.dumps(index).encode())
+    findings = {f.name: f for f in verify_mirror("s3://shape/m")}
+    assert not findings[IMAGES].ok, findings[IMAGES]
+    result = run_cli("verify", "--mirror", "s3://shape/m", env=dict(os.environ))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    # publishing again refreshes the entry
+    publish("s3://shape/m", ["tiny"], data_home=home)
+    assert all(f.ok for f in verify_mirror("s3://shape/m"))
