@@ -453,7 +453,7 @@ def _check_file(place: Place, folder: str, spec: FileSpec, recorded: object) -> 
     if recorded is None:
         return MirrorFinding(folder, spec.name, url, stream.size, None)
     if not isinstance(recorded, dict):
-        problem = f"{url}: its entry in {INDEX_NAME} is not a size and sha256 record; publish again to refresh the index"
+        problem = f"{url}: its entry in {INDEX_NAME} is not a size and sha256 record; publish again to refresh it"
         return MirrorFinding(folder, spec.name, url, stream.size, problem)
     if recorded.get("size") != stream.size or recorded.get("sha256") != sha256:
         problem = (
