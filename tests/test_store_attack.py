@@ -68,3 +68,38 @@ def test_verify_mirror_with_an_index_entry_of_the_wrong_shape_is_a_finding_not_a
     # publishing again refreshes the entry
     publish("s3://shape/m", ["tiny"], data_home=home)
     assert all(f.ok for f in verify_mirror("s3://shape/m"))
+
+
+SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCY"  # AWS secret keys hold '/' and '+'
+LEAKY_URLS = [
+    f"s3://AKIDEXAMPLE:{SECRET}@bucket/m",
+    "s3://AKIDEXAMPLE:se#cretPART@bucket/m",
+    "s3://AKIDEXAMPLE:se?cretPART@bucket/m",
+]
+
+
+@pytest.mark.parametrize("url", LEAKY_URLS)
+def test_a_password_with_slash_hash_or_question_mark_is_refused_and_never_printed(synth, home, url, caplog):
+    from mnistkit import load_mnist
+    from mnistkit.errors import ArgumentError
+
+    secret = url.split(":", 2)[2].split("@")[0]
+    with caplog.at_level("DEBUG", logger="mnistkit"), pytest.raises(ArgumentError) as info:
+        load_mnist(dataset="tiny", mirrors=[url])
+    assert "holds a password" in str(info.value)
+    assert secret not in str(info.value) and secret[2:] not in str(info.value), str(info.value)
+    assert not any(secret[2:] in r.getMessage() for r in caplog.records)
+    for args in (["verify", "--mirror", url], ["publish", url, "mnist"]):
+        result = run_cli(*args)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "holds a password" in result.stderr
+        assert secret[2:] not in result.stdout + result.stderr, result.stderr
+    assert not [p for p in home.rglob("*") if p.is_file() and secret[2:].encode() in p.read_bytes()]
+
+
+@pytest.mark.parametrize("url", ["sftp://host:22/data@2024/m", "s3://bucket/a:b@c/m"])
+def test_an_at_sign_in_the_path_is_not_taken_for_a_password(url):
+    from mnistkit.remote import check_url, redact
+
+    check_url(url)
+    assert redact(url) == url
