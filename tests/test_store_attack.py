@@ -14,6 +14,7 @@ pytest.importorskip("moto", reason="remote mirror tests need moto[server] (pip i
 from mnistkit.mirror import INDEX_NAME, publish, verify_mirror
 from mnistkit.remote import filesystem
 from s3server import S3Server, s3_env
+from test_data_distributions import install_fake  # imported now: before conftest hides installed data
 
 IMAGES = "train-images-idx3-ubyte.gz"
 
@@ -103,3 +104,65 @@ def test_an_at_sign_in_the_path_is_not_taken_for_a_password(url):
 
     check_url(url)
     assert redact(url) == url
+
+
+# --- installed data distributions, damaged in place ---------------------------------------------------
+
+
+def _dist_damages(synth):
+    from helpers import make_synthetic
+
+    other = make_synthetic(seed=1).gz
+    return {
+        "deleted": None,
+        "another dataset's file": other[IMAGES],
+        "the labels file under the images name": synth.gz["train-labels-idx1-ubyte.gz"],
+        "a folder": "dir",
+        "empty": b"",
+        "a symlink to /dev/zero": "zero",
+    }
+
+
+DAMAGES = ["deleted", "another dataset's file", "the labels file under the images name", "a folder", "empty",
+           "a symlink to /dev/zero"]
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_damaged_installed_file_is_refused_and_the_mirror_used(synth, monkeypatch, tmp_path, home, damage,
+                                                                  read_only, caplog):
+    import numpy as np
+    from helpers import Route, Server
+
+    import mnistkit
+    from mnistkit.cli import main
+
+    folder = install_fake(monkeypatch, tmp_path / "site", "tiny", synth.gz)
+    bad = _dist_damages(synth)[damage]
+    target = folder / IMAGES
+    target.unlink()
+    if bad == "dir":
+        target.mkdir()
+    elif bad == "zero":
+        target.symlink_to("/dev/zero")
+    elif bad is not None:
+        target.write_bytes(bad)
+    names = sorted(p.name for p in folder.iterdir())
+    if read_only:
+        for p in (folder, folder.parent):
+            p.chmod(0o555)
+    try:
+        assert main(["list"]) == 0
+        assert main(["info", "tiny"]) == 0
+        with Server() as server:
+            for n, body in synth.gz.items():
+                server.routes[f"/tiny/{n}"] = Route(body=body)
+            (x, _), (_, tt) = mnistkit.load_mnist(normalize=False, flatten=False, dataset="tiny", mirrors=server.url)
+            assert server.gets(f"/tiny/{IMAGES}") == 1
+            assert server.gets("/tiny/t10k-images-idx3-ubyte.gz") == 0
+        np.testing.assert_array_equal(x[:, 0], synth.arrays[IMAGES])
+        np.testing.assert_array_equal(tt, synth.arrays["t10k-labels-idx1-ubyte.gz"])
+        assert sorted(p.name for p in folder.iterdir()) == names  # nothing written into the distribution
+    finally:
+        for p in (folder, folder.parent):
+            p.chmod(0o755)
