@@ -166,3 +166,45 @@ def test_a_damaged_installed_file_is_refused_and_the_mirror_used(synth, monkeypa
     finally:
         for p in (folder, folder.parent):
             p.chmod(0o755)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_publish_to_a_read_only_folder_is_one_line_exit_1(synth, home, tmp_path):
+    from mnistkit.errors import MnistkitError
+
+    synth.write(home)
+    dest = tmp_path / "ro"
+    dest.mkdir()
+    dest.chmod(0o555)
+    try:
+        with pytest.raises(MnistkitError) as info:
+            publish(dest, ["tiny"], data_home=home)
+        assert "\n" not in str(info.value) and str(dest) in str(info.value), str(info.value)
+        assert list(dest.iterdir()) == []
+    finally:
+        dest.chmod(0o755)
+
+
+def test_publish_over_wrong_files_in_a_folder_replaces_them_and_lying_index_is_not_trusted(synth, home, tmp_path):
+    from helpers import make_synthetic
+
+    synth.write(home)
+    dest = tmp_path / "mirror"
+    publish(dest, ["tiny"], data_home=home)
+    other = make_synthetic(seed=2).gz[IMAGES]
+    target = dest / "tiny" / IMAGES
+    st = target.stat()
+    # rewritten in place, same size, the recorded mtime put back (cp -p, rsync -t)
+    data = bytearray(synth.gz[IMAGES])
+    data[-20] ^= 0xFF
+    target.write_bytes(bytes(data))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    findings = {f.name: f for f in verify_mirror(dest)}
+    assert not findings[IMAGES].ok
+    done = {p.name: p.action for p in publish(dest, ["tiny"], data_home=home)}
+    assert done[IMAGES] == "uploaded", done
+    assert target.read_bytes() == synth.gz[IMAGES]
+    target.write_bytes(other)
+    done = {p.name: p.action for p in publish(dest, ["tiny"], data_home=home)}
+    assert done[IMAGES] == "uploaded" and target.read_bytes() == synth.gz[IMAGES]
+    assert all(f.ok for f in verify_mirror(dest))

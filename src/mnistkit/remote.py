@@ -556,7 +556,9 @@ class FolderPlace(Place):
             st = (self.root / rel).stat()
         except FileNotFoundError:
             return None
-        return Entry(st.st_size, f"mtime_ns:{st.st_mtime_ns}")
+        # ctime and inode too: a rewrite that puts the old mtime back (cp -p, rsync -t, bit rot repaired by
+        # hand) still changes them, so publish reads such a file back instead of trusting the index.
+        return Entry(st.st_size, f"mtime_ns:{st.st_mtime_ns};ctime_ns:{st.st_ctime_ns};ino:{st.st_ino}")
 
     def open(self, rel: str) -> BinaryIO:
         return open(self.root / rel, "rb")
