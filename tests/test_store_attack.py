@@ -208,3 +208,36 @@ def test_publish_over_wrong_files_in_a_folder_replaces_them_and_lying_index_is_n
     done = {p.name: p.action for p in publish(dest, ["tiny"], data_home=home)}
     assert done[IMAGES] == "uploaded" and target.read_bytes() == synth.gz[IMAGES]
     assert all(f.ok for f in verify_mirror(dest))
+
+
+@pytest.mark.parametrize("base", ["s3://rootpub", "s3://rootpub/", "s3://rootpub/a/b/"])
+def test_publish_to_a_bucket_root_or_trailing_slash_then_load_and_verify(s3, synth, home, tmp_path, base):
+    import numpy as np
+
+    from mnistkit import load_mnist
+
+    synth.write(home)
+    put("s3://rootpub", ".keep", b"")
+    done = publish(base, ["tiny"], data_home=home)
+    assert all("//tiny" not in p.url for p in done), [p.url for p in done]
+    assert all(f.ok for f in verify_mirror(base))
+    (x, _), (_, tt) = load_mnist(normalize=False, flatten=False, dataset="tiny", data_home=tmp_path / "n",
+                                 mirrors=[base])
+    np.testing.assert_array_equal(x[:, 0], synth.arrays[IMAGES])
+    np.testing.assert_array_equal(tt, synth.arrays["t10k-labels-idx1-ubyte.gz"])
+
+
+def test_an_object_replaced_after_publish_is_refused_on_load_and_by_verify(s3, synth, home, tmp_path):
+    from helpers import make_synthetic
+
+    from mnistkit import DownloadError, load_mnist
+
+    synth.write(home)
+    put("s3://swap/m", ".keep", b"")
+    publish("s3://swap/m", ["tiny"], data_home=home)
+    put("s3://swap/m", f"tiny/{IMAGES}", make_synthetic(seed=5).gz[IMAGES])
+    assert not {f.name: f for f in verify_mirror("s3://swap/m")}[IMAGES].ok
+    with pytest.raises(DownloadError) as info:
+        load_mnist(dataset="tiny", data_home=tmp_path / "n", mirrors=["s3://swap/m"])
+    assert f"s3://swap/m/tiny/{IMAGES}" in str(info.value)
+    assert not list((tmp_path / "n" / "tiny").glob(IMAGES + "*"))
