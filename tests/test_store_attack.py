@@ -241,3 +241,17 @@ def test_an_object_replaced_after_publish_is_refused_on_load_and_by_verify(s3, s
         load_mnist(dataset="tiny", data_home=tmp_path / "n", mirrors=["s3://swap/m"])
     assert f"s3://swap/m/tiny/{IMAGES}" in str(info.value)
     assert not list((tmp_path / "n" / "tiny").glob(IMAGES + "*"))
+
+
+def test_verify_mirror_on_a_missing_bucket_or_without_credentials_is_one_line(s3, synth, home):
+    env = dict(os.environ)
+    result = run_cli("verify", "--mirror", "s3://no-such-bucket/m", env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1 and "no-such-bucket" in result.stderr, result.stderr
+    put("s3://priv/m", "mnist/index.json", b"{}")
+    env.pop("AWS_ACCESS_KEY_ID")
+    env.pop("AWS_SECRET_ACCESS_KEY")
+    result = run_cli("verify", "--mirror", "s3://priv/m", env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1 and "no usable credentials" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
