@@ -123,14 +123,21 @@ def _dist_damages(synth):
     }
 
 
-DAMAGES = ["deleted", "another dataset's file", "the labels file under the images name", "a folder", "empty",
-           "a symlink to /dev/zero"]
+DAMAGES = [
+    "deleted",
+    "another dataset's file",
+    "the labels file under the images name",
+    "a folder",
+    "empty",
+    "a symlink to /dev/zero",
+]
 
 
 @pytest.mark.parametrize("damage", DAMAGES)
 @pytest.mark.parametrize("read_only", [False, True])
-def test_a_damaged_installed_file_is_refused_and_the_mirror_used(synth, monkeypatch, tmp_path, home, damage,
-                                                                  read_only, caplog):
+def test_a_damaged_installed_file_is_refused_and_the_mirror_used(
+    synth, monkeypatch, tmp_path, home, damage, read_only, caplog
+):
     import numpy as np
     from helpers import Route, Server
 
@@ -221,8 +228,9 @@ def test_publish_to_a_bucket_root_or_trailing_slash_then_load_and_verify(s3, syn
     done = publish(base, ["tiny"], data_home=home)
     assert all("//tiny" not in p.url for p in done), [p.url for p in done]
     assert all(f.ok for f in verify_mirror(base))
-    (x, _), (_, tt) = load_mnist(normalize=False, flatten=False, dataset="tiny", data_home=tmp_path / "n",
-                                 mirrors=[base])
+    (x, _), (_, tt) = load_mnist(
+        normalize=False, flatten=False, dataset="tiny", data_home=tmp_path / "n", mirrors=[base]
+    )
     np.testing.assert_array_equal(x[:, 0], synth.arrays[IMAGES])
     np.testing.assert_array_equal(tt, synth.arrays["t10k-labels-idx1-ubyte.gz"])
 
