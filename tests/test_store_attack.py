@@ -263,3 +263,14 @@ def test_verify_mirror_on_a_missing_bucket_or_without_credentials_is_one_line(s3
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stderr.count("\n") == 1 and "no usable credentials" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("index", [{"format": 1, "files": []}, {"format": 1}, {"format": 1, "files": {"x": {}}}])
+def test_an_index_that_lists_nothing_is_a_bad_finding_not_no_index(synth, home, tmp_path, index):
+    synth.write(home)
+    dest = tmp_path / "m"
+    publish(dest, ["tiny"], data_home=home)
+    (dest / "tiny" / INDEX_NAME).write_text(json.dumps(index))
+    findings = verify_mirror(dest)
+    assert [f.name for f in findings if not f.ok] == [INDEX_NAME], findings
+    assert "lists none" in findings[0].problem

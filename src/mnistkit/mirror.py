@@ -407,6 +407,9 @@ def verify_mirror(src: str | os.PathLike, names: Sequence[str] | None = None) ->
             findings.append(MirrorFinding(folder, INDEX_NAME, index_url, None, index_problem))
         if not names and not index_problem:
             specs = [s for s in specs if s.name in listed]  # what this folder's index says was published
+            if not specs:  # an index vouching for nothing is not "no index": say so, as a problem
+                problem = f"{index_url}: lists none of this folder's files; publish again to rewrite it"
+                findings.append(MirrorFinding(folder, INDEX_NAME, index_url, None, problem))
         for spec in specs:
             recorded = listed.get(spec.name)
             if spec.name in listed and not isinstance(recorded, dict):
