@@ -407,12 +407,21 @@ def verify_mirror(src: str | os.PathLike, names: Sequence[str] | None = None) ->
             findings.append(MirrorFinding(folder, INDEX_NAME, index_url, None, index_problem))
         if not names and not index_problem:
             specs = [s for s in specs if s.name in listed]  # what this folder's index says was published
+            if not specs:  # an index vouching for nothing is not "no index": say so, as a problem
+                problem = f"{index_url}: lists none of this folder's files; publish again to rewrite it"
+                findings.append(MirrorFinding(folder, INDEX_NAME, index_url, None, problem))
         for spec in specs:
-            findings.append(_check_file(place, folder, spec, listed.get(spec.name)))
+            recorded = listed.get(spec.name)
+            if spec.name in listed and not isinstance(recorded, dict):
+                recorded = _MALFORMED  # an index entry that is not {"size": ..., "sha256": ...} vouches for nothing
+            findings.append(_check_file(place, folder, spec, recorded))
     return findings
 
 
-def _check_file(place: Place, folder: str, spec: FileSpec, recorded: dict | None) -> MirrorFinding:
+_MALFORMED = object()
+
+
+def _check_file(place: Place, folder: str, spec: FileSpec, recorded: object) -> MirrorFinding:
     rel = f"{folder}/{spec.name}"
     url = place.url(rel)
     if place.entry(rel) is None:
@@ -446,6 +455,9 @@ def _check_file(place: Place, folder: str, spec: FileSpec, recorded: dict | None
     sha256 = "sha256:" + stream.digest("sha256")
     if recorded is None:
         return MirrorFinding(folder, spec.name, url, stream.size, None)
+    if not isinstance(recorded, dict):
+        problem = f"{url}: its entry in {INDEX_NAME} is not a size and sha256 record; publish again to refresh it"
+        return MirrorFinding(folder, spec.name, url, stream.size, problem)
     if recorded.get("size") != stream.size or recorded.get("sha256") != sha256:
         problem = (
             f"{url}: the index records {recorded.get('size')} bytes, {str(recorded.get('sha256'))[:23]}..., "

@@ -200,16 +200,33 @@ def join(base: str, *parts: str) -> str:
     return "/".join([base, *(p.strip("/") for p in parts)])
 
 
+def _password_span(url: str) -> tuple[int, int] | None:
+    """Where the password of ``scheme://user:password@host/...`` is in ``url``, or None.
+
+    Read by hand, not with urlsplit: an AWS secret key holds ``/`` and ``+``, and a password may
+    hold ``#`` or ``?``, which urlsplit takes for the end of the host, so it finds no password there.
+    """
+    start = url.find("://")
+    if start < 0:
+        return None
+    start += 3
+    at = url.find("@", start)
+    colon = url.find(":", start, at) if at >= 0 else -1
+    if colon < 0 or re.search(r"[/?#]", url[start:colon]):  # a ':' in the path, not in user:password
+        return None
+    secret = url[colon + 1 : at]
+    port = re.split(r"[/?#]", secret, maxsplit=1)[0]
+    if port.isdigit() and port != secret:  # host:port/path@...: an '@' in the path, no password
+        return None
+    return colon + 1, at
+
+
 def redact(url: str) -> str:
     """``url`` with any password in it replaced by ``***`` (for messages)."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
+    span = _password_span(url)
+    if span is None or span[0] == span[1]:
         return url
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    return url[: span[0]] + "***" + url[span[1] :]
 
 
 def check_url(url: str) -> None:
@@ -219,10 +236,8 @@ def check_url(url: str) -> None:
     ------
     ArgumentError
     """
-    try:
-        password = urllib.parse.urlsplit(url).password
-    except ValueError:
-        password = None
+    span = _password_span(url)
+    password = url[span[0] : span[1]] if span else None
     scheme = scheme_of(url)
     if scheme in BACKENDS and scheme not in ("hdfs",) and "::" not in url and not urllib.parse.urlsplit(url).netloc:
         msg = f"{redact(url)}: the URL names no bucket or host; write it as {scheme}://BUCKET-OR-HOST/prefix"
@@ -541,7 +556,9 @@ class FolderPlace(Place):
             st = (self.root / rel).stat()
         except FileNotFoundError:
             return None
-        return Entry(st.st_size, f"mtime_ns:{st.st_mtime_ns}")
+        # ctime and inode too: a rewrite that puts the old mtime back (cp -p, rsync -t, bit rot repaired by
+        # hand) still changes them, so publish reads such a file back instead of trusting the index.
+        return Entry(st.st_size, f"mtime_ns:{st.st_mtime_ns};ctime_ns:{st.st_ctime_ns};ino:{st.st_ino}")
 
     def open(self, rel: str) -> BinaryIO:
         return open(self.root / rel, "rb")
