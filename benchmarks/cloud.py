@@ -48,10 +48,15 @@ NAMES = (
 
 
 def start_s3() -> tuple[object, str]:
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from werkzeug.serving import make_server
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import WSGIRequestHandler, make_server
 
-    class Quiet(MotoRequestHandler):
+    try:  # moto 5.2.5+ keeps underscores in S3 metadata header names (mnistkit sends none)
+        from moto.moto_server.werkzeug_app import MotoRequestHandler as Handler
+    except ImportError:  # older moto 5 (the declared floor): werkzeug's own handler serves as well
+        Handler = WSGIRequestHandler
+
+    class Quiet(Handler):
         def log_request(self, *args, **kwargs):
             pass
 

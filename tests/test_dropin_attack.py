@@ -69,6 +69,7 @@ def _emnist_root(monkeypatch, root, keep_archive):
 
 
 def test_emnist_truncated_archive_or_members_raise_torchvisions_error(monkeypatch, tmp_path, home):
+    pytest.importorskip("torch", reason="PyTorch is not installed: pip install 'mnistkit[torch]'")
     from mnistkit import torchvision as mk
 
     # A cut gzip.zip (an interrupted download) and no extracted members: not found, never a traceback.
